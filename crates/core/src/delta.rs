@@ -1,0 +1,78 @@
+//! One instance's aggregated outcomes for one breaker since its last report.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{BreakerKey, InstanceId, LatencySketch, ValidationError};
+
+/// Maximum of each counter in one delta.
+pub const DELTA_COUNT_MAX: u64 = 10_000_000;
+
+/// Outcomes reported by one instance for one breaker, aggregated over a report interval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delta {
+    /// The breaker.
+    pub key: BreakerKey,
+    /// The reporting instance.
+    pub instance: InstanceId,
+    /// Completed calls (successes + failures).
+    pub calls: u64,
+    /// Failed calls among `calls`.
+    pub failures: u64,
+    /// Slow calls among `calls`.
+    pub slow: u64,
+    /// Calls rejected locally (breaker open), not among `calls`.
+    pub rejected: u64,
+    /// Latencies of (some of) the completed calls.
+    pub latency: LatencySketch,
+}
+
+impl Delta {
+    /// Checks the counters are consistent and bounded.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        for (name, value) in [
+            ("calls", self.calls),
+            ("failures", self.failures),
+            ("slow", self.slow),
+            ("rejected", self.rejected),
+        ] {
+            if value > DELTA_COUNT_MAX {
+                return Err(ValidationError::new(
+                    name,
+                    format!("must be at most {DELTA_COUNT_MAX}, got {value}"),
+                ));
+            }
+        }
+        if self.failures > self.calls {
+            return Err(ValidationError::new(
+                "failures",
+                format!(
+                    "must be at most calls ({}), got {}",
+                    self.calls, self.failures
+                ),
+            ));
+        }
+        if self.slow > self.calls {
+            return Err(ValidationError::new(
+                "slow",
+                format!("must be at most calls ({}), got {}", self.calls, self.slow),
+            ));
+        }
+        let latency_count = self.latency.count();
+        if latency_count > self.calls {
+            return Err(ValidationError::new(
+                "latency",
+                format!(
+                    "must hold at most calls ({}) samples, got {latency_count}",
+                    self.calls
+                ),
+            ));
+        }
+        if self.calls + self.rejected == 0 {
+            return Err(ValidationError::new(
+                "calls",
+                "a delta must report at least one call or rejection",
+            ));
+        }
+        Ok(())
+    }
+}

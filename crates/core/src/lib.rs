@@ -1,0 +1,87 @@
+//! Switchyard core: the pure, deterministic domain logic of a Raft-replicated
+//! circuit-breaker coordinator. No clock, no randomness, no I/O: time comes in as
+//! [`TimestampMs`] values and decisions come out as values.
+//!
+//! Modules, one main type each:
+//!
+//! - `key` — [`BreakerKey`], `scope/name`.
+//! - `scope` — [`Scope`], the calling service and the unit of tiers.
+//! - `instance` — [`InstanceId`], one reporting SDK process.
+//! - `error` — [`ValidationError`], naming the field and the rule.
+//! - `command_error` — [`CommandError`], why a command changed nothing.
+//! - `policy` — [`Policy`] and [`WindowSpec`], thresholds with defaults and ranges.
+//! - `policy_target` — [`PolicyTarget`], a key or a scope default.
+//! - `policy_file` — [`PolicyFile`], TOML/JSON policy files.
+//! - `sketch` — [`LatencySketch`], a mergeable latency histogram.
+//! - `delta` — [`Delta`], one instance's outcomes for one breaker.
+//! - `window` — [`Window`], a breaker's sliding window (time or count).
+//! - `breaker` — [`Breaker`], the state machine (with [`BreakerState`], overrides, probes).
+//! - `local` — [`LocalBreaker`], the SDK's local fallback breaker.
+//! - `tier` — [`Tier`], degradation tiers 1–5.
+//! - `tier_rules` — [`TierRules`], a scope's rules and feature flags.
+//! - `scope_tier` — [`ScopeTier`], a scope's tier machine with hysteresis and pin.
+//! - `actor` — [`Actor`], who issued a command.
+//! - `command` — [`Command`] and [`Envelope`], the log payload.
+//! - `settings` — [`ClusterSettings`] and [`Slo`].
+//! - `audit` — [`AuditLog`], every decision with who, when and why.
+//! - `sla` — [`SlaReport`], hourly SLA aggregates and reports.
+//! - `state` — [`CoordinatorState`], the replicated state machine and its one `apply`.
+
+mod actor;
+mod audit;
+mod breaker;
+mod command;
+mod command_error;
+mod delta;
+mod error;
+mod instance;
+mod key;
+mod local;
+mod policy;
+mod policy_file;
+mod policy_target;
+mod scope;
+mod scope_tier;
+mod settings;
+mod sketch;
+pub mod sla;
+mod state;
+mod tier;
+mod tier_rules;
+mod window;
+
+pub use actor::Actor;
+pub use audit::{
+    AUDIT_QUERY_DEFAULT_LIMIT, AUDIT_QUERY_MAX_LIMIT, AuditEvent, AuditLog, AuditQuery,
+};
+pub use breaker::{
+    Breaker, BreakerState, OverrideMode, ProbeOutcome, Transition, TripMode, open_duration_ms,
+};
+pub use command::{Command, Envelope};
+pub use command_error::CommandError;
+pub use delta::{DELTA_COUNT_MAX, Delta};
+pub use error::ValidationError;
+pub use instance::{INSTANCE_ID_MAX_BYTES, InstanceId};
+pub use key::{BREAKER_KEY_MAX_BYTES, BreakerKey};
+pub use local::LocalBreaker;
+pub use policy::{Policy, WindowSpec, limits as policy_limits};
+pub use policy_file::{POLICY_FILE_MAX_POLICIES, PolicyFile, parse_policy_json, parse_policy_toml};
+pub use policy_target::PolicyTarget;
+pub use scope::{SCOPE_MAX_BYTES, Scope};
+pub use scope_tier::ScopeTier;
+pub use settings::{ClusterSettings, Slo};
+pub use sketch::{LatencySketch, SKETCH_RELATIVE_ACCURACY};
+pub use sla::{OpenEpisode, SlaBreach, SlaReport, SlaWindow};
+pub use state::{Applied, ApplyContext, BreakerView, CoordinatorState, Effect, ScopeView};
+pub use tier::Tier;
+pub use tier_rules::{
+    ConditionState, TierCondition, TierRule, TierRules, parse_tier_rules_json,
+    parse_tier_rules_toml, validate_feature_name,
+};
+pub use window::{COUNT_WINDOW_MAX_CHUNKS, Window, WindowTotals};
+
+/// Milliseconds since the Unix epoch.
+pub type TimestampMs = u64;
+
+/// Maximum length of an operator-supplied reason, bytes.
+pub const REASON_MAX_BYTES: usize = 512;

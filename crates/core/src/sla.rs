@@ -1,0 +1,480 @@
+//! SLA aggregates: hourly buckets per breaker and per scope, open episodes, reports.
+//!
+//! Per breaker, each UTC hour keeps calls, failures, slow, rejected, a [`LatencySketch`] and
+//! the milliseconds spent in each [`BreakerState`]; per scope, the milliseconds in each
+//! [`Tier`]. Hours older than `sla_retention_ms` are dropped on apply. Reports sum the hours
+//! that overlap the window, so their resolution is one hour (a 24 h report may include up to
+//! one extra partial hour at its start); the time not yet accounted (between the last apply
+//! and the report's `now_ms`) is attributed to the current state.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{BreakerKey, BreakerState, LatencySketch, Slo, Tier, ValidationError};
+
+/// One hour in ms.
+pub const HOUR_MS: u64 = 3_600_000;
+/// One day in ms.
+pub const DAY_MS: u64 = 86_400_000;
+/// Open episodes kept per breaker.
+pub const OPEN_EPISODES_MAX: usize = 1_000;
+
+/// The period of an SLA report, ending now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SlaWindow {
+    /// The last 24 hours (`24h`).
+    #[serde(rename = "24h")]
+    Day,
+    /// The last 7 days (`7d`).
+    #[serde(rename = "7d")]
+    Week,
+    /// The last 30 days (`30d`).
+    #[serde(rename = "30d")]
+    Days30,
+    /// Since the start of the current UTC month (`mtd`).
+    #[serde(rename = "mtd")]
+    MonthToDate,
+}
+
+impl SlaWindow {
+    /// Parses `24h`, `7d`, `30d` or `mtd`.
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "24h" | "1d" | "day" => Ok(SlaWindow::Day),
+            "7d" | "week" => Ok(SlaWindow::Week),
+            "30d" => Ok(SlaWindow::Days30),
+            "mtd" => Ok(SlaWindow::MonthToDate),
+            _ => Err(ValidationError::new(
+                "window",
+                format!("must be 24h, 7d, 30d or mtd, got {s:?}"),
+            )),
+        }
+    }
+
+    /// `24h`, `7d`, `30d` or `mtd`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlaWindow::Day => "24h",
+            SlaWindow::Week => "7d",
+            SlaWindow::Days30 => "30d",
+            SlaWindow::MonthToDate => "mtd",
+        }
+    }
+
+    /// The start of the window ending at `now_ms`.
+    pub fn start_ms(self, now_ms: u64) -> u64 {
+        match self {
+            SlaWindow::Day => now_ms.saturating_sub(DAY_MS),
+            SlaWindow::Week => now_ms.saturating_sub(7 * DAY_MS),
+            SlaWindow::Days30 => now_ms.saturating_sub(30 * DAY_MS),
+            SlaWindow::MonthToDate => month_start_ms(now_ms),
+        }
+    }
+}
+
+impl fmt::Display for SlaWindow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SlaWindow {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+/// Day of month (1-based) of a day count since 1970-01-01, by Howard Hinnant's
+/// `civil_from_days` (proleptic Gregorian, pure integer arithmetic).
+fn day_of_month(days: u64) -> u64 {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    doy - (153 * mp + 2) / 5 + 1
+}
+
+/// The first millisecond of the UTC month containing `now_ms`.
+pub fn month_start_ms(now_ms: u64) -> u64 {
+    let days = now_ms / DAY_MS;
+    (days + 1 - day_of_month(days)) * DAY_MS
+}
+
+/// A period during which the breaker rejected calls (OPEN, HALF_OPEN or FORCED_OPEN).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenEpisode {
+    /// When it started.
+    pub opened_at_ms: u64,
+    /// When it ended; `None` while ongoing.
+    pub closed_at_ms: Option<u64>,
+    /// Its length so far, ms.
+    pub duration_ms: u64,
+}
+
+/// An objective a report missed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaBreach {
+    /// `availability`, `error_rate`, `p95_latency` or `time_degraded`.
+    pub objective: String,
+    /// The objective, e.g. `>= 99.9%`.
+    pub target: String,
+    /// The measured value, e.g. `98.500%`.
+    pub actual: String,
+}
+
+/// An SLA report for one breaker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlaReport {
+    /// The breaker.
+    pub key: BreakerKey,
+    /// The window.
+    pub window: SlaWindow,
+    /// Window start.
+    pub from_ms: u64,
+    /// Window end (the report's now).
+    pub to_ms: u64,
+    /// Completed calls.
+    pub calls: u64,
+    /// Failed calls.
+    pub failures: u64,
+    /// Slow calls.
+    pub slow: u64,
+    /// Calls rejected by an open breaker (not in `calls`).
+    pub rejected: u64,
+    /// `(calls - failures) / calls`, percent; 100 with no calls.
+    pub availability_percent: f64,
+    /// `failures / calls`, percent; 0 with no calls.
+    pub error_rate_percent: f64,
+    /// Median latency, ms.
+    pub p50_ms: Option<f64>,
+    /// 95th percentile latency, ms.
+    pub p95_ms: Option<f64>,
+    /// 99th percentile latency, ms.
+    pub p99_ms: Option<f64>,
+    /// Open episodes overlapping the window.
+    pub open_episodes: Vec<OpenEpisode>,
+    /// Ms in each breaker state (`CLOSED`, ...), non-zero entries only.
+    pub time_in_state_ms: BTreeMap<String, u64>,
+    /// Ms in each tier of the key's scope (`FULL`, ...), non-zero entries only.
+    pub time_in_tier_ms: BTreeMap<String, u64>,
+    /// Ms the scope spent worse than FULL.
+    pub time_degraded_ms: u64,
+    /// Last time a delta reported a successful call.
+    pub last_success_ms: Option<u64>,
+    /// `to_ms - last_success_ms`.
+    pub time_since_last_success_ms: Option<u64>,
+    /// Objectives missed.
+    pub breaches: Vec<SlaBreach>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct BreakerHour {
+    hour_start_ms: u64,
+    calls: u64,
+    failures: u64,
+    slow: u64,
+    rejected: u64,
+    latency: LatencySketch,
+    state_ms: [u64; 7],
+}
+
+/// Per-breaker SLA history.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakerLedger {
+    hours: VecDeque<BreakerHour>,
+    episodes: VecDeque<OpenEpisode>,
+    last_success_ms: Option<u64>,
+}
+
+fn hour_floor(ms: u64) -> u64 {
+    ms - ms % HOUR_MS
+}
+
+impl BreakerLedger {
+    fn hour_mut(&mut self, at_ms: u64) -> &mut BreakerHour {
+        let start = hour_floor(at_ms);
+        let fresh = !matches!(self.hours.back(), Some(h) if h.hour_start_ms >= start);
+        if fresh {
+            self.hours.push_back(BreakerHour {
+                hour_start_ms: start,
+                calls: 0,
+                failures: 0,
+                slow: 0,
+                rejected: 0,
+                latency: LatencySketch::default(),
+                state_ms: [0; 7],
+            });
+        }
+        // Time never goes backwards in the state, so the last hour is the current one.
+        let last = self.hours.len() - 1;
+        &mut self.hours[last]
+    }
+
+    /// Adds a delta's counters at `now_ms`.
+    pub(crate) fn record(
+        &mut self,
+        now_ms: u64,
+        calls: u64,
+        failures: u64,
+        slow: u64,
+        rejected: u64,
+        latency: &LatencySketch,
+    ) {
+        let hour = self.hour_mut(now_ms);
+        hour.calls += calls;
+        hour.failures += failures;
+        hour.slow += slow;
+        hour.rejected += rejected;
+        hour.latency.merge(latency);
+        if calls > failures {
+            self.last_success_ms = Some(now_ms);
+        }
+    }
+
+    /// Attributes `[from_ms, to_ms)` to `state`, split at hour boundaries.
+    pub(crate) fn account(&mut self, from_ms: u64, to_ms: u64, state: BreakerState) {
+        let mut t = from_ms;
+        while t < to_ms {
+            let end = (hour_floor(t) + HOUR_MS).min(to_ms);
+            self.hour_mut(t).state_ms[state.index()] += end - t;
+            t = end;
+        }
+    }
+
+    /// Opens or closes an episode on a transition.
+    pub(crate) fn on_transition(&mut self, from: BreakerState, to: BreakerState, at_ms: u64) {
+        if !from.is_open_like() && to.is_open_like() {
+            self.episodes.push_back(OpenEpisode {
+                opened_at_ms: at_ms,
+                closed_at_ms: None,
+                duration_ms: 0,
+            });
+            while self.episodes.len() > OPEN_EPISODES_MAX {
+                self.episodes.pop_front();
+            }
+        } else if from.is_open_like()
+            && !to.is_open_like()
+            && let Some(e) = self.episodes.back_mut()
+            && e.closed_at_ms.is_none()
+        {
+            e.closed_at_ms = Some(at_ms);
+            e.duration_ms = at_ms - e.opened_at_ms;
+        }
+    }
+
+    /// Drops hours entirely older than `retention_ms` before `now_ms`.
+    pub(crate) fn prune(&mut self, now_ms: u64, retention_ms: u64) {
+        let cutoff = now_ms.saturating_sub(retention_ms);
+        while matches!(self.hours.front(), Some(h) if h.hour_start_ms + HOUR_MS <= cutoff) {
+            self.hours.pop_front();
+        }
+    }
+
+    /// Last time a successful call was reported.
+    pub fn last_success_ms(&self) -> Option<u64> {
+        self.last_success_ms
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct TierHour {
+    hour_start_ms: u64,
+    tier_ms: [u64; 5],
+}
+
+/// Per-scope tier history.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeLedger {
+    hours: VecDeque<TierHour>,
+}
+
+impl ScopeLedger {
+    /// Attributes `[from_ms, to_ms)` to `tier`, split at hour boundaries.
+    pub(crate) fn account(&mut self, from_ms: u64, to_ms: u64, tier: Tier) {
+        let mut t = from_ms;
+        while t < to_ms {
+            let start = hour_floor(t);
+            let end = (start + HOUR_MS).min(to_ms);
+            if !matches!(self.hours.back(), Some(h) if h.hour_start_ms >= start) {
+                self.hours.push_back(TierHour {
+                    hour_start_ms: start,
+                    tier_ms: [0; 5],
+                });
+            }
+            let last = self.hours.len() - 1;
+            self.hours[last].tier_ms[tier.index()] += end - t;
+            t = end;
+        }
+    }
+
+    /// Drops hours entirely older than `retention_ms` before `now_ms`.
+    pub(crate) fn prune(&mut self, now_ms: u64, retention_ms: u64) {
+        let cutoff = now_ms.saturating_sub(retention_ms);
+        while matches!(self.hours.front(), Some(h) if h.hour_start_ms + HOUR_MS <= cutoff) {
+            self.hours.pop_front();
+        }
+    }
+}
+
+/// Everything a report needs besides the ledgers.
+pub(crate) struct ReportInput<'a> {
+    pub key: &'a BreakerKey,
+    pub window: SlaWindow,
+    pub now_ms: u64,
+    pub accounted_ms: u64,
+    pub state: BreakerState,
+    pub tier: Tier,
+    pub slo: &'a Slo,
+}
+
+fn overlaps(hour_start_ms: u64, from_ms: u64, to_ms: u64) -> bool {
+    hour_start_ms + HOUR_MS > from_ms && hour_start_ms <= to_ms
+}
+
+fn percent_string(v: f64) -> String {
+    format!("{v:.3}%")
+}
+
+/// Builds a report from a breaker's ledger and its scope's ledger.
+pub(crate) fn build_report(
+    input: &ReportInput<'_>,
+    ledger: &BreakerLedger,
+    scope: Option<&ScopeLedger>,
+) -> SlaReport {
+    let to_ms = input.now_ms;
+    let from_ms = input.window.start_ms(to_ms);
+    let (mut calls, mut failures, mut slow, mut rejected) = (0u64, 0u64, 0u64, 0u64);
+    let mut latency = LatencySketch::default();
+    let mut state_ms = [0u64; 7];
+    for h in ledger
+        .hours
+        .iter()
+        .filter(|h| overlaps(h.hour_start_ms, from_ms, to_ms))
+    {
+        calls += h.calls;
+        failures += h.failures;
+        slow += h.slow;
+        rejected += h.rejected;
+        latency.merge(&h.latency);
+        for (acc, v) in state_ms.iter_mut().zip(h.state_ms) {
+            *acc += v;
+        }
+    }
+    let tail_from = input.accounted_ms.max(from_ms);
+    if to_ms > tail_from {
+        state_ms[input.state.index()] += to_ms - tail_from;
+    }
+    let mut tier_ms = [0u64; 5];
+    if let Some(scope) = scope {
+        for h in scope
+            .hours
+            .iter()
+            .filter(|h| overlaps(h.hour_start_ms, from_ms, to_ms))
+        {
+            for (acc, v) in tier_ms.iter_mut().zip(h.tier_ms) {
+                *acc += v;
+            }
+        }
+    }
+    if to_ms > tail_from {
+        tier_ms[input.tier.index()] += to_ms - tail_from;
+    }
+    let availability_percent = if calls == 0 {
+        100.0
+    } else {
+        (calls - failures) as f64 * 100.0 / calls as f64
+    };
+    let error_rate_percent = if calls == 0 {
+        0.0
+    } else {
+        failures as f64 * 100.0 / calls as f64
+    };
+    let q = |q: f64| latency.quantile_us(q).map(|us| us as f64 / 1000.0);
+    let (p50_ms, p95_ms, p99_ms) = (q(0.50), q(0.95), q(0.99));
+    let open_episodes = ledger
+        .episodes
+        .iter()
+        .filter(|e| e.opened_at_ms <= to_ms && e.closed_at_ms.is_none_or(|c| c > from_ms))
+        .map(|e| OpenEpisode {
+            opened_at_ms: e.opened_at_ms,
+            closed_at_ms: e.closed_at_ms,
+            duration_ms: e
+                .closed_at_ms
+                .unwrap_or(to_ms)
+                .saturating_sub(e.opened_at_ms),
+        })
+        .collect();
+    let time_in_state_ms = BreakerState::ALL
+        .iter()
+        .zip(state_ms)
+        .filter(|(_, v)| *v > 0)
+        .map(|(s, v)| (s.as_str().to_owned(), v))
+        .collect();
+    let time_in_tier_ms = Tier::ALL
+        .iter()
+        .zip(tier_ms)
+        .filter(|(_, v)| *v > 0)
+        .map(|(t, v)| (t.as_str().to_owned(), v))
+        .collect();
+    let time_degraded_ms: u64 = tier_ms[1..].iter().sum();
+    let slo = input.slo;
+    let mut breaches = Vec::new();
+    if calls > 0 && availability_percent < slo.availability_percent {
+        breaches.push(SlaBreach {
+            objective: "availability".into(),
+            target: format!(">= {}%", slo.availability_percent),
+            actual: percent_string(availability_percent),
+        });
+    }
+    if calls > 0 && error_rate_percent > slo.error_rate_percent {
+        breaches.push(SlaBreach {
+            objective: "error_rate".into(),
+            target: format!("<= {}%", slo.error_rate_percent),
+            actual: percent_string(error_rate_percent),
+        });
+    }
+    if let Some(p95) = p95_ms
+        && p95 > slo.p95_latency_ms as f64
+    {
+        breaches.push(SlaBreach {
+            objective: "p95_latency".into(),
+            target: format!("<= {} ms", slo.p95_latency_ms),
+            actual: format!("{p95:.1} ms"),
+        });
+    }
+    if time_degraded_ms > slo.degraded_max_ms {
+        breaches.push(SlaBreach {
+            objective: "time_degraded".into(),
+            target: format!("<= {} ms", slo.degraded_max_ms),
+            actual: format!("{time_degraded_ms} ms"),
+        });
+    }
+    SlaReport {
+        key: input.key.clone(),
+        window: input.window,
+        from_ms,
+        to_ms,
+        calls,
+        failures,
+        slow,
+        rejected,
+        availability_percent,
+        error_rate_percent,
+        p50_ms,
+        p95_ms,
+        p99_ms,
+        open_episodes,
+        time_in_state_ms,
+        time_in_tier_ms,
+        time_degraded_ms,
+        last_success_ms: ledger.last_success_ms,
+        time_since_last_success_ms: ledger.last_success_ms.map(|t| to_ms.saturating_sub(t)),
+        breaches,
+    }
+}

@@ -1,0 +1,11 @@
+//! Stories about the replicated state machine: breakers, probes, overrides, tiers, audit,
+//! SLA, files, and properties that must hold for any command sequence.
+
+mod audit_sla;
+mod breaker;
+mod files;
+mod helpers;
+mod overrides;
+mod probes;
+mod props;
+mod tiers;

@@ -1,0 +1,104 @@
+//! `AuditEvent` and the `QueryAuditRequest` filter.
+
+use std::str::FromStr;
+
+use switchyard_core::{AUDIT_QUERY_MAX_LIMIT, Actor, AuditEvent, AuditQuery, ValidationError};
+
+use super::{at, parse_key, parse_scope};
+use crate::admin as apb;
+
+impl From<&AuditEvent> for apb::AuditEvent {
+    fn from(e: &AuditEvent) -> Self {
+        apb::AuditEvent {
+            index: e.index,
+            at_ms: e.at_ms,
+            actor: e.actor.clone(),
+            kind: e.kind.clone(),
+            subject: e.subject.clone(),
+            from: e.from.clone(),
+            to: e.to.clone(),
+            reason: e.reason.clone(),
+        }
+    }
+}
+
+/// Audit events are produced by the cluster; decoding one (CLI, tools) only
+/// checks the actor is in its `Display` form. Paths: `actor`.
+impl TryFrom<apb::AuditEvent> for AuditEvent {
+    type Error = ValidationError;
+
+    fn try_from(e: apb::AuditEvent) -> Result<Self, Self::Error> {
+        Actor::from_str(&e.actor).map_err(|err| at(err, "actor"))?;
+        Ok(AuditEvent {
+            index: e.index,
+            at_ms: e.at_ms,
+            actor: e.actor,
+            subject: e.subject,
+            kind: e.kind,
+            from: e.from,
+            to: e.to,
+            reason: e.reason,
+        })
+    }
+}
+
+impl From<&AuditQuery> for apb::QueryAuditRequest {
+    fn from(q: &AuditQuery) -> Self {
+        apb::QueryAuditRequest {
+            local: false,
+            since_ms: q.since_ms,
+            until_ms: q.until_ms,
+            key: q.key.as_ref().map(ToString::to_string),
+            scope: q.scope.as_ref().map(ToString::to_string),
+            actor: q.actor.clone(),
+            after_index: q.after_index,
+            limit: q.limit,
+        }
+    }
+}
+
+/// Paths: `key`, `scope`, `actor`, `until_ms` (before `since_ms`), `limit`.
+/// The request's `local` flag is not part of the query; read it separately.
+impl TryFrom<apb::QueryAuditRequest> for AuditQuery {
+    type Error = ValidationError;
+
+    fn try_from(r: apb::QueryAuditRequest) -> Result<Self, Self::Error> {
+        if let (Some(since), Some(until)) = (r.since_ms, r.until_ms)
+            && until < since
+        {
+            return Err(ValidationError::new(
+                "until_ms",
+                format!("must not be before since_ms ({since}), got {until}"),
+            ));
+        }
+        if r.limit > AUDIT_QUERY_MAX_LIMIT {
+            return Err(ValidationError::new(
+                "limit",
+                format!(
+                    "must be at most {AUDIT_QUERY_MAX_LIMIT} (0 = default), got {}",
+                    r.limit
+                ),
+            ));
+        }
+        let actor = match r.actor {
+            Some(actor) => {
+                Actor::from_str(&actor).map_err(|e| at(e, "actor"))?;
+                Some(actor)
+            }
+            None => None,
+        };
+        Ok(AuditQuery {
+            since_ms: r.since_ms,
+            until_ms: r.until_ms,
+            key: r.key.as_deref().map(|k| parse_key(k, "key")).transpose()?,
+            scope: r
+                .scope
+                .as_deref()
+                .map(|s| parse_scope(s, "scope"))
+                .transpose()?,
+            actor,
+            after_index: r.after_index,
+            limit: r.limit,
+        })
+    }
+}

@@ -1,0 +1,135 @@
+//! `ReportRequest` and `BreakerDelta`: outcomes reported by an SDK instance.
+
+use std::collections::BTreeSet;
+
+use switchyard_core::{Delta, InstanceId, LatencySketch, ValidationError};
+
+use super::{at, parse_instance, parse_key, within};
+use crate::client as pb;
+
+/// A validated `ReportRequest`: one instance's deltas, keys unique, every
+/// delta consistent (`failures <= calls`, latency buckets sorted and unique).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The reporting instance.
+    pub instance: InstanceId,
+    /// One delta per breaker key, in request order; each carries `instance`.
+    pub deltas: Vec<Delta>,
+}
+
+impl From<&Report> for pb::ReportRequest {
+    fn from(report: &Report) -> Self {
+        pb::ReportRequest {
+            instance: report.instance.to_string(),
+            deltas: report.deltas.iter().map(pb::BreakerDelta::from).collect(),
+        }
+    }
+}
+
+/// Paths: `instance`, `deltas[i].key`, `deltas[i].failures`,
+/// `deltas[i].latency[j].index`, ...
+impl TryFrom<pb::ReportRequest> for Report {
+    type Error = ValidationError;
+
+    fn try_from(request: pb::ReportRequest) -> Result<Self, Self::Error> {
+        let instance = parse_instance(&request.instance, "instance")?;
+        let mut seen = BTreeSet::new();
+        let mut deltas = Vec::with_capacity(request.deltas.len());
+        for (i, delta) in request.deltas.into_iter().enumerate() {
+            let path = format!("deltas[{i}]");
+            let delta = delta_from_wire(delta, instance.clone()).map_err(|e| within(e, &path))?;
+            if !seen.insert(delta.key.clone()) {
+                return Err(ValidationError::new(
+                    format!("{path}.key"),
+                    format!("duplicate key `{}` in one report", delta.key),
+                ));
+            }
+            deltas.push(delta);
+        }
+        Ok(Report { instance, deltas })
+    }
+}
+
+impl From<&Delta> for pb::BreakerDelta {
+    fn from(delta: &Delta) -> Self {
+        pb::BreakerDelta {
+            key: delta.key.to_string(),
+            calls: delta.calls,
+            failures: delta.failures,
+            slow: delta.slow,
+            rejected: delta.rejected,
+            latency: latency_to_wire(&delta.latency),
+        }
+    }
+}
+
+/// Converts one wire delta from `instance`; paths are relative to the delta
+/// (`key`, `failures`, `latency[2].index`).
+pub fn delta_from_wire(
+    delta: pb::BreakerDelta,
+    instance: InstanceId,
+) -> Result<Delta, ValidationError> {
+    let key = parse_key(&delta.key, "key")?;
+    let latency = latency_from_wire(delta.latency).map_err(|e| within(e, "latency"))?;
+    let delta = Delta {
+        key,
+        instance,
+        calls: delta.calls,
+        failures: delta.failures,
+        slow: delta.slow,
+        rejected: delta.rejected,
+        latency,
+    };
+    delta.validate()?;
+    Ok(delta)
+}
+
+/// The sketch's sparse buckets as wire buckets.
+pub fn latency_to_wire(sketch: &LatencySketch) -> Vec<pb::LatencyBucket> {
+    sketch
+        .buckets()
+        .iter()
+        .map(|&(index, count)| pb::LatencyBucket {
+            index: u32::from(index),
+            count,
+        })
+        .collect()
+}
+
+/// Builds a sketch from wire buckets: indexes in range, strictly increasing,
+/// counts non-zero. Paths are relative to the list (`[2].index`, `[0].count`).
+pub fn latency_from_wire(
+    buckets: Vec<pb::LatencyBucket>,
+) -> Result<LatencySketch, ValidationError> {
+    let max = LatencySketch::max_bucket_index();
+    let mut out: Vec<(u16, u64)> = Vec::with_capacity(buckets.len());
+    for (j, bucket) in buckets.into_iter().enumerate() {
+        let index = u16::try_from(bucket.index)
+            .ok()
+            .filter(|index| *index <= max)
+            .ok_or_else(|| {
+                ValidationError::new(
+                    format!("[{j}].index"),
+                    format!("must be at most {max}, got {}", bucket.index),
+                )
+            })?;
+        if bucket.count == 0 {
+            return Err(ValidationError::new(
+                format!("[{j}].count"),
+                "must not be zero",
+            ));
+        }
+        if let Some(&(previous, _)) = out.last()
+            && previous >= index
+        {
+            return Err(ValidationError::new(
+                format!("[{j}].index"),
+                format!(
+                    "buckets must be sorted by strictly increasing index, got {index} after {previous}"
+                ),
+            ));
+        }
+        out.push((index, bucket.count));
+    }
+    LatencySketch::from_buckets(out).map_err(|e| at(e, ""))
+}
