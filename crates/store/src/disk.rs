@@ -1,0 +1,386 @@
+//! Where the store's bytes live: the [`Disk`] trait, on sled in production
+//! ([`SledDisk`]) and in memory for the deterministic simulation ([`MemDisk`]).
+//!
+//! The store needs very little from a disk: three ordered key-value trees, atomic batches
+//! within a tree, and `flush`, after which everything written so far survives a crash.
+//! [`MemDisk`] models exactly that contract, including its failure: a simulated crash
+//! throws away every write since the last flush, so the simulation exercises the durability
+//! logic (a store that acknowledged before flushing would lose acknowledged entries there).
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::io;
+use std::ops::Bound;
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+
+/// The trees of the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TreeId {
+    /// Raft entries by big-endian index.
+    Log,
+    /// Vote, committed index, purge marker.
+    Meta,
+    /// The latest state machine snapshot.
+    Snapshot,
+}
+
+impl TreeId {
+    const ALL: [TreeId; 3] = [TreeId::Log, TreeId::Meta, TreeId::Snapshot];
+
+    fn name(self) -> &'static str {
+        match self {
+            TreeId::Log => "log",
+            TreeId::Meta => "meta",
+            TreeId::Snapshot => "snapshot",
+        }
+    }
+
+    fn slot(self) -> usize {
+        self as usize
+    }
+}
+
+/// One write in a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Set a key.
+    Put(Vec<u8>, Vec<u8>),
+    /// Remove a key.
+    Remove(Vec<u8>),
+}
+
+/// An ordered key-value store with explicit durability.
+pub trait Disk: Debug + Send + Sync + 'static {
+    /// The value of `key`.
+    fn get(&self, tree: TreeId, key: &[u8]) -> io::Result<Option<Vec<u8>>>;
+    /// Applies `ops` atomically (all or none become visible).
+    fn apply(&self, tree: TreeId, ops: Vec<Op>) -> io::Result<()>;
+    /// Key-value pairs with keys in `(from, to)`, in key order.
+    fn range(
+        &self,
+        tree: TreeId,
+        from: Bound<Vec<u8>>,
+        to: Bound<Vec<u8>>,
+    ) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// Keys in `(from, to)`, in key order (no values copied).
+    fn keys(
+        &self,
+        tree: TreeId,
+        from: Bound<Vec<u8>>,
+        to: Bound<Vec<u8>>,
+    ) -> io::Result<Vec<Vec<u8>>>;
+    /// The last pair of the tree.
+    fn last(&self, tree: TreeId) -> io::Result<Option<(Vec<u8>, Vec<u8>)>>;
+    /// Number of keys in the tree.
+    fn len(&self, tree: TreeId) -> usize;
+    /// Makes every write so far durable.
+    fn flush(&self) -> BoxFuture<'_, io::Result<()>>;
+    /// Approximate bytes on disk.
+    fn size_on_disk(&self) -> u64;
+}
+
+/// Converts a sled error into an I/O error.
+pub fn sled_err(e: sled::Error) -> io::Error {
+    match e {
+        sled::Error::Io(e) => e,
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+/// The production disk: one sled database, one sled tree per [`TreeId`].
+#[derive(Debug, Clone)]
+pub struct SledDisk {
+    db: sled::Db,
+    trees: [sled::Tree; 3],
+}
+
+impl SledDisk {
+    /// Opens (creating if needed) the database in `dir`.
+    pub fn open(dir: &std::path::Path) -> io::Result<Self> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(sled_err)?;
+        let open = |t: TreeId| db.open_tree(t.name()).map_err(sled_err);
+        let trees = [
+            open(TreeId::Log)?,
+            open(TreeId::Meta)?,
+            open(TreeId::Snapshot)?,
+        ];
+        Ok(Self { db, trees })
+    }
+
+    fn tree(&self, tree: TreeId) -> &sled::Tree {
+        &self.trees[tree.slot()]
+    }
+}
+
+impl Disk for SledDisk {
+    fn get(&self, tree: TreeId, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
+        Ok(self
+            .tree(tree)
+            .get(key)
+            .map_err(sled_err)?
+            .map(|v| v.to_vec()))
+    }
+
+    fn apply(&self, tree: TreeId, ops: Vec<Op>) -> io::Result<()> {
+        let mut batch = sled::Batch::default();
+        for op in ops {
+            match op {
+                Op::Put(k, v) => batch.insert(k, v),
+                Op::Remove(k) => batch.remove(k),
+            }
+        }
+        self.tree(tree).apply_batch(batch).map_err(sled_err)
+    }
+
+    fn range(
+        &self,
+        tree: TreeId,
+        from: Bound<Vec<u8>>,
+        to: Bound<Vec<u8>>,
+    ) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.tree(tree)
+            .range::<Vec<u8>, _>((from, to))
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(sled_err))
+            .collect()
+    }
+
+    fn keys(
+        &self,
+        tree: TreeId,
+        from: Bound<Vec<u8>>,
+        to: Bound<Vec<u8>>,
+    ) -> io::Result<Vec<Vec<u8>>> {
+        self.tree(tree)
+            .range::<Vec<u8>, _>((from, to))
+            .map(|r| r.map(|(k, _)| k.to_vec()).map_err(sled_err))
+            .collect()
+    }
+
+    fn last(&self, tree: TreeId) -> io::Result<Option<(Vec<u8>, Vec<u8>)>> {
+        Ok(self
+            .tree(tree)
+            .last()
+            .map_err(sled_err)?
+            .map(|(k, v)| (k.to_vec(), v.to_vec())))
+    }
+
+    fn len(&self, tree: TreeId) -> usize {
+        self.tree(tree).len()
+    }
+
+    fn flush(&self) -> BoxFuture<'_, io::Result<()>> {
+        Box::pin(async move {
+            self.db.flush_async().await.map_err(sled_err)?;
+            Ok(())
+        })
+    }
+
+    fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+type Tree = BTreeMap<Vec<u8>, Vec<u8>>;
+
+#[derive(Debug, Default)]
+struct MemState {
+    /// What reads see.
+    live: [Tree; 3],
+    /// What survives a crash: the state as of the last flush.
+    durable: [Tree; 3],
+    /// Writes since the last flush, in order.
+    unsynced: Vec<(TreeId, Op)>,
+    /// Total flushes, for tests.
+    flushes: u64,
+}
+
+/// An in-memory disk that survives the loss of its host and forgets unflushed writes on
+/// [`MemDisk::crash`]. Cloning shares the same disk (the simulation keeps one per node outside
+/// the node's host, and hands it to each incarnation of the node).
+#[derive(Debug, Clone, Default)]
+pub struct MemDisk {
+    state: Arc<Mutex<MemState>>,
+}
+
+impl MemDisk {
+    /// An empty disk.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Simulates power loss: every write since the last flush is gone.
+    pub fn crash(&self) {
+        let mut s = self.lock();
+        s.live = s.durable.clone();
+        s.unsynced.clear();
+    }
+
+    /// Writes not yet flushed.
+    pub fn unsynced_writes(&self) -> usize {
+        self.lock().unsynced.len()
+    }
+
+    /// Flushes so far.
+    pub fn flushes(&self) -> u64 {
+        self.lock().flushes
+    }
+}
+
+/// Whether `(from, to)` is a non-empty, well-ordered range (`BTreeMap::range` panics otherwise).
+fn ordered(from: &Bound<Vec<u8>>, to: &Bound<Vec<u8>>) -> bool {
+    match (from, to) {
+        (Bound::Included(f), Bound::Included(t)) => f <= t,
+        (Bound::Included(f) | Bound::Excluded(f), Bound::Excluded(t))
+        | (Bound::Excluded(f), Bound::Included(t)) => f < t,
+        _ => true,
+    }
+}
+
+fn apply_op(tree: &mut Tree, op: Op) {
+    match op {
+        Op::Put(k, v) => {
+            tree.insert(k, v);
+        }
+        Op::Remove(k) => {
+            tree.remove(&k);
+        }
+    }
+}
+
+impl Disk for MemDisk {
+    fn get(&self, tree: TreeId, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.lock().live[tree.slot()].get(key).cloned())
+    }
+
+    fn apply(&self, tree: TreeId, ops: Vec<Op>) -> io::Result<()> {
+        let mut s = self.lock();
+        for op in ops {
+            apply_op(&mut s.live[tree.slot()], op.clone());
+            s.unsynced.push((tree, op));
+        }
+        Ok(())
+    }
+
+    fn range(
+        &self,
+        tree: TreeId,
+        from: Bound<Vec<u8>>,
+        to: Bound<Vec<u8>>,
+    ) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        if !ordered(&from, &to) {
+            return Ok(Vec::new());
+        }
+        let s = self.lock();
+        Ok(s.live[tree.slot()]
+            .range((from, to))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn keys(
+        &self,
+        tree: TreeId,
+        from: Bound<Vec<u8>>,
+        to: Bound<Vec<u8>>,
+    ) -> io::Result<Vec<Vec<u8>>> {
+        if !ordered(&from, &to) {
+            return Ok(Vec::new());
+        }
+        let s = self.lock();
+        Ok(s.live[tree.slot()]
+            .range((from, to))
+            .map(|(k, _)| k.clone())
+            .collect())
+    }
+
+    fn last(&self, tree: TreeId) -> io::Result<Option<(Vec<u8>, Vec<u8>)>> {
+        Ok(self.lock().live[tree.slot()]
+            .iter()
+            .next_back()
+            .map(|(k, v)| (k.clone(), v.clone())))
+    }
+
+    fn len(&self, tree: TreeId) -> usize {
+        self.lock().live[tree.slot()].len()
+    }
+
+    fn flush(&self) -> BoxFuture<'_, io::Result<()>> {
+        let mut s = self.lock();
+        let unsynced = std::mem::take(&mut s.unsynced);
+        for (tree, op) in unsynced {
+            apply_op(&mut s.durable[tree.slot()], op);
+        }
+        s.flushes += 1;
+        Box::pin(async { Ok(()) })
+    }
+
+    fn size_on_disk(&self) -> u64 {
+        let s = self.lock();
+        TreeId::ALL
+            .iter()
+            .flat_map(|t| s.live[t.slot()].iter())
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mem_disk_forgets_unflushed_writes_on_crash() {
+        let disk = MemDisk::new();
+        disk.apply(TreeId::Log, vec![Op::Put(b"a".to_vec(), b"1".to_vec())])
+            .unwrap();
+        futures::executor::block_on(disk.flush()).unwrap();
+        disk.apply(
+            TreeId::Log,
+            vec![
+                Op::Put(b"b".to_vec(), b"2".to_vec()),
+                Op::Remove(b"a".to_vec()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(disk.len(TreeId::Log), 1);
+        assert_eq!(disk.unsynced_writes(), 2);
+        disk.crash();
+        assert_eq!(disk.get(TreeId::Log, b"a").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(disk.get(TreeId::Log, b"b").unwrap(), None);
+    }
+
+    #[test]
+    fn ranges_respect_bounds() {
+        let disk = MemDisk::new();
+        let ops = (0u8..5).map(|i| Op::Put(vec![i], vec![i])).collect();
+        disk.apply(TreeId::Meta, ops).unwrap();
+        let got = disk
+            .range(
+                TreeId::Meta,
+                Bound::Excluded(vec![1]),
+                Bound::Included(vec![3]),
+            )
+            .unwrap();
+        assert_eq!(
+            got.iter().map(|(k, _)| k[0]).collect::<Vec<_>>(),
+            vec![2, 3]
+        );
+        assert_eq!(disk.last(TreeId::Meta).unwrap().unwrap().0, vec![4]);
+        assert_eq!(
+            disk.keys(TreeId::Meta, Bound::Unbounded, Bound::Excluded(vec![2]))
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+}

@@ -1,0 +1,56 @@
+//! Durable storage for a Switchyard node: openraft's log storage and state machine on sled.
+//!
+//! - [`types`]: the Raft type configuration and the request/response carried by the log.
+//! - [`log_store`]: [`LogStore`], the Raft log, vote, committed index and purge marker.
+//! - [`state_machine`]: [`StateMachine`], the core [`CoordinatorState`] applied in log order,
+//!   snapshots built from it and installed into it, and the feed of applied changes that watches
+//!   follow.
+//! - [`codec`]: the versioned on-disk record format and its decoding errors.
+//! - [`disk`]: [`Disk`], the ordered key-value trees underneath: [`SledDisk`] in production,
+//!   [`MemDisk`] (which forgets unflushed writes on a simulated crash) in the simulation.
+//!
+//! ```text
+//!            sled Db (one directory per node)
+//!   +-----------+-----------+---------------+
+//!   | tree log  | tree meta | tree snapshot |
+//!   | idx -> e  | vote      | current       |
+//!   |           | committed |               |
+//!   |           | purged    |               |
+//!   +-----------+-----------+---------------+
+//! ```
+//!
+//! Why the state machine is not written to disk on every apply: the coordinator state is
+//! rebuilt deterministically by replaying committed entries on top of the latest snapshot, so
+//! persisting it per entry would only add write amplification. Durability comes from the log,
+//! which is flushed (fsync) before openraft is told an append is done, and the vote, which is
+//! flushed before it is acknowledged.
+//!
+//! [`CoordinatorState`]: switchyard_core::CoordinatorState
+
+pub mod codec;
+pub mod disk;
+pub mod log_store;
+pub mod state_machine;
+pub mod types;
+
+pub use codec::CodecError;
+pub use disk::{Disk, MemDisk, SledDisk};
+pub use log_store::LogStore;
+pub use state_machine::{AppliedBatch, StateMachine};
+pub use types::{NodeId, Raft, Request, Response, TypeConfig};
+
+use std::path::Path;
+use std::sync::Arc;
+
+/// Opens (creating if needed) the sled database of one node in `dir` and returns its log
+/// store and state machine, which share it.
+pub fn open(dir: &Path) -> Result<(LogStore, StateMachine), std::io::Error> {
+    open_on(Arc::new(SledDisk::open(dir)?))
+}
+
+/// Opens the log store and state machine kept on `disk`.
+pub fn open_on(disk: Arc<dyn Disk>) -> Result<(LogStore, StateMachine), std::io::Error> {
+    let log = LogStore::new(disk.clone());
+    let sm = StateMachine::open(disk)?;
+    Ok((log, sm))
+}

@@ -1,0 +1,319 @@
+//! The replicated state machine: [`CoordinatorState`] from `switchyard-core`, applied in log
+//! order, plus snapshots of it.
+//!
+//! The state lives in memory behind a short-held `std::sync::RwLock` (no await happens while it
+//! is held, so a tokio lock would only add cost). The latest snapshot is persisted in the
+//! disk's `snapshot` tree; on restart the state is loaded from it and openraft re-applies the
+//! committed entries after it from the log.
+//!
+//! Every applied entry is announced on a broadcast channel as an [`AppliedBatch`] (its index and
+//! the effects it had), which is what Watch streams follow. A watcher that falls behind the
+//! channel's capacity is told it lagged and resynchronises from a full snapshot of the state.
+
+use std::fmt;
+use std::io;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use futures::{Stream, TryStreamExt};
+use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
+use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+use serde::{Deserialize, Serialize};
+use switchyard_core::{ApplyContext, CoordinatorState, Effect};
+use tokio::sync::{broadcast, watch};
+
+use crate::codec;
+use crate::disk::{Disk, Op, TreeId};
+use crate::{Response, TypeConfig};
+
+const KEY_SNAPSHOT: &[u8] = b"current";
+
+/// How many applied batches a slow watcher may fall behind before it must resynchronise.
+pub const APPLIED_FEED_CAPACITY: usize = 4096;
+
+/// One applied log entry, as announced to watchers.
+#[derive(Debug, Clone)]
+pub struct AppliedBatch {
+    /// The log index that was applied.
+    pub index: u64,
+    /// What changed; empty for blank and membership entries.
+    pub effects: Arc<Vec<Effect>>,
+    /// The whole state was replaced (a snapshot was installed): watchers must resynchronise
+    /// from a full read of the state instead of following `effects`.
+    pub resync: bool,
+}
+
+/// The in-memory part of the state machine.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct SmData {
+    last_applied: Option<LogIdOf<TypeConfig>>,
+    last_membership: StoredMembershipOf<TypeConfig>,
+    core: CoordinatorState,
+}
+
+/// A persisted snapshot: its metadata and the encoded [`SmData`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMetaOf<TypeConfig>,
+    data: Vec<u8>,
+}
+
+struct Shared {
+    data: RwLock<SmData>,
+    disk: Arc<dyn Disk>,
+    feed: broadcast::Sender<AppliedBatch>,
+    applied_index: watch::Sender<u64>,
+}
+
+/// The state machine of one node. Cloning shares it.
+#[derive(Clone)]
+pub struct StateMachine {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for StateMachine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateMachine")
+            .field("applied_index", &*self.shared.applied_index.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A read view of the applied state; hold it briefly (it blocks apply while held).
+pub struct StateRead<'a> {
+    guard: RwLockReadGuard<'a, SmData>,
+}
+
+impl fmt::Debug for StateRead<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateRead")
+            .field("applied_index", &self.applied_index())
+            .finish()
+    }
+}
+
+impl StateRead<'_> {
+    /// The coordinator state.
+    pub fn core(&self) -> &CoordinatorState {
+        &self.guard.core
+    }
+
+    /// The index of the last applied entry (0 if none).
+    pub fn applied_index(&self) -> u64 {
+        self.guard.last_applied.as_ref().map_or(0, |id| id.index())
+    }
+
+    /// The last applied membership.
+    pub fn membership(&self) -> &StoredMembershipOf<TypeConfig> {
+        &self.guard.last_membership
+    }
+}
+
+impl StateMachine {
+    /// Opens the state machine stored on `disk`, starting from its latest snapshot if any.
+    pub fn open(disk: Arc<dyn Disk>) -> Result<Self, io::Error> {
+        let data = match disk.get(TreeId::Snapshot, KEY_SNAPSHOT)? {
+            None => SmData::default(),
+            Some(bytes) => {
+                let stored: StoredSnapshot = codec::decode("snapshot", &bytes)?;
+                codec::decode("snapshot state", &stored.data)?
+            }
+        };
+        let applied = data.last_applied.as_ref().map_or(0, |id| id.index());
+        let (feed, _) = broadcast::channel(APPLIED_FEED_CAPACITY);
+        let (applied_index, _) = watch::channel(applied);
+        Ok(Self {
+            shared: Arc::new(Shared {
+                data: RwLock::new(data),
+                disk,
+                feed,
+                applied_index,
+            }),
+        })
+    }
+
+    /// Reads the applied state. Do not hold the returned view across an await point.
+    pub fn read(&self) -> StateRead<'_> {
+        StateRead {
+            guard: self
+                .shared
+                .data
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        }
+    }
+
+    /// Subscribes to the feed of applied entries.
+    pub fn subscribe(&self) -> broadcast::Receiver<AppliedBatch> {
+        self.shared.feed.subscribe()
+    }
+
+    /// Watches the applied index.
+    pub fn watch_applied(&self) -> watch::Receiver<u64> {
+        self.shared.applied_index.subscribe()
+    }
+
+    /// The size in bytes of the persisted snapshot, if any.
+    pub fn snapshot_size(&self) -> u64 {
+        self.shared
+            .disk
+            .get(TreeId::Snapshot, KEY_SNAPSHOT)
+            .ok()
+            .flatten()
+            .map_or(0, |v| v.len() as u64)
+    }
+
+    fn encode_current(&self) -> (SnapshotMetaOf<TypeConfig>, Vec<u8>) {
+        let data = self.read();
+        let meta = SnapshotMetaOf::<TypeConfig> {
+            last_log_id: data.guard.last_applied,
+            last_membership: data.guard.last_membership.clone(),
+        };
+        (meta, codec::encode(&*data.guard))
+    }
+
+    async fn persist_snapshot(&self, stored: &StoredSnapshot) -> Result<(), io::Error> {
+        let op = Op::Put(KEY_SNAPSHOT.to_vec(), codec::encode(stored));
+        self.shared.disk.apply(TreeId::Snapshot, vec![op])?;
+        self.shared.disk.flush().await
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    type SnapshotData = Vec<u8>;
+
+    async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, Vec<u8>>, io::Error> {
+        let (meta, data) = self.encode_current();
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        };
+        self.persist_snapshot(&stored).await?;
+        tracing::info!(last_log_id = ?meta.last_log_id, bytes = stored.data.len(), "built snapshot");
+        Ok(SnapshotOf::<TypeConfig, Vec<u8>> {
+            meta,
+            snapshot: stored.data,
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = Vec<u8>;
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogIdOf<TypeConfig>>, StoredMembershipOf<TypeConfig>), io::Error> {
+        let data = self.read();
+        Ok((
+            data.guard.last_applied,
+            data.guard.last_membership.clone(),
+        ))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        while let Some((entry, responder)) = entries.try_next().await? {
+            let log_id = entry.log_id();
+            let index = log_id.index();
+            let (response, effects) = {
+                let mut data = self
+                    .shared
+                    .data
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                data.last_applied = Some(log_id);
+                match entry.payload {
+                    EntryPayload::Blank => (None, Vec::new()),
+                    EntryPayload::Membership(membership) => {
+                        data.last_membership =
+                            StoredMembershipOf::<TypeConfig>::new(Some(log_id), membership);
+                        (None, Vec::new())
+                    }
+                    EntryPayload::Normal(request) => {
+                        let ctx = ApplyContext {
+                            index,
+                            stamped_ms: request.stamped_ms,
+                        };
+                        let outcome = data.core.apply(ctx, &request.envelope);
+                        let effects = match &outcome {
+                            Ok(applied) => applied.effects.clone(),
+                            Err(_) => Vec::new(),
+                        };
+                        (Some(Response { index, outcome }), effects)
+                    }
+                }
+            };
+            if let Some(responder) = responder {
+                responder.send(response.unwrap_or(Response {
+                    index,
+                    outcome: Ok(switchyard_core::Applied::default()),
+                }));
+            }
+            // No receiver is fine: nobody is watching yet.
+            let _ = self.shared.feed.send(AppliedBatch {
+                index,
+                effects: Arc::new(effects),
+                resync: false,
+            });
+            self.shared.applied_index.send_replace(index);
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMetaOf<TypeConfig>,
+        snapshot: Vec<u8>,
+    ) -> Result<(), io::Error> {
+        let data: SmData = codec::decode("snapshot state", &snapshot)?;
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data: snapshot,
+        };
+        self.persist_snapshot(&stored).await?;
+        let index = {
+            let mut current = self
+                .shared
+                .data
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            *current = SmData {
+                last_applied: meta.last_log_id,
+                last_membership: meta.last_membership.clone(),
+                core: data.core,
+            };
+            current.last_applied.as_ref().map_or(0, |id| id.index())
+        };
+        tracing::info!(last_log_id = ?meta.last_log_id, "installed snapshot");
+        let _ = self.shared.feed.send(AppliedBatch {
+            index,
+            effects: Arc::new(Vec::new()),
+            resync: true,
+        });
+        self.shared.applied_index.send_replace(index);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<SnapshotOf<TypeConfig, Vec<u8>>>, io::Error> {
+        match self.shared.disk.get(TreeId::Snapshot, KEY_SNAPSHOT)? {
+            None => Ok(None),
+            Some(bytes) => {
+                let stored: StoredSnapshot = codec::decode("snapshot", &bytes)?;
+                Ok(Some(SnapshotOf::<TypeConfig, Vec<u8>> {
+                    meta: stored.meta,
+                    snapshot: stored.data,
+                }))
+            }
+        }
+    }
+}
