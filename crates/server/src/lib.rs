@@ -1,0 +1,39 @@
+//! The Switchyard node: a Raft-replicated coordinator of circuit-breaker state and degradation
+//! tiers.
+//!
+//! - [`config`]: [`NodeConfig`], the node's settings and limits.
+//! - [`clock`] / [`transport`]: injected wall-clock time and peer connections, so the same code
+//!   runs on tokio TCP in production and on turmoil in simulation.
+//! - [`auth`]: admin, client and cluster tokens.
+//! - [`network`]: Raft RPCs to peers over tonic.
+//! - [`node`]: [`Node`], the Raft instance and the operations services call (writes with
+//!   forwarding, linearizable reads, reports, membership).
+//! - [`ingest`]: the leader's report buffer that becomes one `Tick` entry per tick.
+//! - [`forward`]: what followers hand to the leader.
+//! - [`watch`]: decision streams served from each node's applied state.
+//! - [`services`]: the gRPC client, admin and raft services.
+//! - [`http`] / [`metrics`]: health, readiness, Prometheus metrics and the JSON API.
+//! - [`serve`]: [`run`], which wires a node to its listeners until shutdown.
+//! - [`error`]: [`NodeError`] and its one conversion to `tonic::Status`.
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod forward;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod network;
+pub mod node;
+pub mod serve;
+pub mod services;
+pub mod transport;
+pub mod watch;
+
+pub use clock::{Clock, SystemClock};
+pub use config::{Limits, NodeConfig};
+pub use error::NodeError;
+pub use node::{Node, NodeDeps};
+pub use serve::{run, serve_node};
+pub use transport::{Connector, TcpConnector};

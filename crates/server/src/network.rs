@@ -1,0 +1,246 @@
+//! Raft traffic between nodes over tonic: the [`RaftNetworkFactory`] openraft drives.
+//!
+//! Each RPC frame carries an openraft message encoded with the store's versioned codec (see
+//! `proto/switchyard/raft/v1/raft.proto` for why the payload is opaque). Every call has a
+//! deadline taken from openraft's [`RPCOption`]: simulated TCP does not retransmit, and a real
+//! network can black-hole packets, so no Raft RPC may wait forever.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::StreamExt;
+use openraft::alias::{SnapshotOf, VoteOf};
+use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory, v2::RaftNetworkV2};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, OptionalSend};
+use switchyard_proto::raft::{RaftMessage, SnapshotChunk, raft_client::RaftClient};
+use switchyard_store::codec;
+use switchyard_store::{NodeId, TypeConfig};
+use tonic::transport::Channel;
+
+use crate::auth::ClusterCredentials;
+use crate::transport::ChannelPool;
+
+/// Size of one snapshot chunk on the wire.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Creates [`PeerClient`]s over the node's shared channel pool.
+#[derive(Debug, Clone)]
+pub struct Network {
+    pool: ChannelPool,
+    credentials: ClusterCredentials,
+}
+
+impl Network {
+    /// A network that reaches peers through `pool`, authenticating with `credentials`.
+    pub fn new(pool: ChannelPool, credentials: ClusterCredentials) -> Self {
+        Self { pool, credentials }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+        PeerClient {
+            target,
+            addr: node.addr.clone(),
+            pool: self.pool.clone(),
+            credentials: self.credentials.clone(),
+        }
+    }
+}
+
+/// The Raft RPC client for one peer.
+#[derive(Debug)]
+pub struct PeerClient {
+    target: NodeId,
+    addr: String,
+    pool: ChannelPool,
+    credentials: ClusterCredentials,
+}
+
+fn unreachable(e: &(impl std::error::Error + 'static)) -> RPCError<TypeConfig> {
+    RPCError::Unreachable(Unreachable::new(e))
+}
+
+fn status_to_rpc(status: &tonic::Status) -> RPCError<TypeConfig> {
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
+            unreachable(status)
+        }
+        _ => RPCError::Network(NetworkError::new(status)),
+    }
+}
+
+impl PeerClient {
+    fn client(&self) -> Result<RaftClient<Channel>, RPCError<TypeConfig>> {
+        let channel = self.pool.get(&self.addr).map_err(|e| unreachable(&e))?;
+        Ok(RaftClient::new(channel)
+            .max_decoding_message_size(64 * 1024 * 1024)
+            .max_encoding_message_size(64 * 1024 * 1024))
+    }
+
+    fn request<T>(&self, message: T, timeout: Duration) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(timeout);
+        self.credentials.attach(&mut request);
+        request
+    }
+
+    /// The peer this client talks to.
+    pub fn target(&self) -> NodeId {
+        self.target
+    }
+}
+
+fn decode_reply<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    reply: tonic::Response<RaftMessage>,
+) -> Result<T, RPCError<TypeConfig>> {
+    codec::decode(what, &reply.into_inner().payload)
+        .map_err(|e| RPCError::Network(NetworkError::new(&e)))
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerClient {
+    type SnapshotData = Vec<u8>;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let message = RaftMessage {
+            payload: codec::encode(&rpc),
+        };
+        let request = self.request(message, option.hard_ttl());
+        let reply = self
+            .client()?
+            .append_entries(request)
+            .await
+            .map_err(|s| status_to_rpc(&s))?;
+        decode_reply("append entries response", reply)
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let message = RaftMessage {
+            payload: codec::encode(&rpc),
+        };
+        let request = self.request(message, option.hard_ttl());
+        let reply = self
+            .client()?
+            .vote(request)
+            .await
+            .map_err(|s| status_to_rpc(&s))?;
+        decode_reply("vote response", reply)
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: VoteOf<TypeConfig>,
+        snapshot: SnapshotOf<TypeConfig, Vec<u8>>,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let vote_bytes = codec::encode(&vote);
+        let meta_bytes = codec::encode(&snapshot.meta);
+        let data = snapshot.snapshot;
+        let total = data.len();
+        let mut chunks: Vec<SnapshotChunk> = Vec::with_capacity(total / SNAPSHOT_CHUNK_BYTES + 1);
+        let mut offset = 0usize;
+        loop {
+            let end = (offset + SNAPSHOT_CHUNK_BYTES).min(total);
+            let first = offset == 0;
+            chunks.push(SnapshotChunk {
+                vote: if first {
+                    vote_bytes.clone()
+                } else {
+                    Vec::new()
+                },
+                meta: if first {
+                    meta_bytes.clone()
+                } else {
+                    Vec::new()
+                },
+                offset: offset as u64,
+                data: data[offset..end].to_vec(),
+                done: end == total,
+            });
+            if end == total {
+                break;
+            }
+            offset = end;
+        }
+        // The snapshot deadline scales with its size: a fixed per-RPC deadline would abort large
+        // snapshots on slow links and then retry them forever.
+        let per_chunk = option.hard_ttl().max(Duration::from_millis(500));
+        let timeout = per_chunk * u32::try_from(chunks.len()).unwrap_or(u32::MAX).max(1);
+        let request = self.request(futures::stream::iter(chunks), timeout);
+        let mut client = self.client().map_err(|e| match e {
+            RPCError::Unreachable(u) => StreamingError::Unreachable(u),
+            other => StreamingError::Unreachable(Unreachable::new(&other)),
+        })?;
+        let send = client.install_snapshot(request);
+        let reply = tokio::select! {
+            closed = cancel => return Err(StreamingError::Closed(closed)),
+            reply = send => reply,
+        };
+        let reply = reply.map_err(|s| match status_to_rpc(&s) {
+            RPCError::Unreachable(u) => StreamingError::Unreachable(u),
+            _ => StreamingError::Network(NetworkError::new(&s)),
+        })?;
+        codec::decode("snapshot response", &reply.into_inner().payload)
+            .map_err(|e| StreamingError::Network(NetworkError::new(&e)))
+    }
+}
+
+/// Reassembles a snapshot streamed as [`SnapshotChunk`]s: (vote, meta, data).
+pub async fn receive_snapshot(
+    mut chunks: tonic::Streaming<SnapshotChunk>,
+    max_bytes: usize,
+) -> Result<
+    (
+        VoteOf<TypeConfig>,
+        openraft::alias::SnapshotMetaOf<TypeConfig>,
+        Vec<u8>,
+    ),
+    tonic::Status,
+> {
+    let first = chunks
+        .next()
+        .await
+        .ok_or_else(|| tonic::Status::invalid_argument("snapshot stream is empty"))??;
+    let vote: VoteOf<TypeConfig> = codec::decode("snapshot vote", &first.vote)
+        .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+    let meta = codec::decode("snapshot meta", &first.meta)
+        .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+    let mut data = first.data;
+    let mut done = first.done;
+    while !done {
+        let chunk = chunks.next().await.ok_or_else(|| {
+            tonic::Status::invalid_argument("snapshot stream ended before `done`")
+        })??;
+        if chunk.offset != data.len() as u64 {
+            return Err(tonic::Status::invalid_argument(format!(
+                "snapshot chunk offset {} does not follow {} bytes received",
+                chunk.offset,
+                data.len()
+            )));
+        }
+        if data.len() + chunk.data.len() > max_bytes {
+            return Err(tonic::Status::resource_exhausted(format!(
+                "snapshot larger than the limit of {max_bytes} bytes"
+            )));
+        }
+        data.extend_from_slice(&chunk.data);
+        done = chunk.done;
+    }
+    Ok((vote, meta, data))
+}
