@@ -1,0 +1,249 @@
+//! The background agent: the async loops around [`AgentState`].
+//!
+//! Three tasks run on the application's tokio runtime (so the same code runs on turmoil
+//! hosts in simulation):
+//!
+//! - **tick**: every `report_interval`, advances the coarse clock, runs
+//!   [`AgentState::tick`], wakes the report sender, and fires the probe RPCs it asks for;
+//! - **report**: sends queued reports oldest first, one RPC at a time, each bounded by
+//!   `rpc_timeout`; a failure leaves the report queued (the queue is bounded) and moves
+//!   to the next endpoint;
+//! - **watch**: follows `Watch` on one endpoint; when the stream fails, ends, or stays
+//!   silent for `watch_idle_timeout`, it moves to the next endpoint after a backoff with
+//!   full jitter (bounded by `watch_backoff.max`).
+//!
+//! All three stop when the last [`crate::Client`] clone is dropped. No application call
+//! ever waits for any of them: they only publish into atomics.
+
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use switchyard_core::{InstanceId, ProbeOutcome};
+use switchyard_proto::client as pb;
+use switchyard_proto::client::client_client::ClientClient;
+use tokio::sync::{Notify, watch};
+use tokio::time::{MissedTickBehavior, timeout};
+use tonic::transport::Channel;
+
+use crate::agent_state::{AgentState, Published};
+use crate::clock::{Clock, CoarseClock};
+use crate::metrics::SdkMetrics;
+use crate::{ClientOptions, SmallRng, wire};
+
+/// Everything the agent tasks and the client share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) state: Mutex<AgentState>,
+    pub(crate) published: Arc<Published>,
+    pub(crate) metrics: SdkMetrics,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) coarse: CoarseClock,
+    pub(crate) options: ClientOptions,
+    pub(crate) instance: InstanceId,
+    /// `(endpoint, channel)`; empty for a local-only client.
+    pub(crate) channels: Vec<(String, Channel)>,
+    pub(crate) report_ready: Notify,
+    pub(crate) report_endpoint: AtomicUsize,
+    pub(crate) rng: SmallRng,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, AgentState> {
+        // A panic while holding the lock leaves consistent-enough state for a best-effort
+        // agent; never propagate the poison to the application.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn client(&self, index: usize) -> ClientClient<Channel> {
+        let (_, channel) = &self.channels[index % self.channels.len()];
+        ClientClient::new(channel.clone())
+    }
+}
+
+/// Starts the agent tasks on `handle`.
+pub(crate) fn spawn(
+    shared: &Arc<Shared>,
+    handle: &tokio::runtime::Handle,
+    shutdown: &watch::Sender<()>,
+) {
+    handle.spawn(tick_loop(Arc::clone(shared), shutdown.subscribe()));
+    if !shared.channels.is_empty() {
+        handle.spawn(report_loop(Arc::clone(shared), shutdown.subscribe()));
+        handle.spawn(watch_loop(Arc::clone(shared), shutdown.subscribe()));
+    }
+}
+
+async fn tick_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<()>) {
+    let mut interval = tokio::time::interval(shared.options.report_interval);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let now_ms = shared.clock.now_ms();
+        shared.coarse.advance_to(now_ms);
+        let (work, reports_waiting) = {
+            let mut state = shared.lock();
+            let work = state.tick(now_ms);
+            (work, !state.reports.is_empty())
+        };
+        if shared.channels.is_empty() {
+            continue;
+        }
+        if reports_waiting {
+            shared.report_ready.notify_one();
+        }
+        // Bounded: at most one acquire in flight per breaker (the `acquiring` flag), and
+        // releases are bounded by the permits held.
+        for key in work.acquire {
+            tokio::spawn(acquire_probe(Arc::clone(&shared), key));
+        }
+        if !work.release.is_empty() {
+            tokio::spawn(release_probes(Arc::clone(&shared), work.release));
+        }
+    }
+}
+
+async fn report_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<()>) {
+    loop {
+        tokio::select! {
+            _ = shared.report_ready.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+        loop {
+            let Some((seq, report)) = shared.lock().reports.front().map(|(s, r)| (s, r.clone()))
+            else {
+                break;
+            };
+            let endpoint = shared.report_endpoint.load(Relaxed);
+            let mut client = shared.client(endpoint);
+            match timeout(shared.options.rpc_timeout, client.report(report)).await {
+                Ok(Ok(_)) => {
+                    shared.lock().reports.remove_sent(seq);
+                    shared.metrics.reports_sent.inc();
+                }
+                Ok(Err(status)) => {
+                    tracing::debug!(code = ?status.code(), message = status.message(), "report failed");
+                    shared.metrics.report_failures.inc();
+                    if status.code() == tonic::Code::InvalidArgument {
+                        // The cluster will never accept this report: drop it, keep the rest.
+                        shared.lock().reports.remove_sent(seq);
+                    }
+                    shared
+                        .report_endpoint
+                        .store(endpoint.wrapping_add(1), Relaxed);
+                    break;
+                }
+                Err(_) => {
+                    shared.metrics.report_failures.inc();
+                    shared
+                        .report_endpoint
+                        .store(endpoint.wrapping_add(1), Relaxed);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn acquire_probe(shared: Arc<Shared>, key: String) {
+    let request = pb::AcquireProbeRequest {
+        key: key.clone(),
+        instance: shared.instance.to_string(),
+    };
+    let mut client = shared.client(shared.report_endpoint.load(Relaxed));
+    let answer = timeout(shared.options.rpc_timeout, client.acquire_probe(request)).await;
+    let now_ms = shared.clock.now_ms();
+    let release = match answer {
+        Ok(Ok(resp)) if resp.get_ref().granted => {
+            shared
+                .lock()
+                .on_probe_granted(&key, resp.get_ref().permit_id, now_ms)
+        }
+        Ok(Ok(resp)) => {
+            tracing::debug!(key, reason = %resp.get_ref().reason, "probe permit refused");
+            shared.lock().on_probe_refused(&key);
+            None
+        }
+        _ => {
+            shared.lock().on_probe_refused(&key);
+            None
+        }
+    };
+    if let Some(release) = release {
+        release_probes(shared, vec![release]).await;
+    }
+}
+
+async fn release_probes(shared: Arc<Shared>, releases: Vec<(String, u64, ProbeOutcome)>) {
+    let mut client = shared.client(shared.report_endpoint.load(Relaxed));
+    for (key, permit_id, outcome) in releases {
+        let request = pb::ReleaseProbeRequest {
+            key,
+            permit_id,
+            outcome: wire::probe_outcome(outcome),
+        };
+        // Best effort: an unreturned permit expires on the cluster after its lease.
+        if let Ok(Err(status)) =
+            timeout(shared.options.rpc_timeout, client.release_probe(request)).await
+        {
+            tracing::debug!(code = ?status.code(), message = status.message(), "probe release failed");
+        }
+    }
+}
+
+async fn watch_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<()>) {
+    let endpoints = shared.channels.len();
+    let mut endpoint = (shared.rng.next_u64() as usize) % endpoints;
+    let mut failures: u32 = 0;
+    let mut first = true;
+    loop {
+        if !first {
+            shared.metrics.watch_reconnects.inc();
+        }
+        first = false;
+        let request = pb::WatchRequest {
+            scopes: shared.options.watch_scopes.clone(),
+            known_index: shared.lock().applied_index(),
+        };
+        let mut client = shared.client(endpoint);
+        let stream = tokio::select! {
+            r = timeout(shared.options.rpc_timeout, client.watch(request)) => r,
+            _ = shutdown.changed() => return,
+        };
+        if let Ok(Ok(response)) = stream {
+            let mut stream = response.into_inner();
+            loop {
+                let next = tokio::select! {
+                    n = timeout(shared.options.watch_idle_timeout, stream.message()) => n,
+                    _ = shutdown.changed() => return,
+                };
+                match next {
+                    Ok(Ok(Some(event))) => {
+                        failures = 0;
+                        let now_ms = shared.clock.now_ms();
+                        shared.lock().apply_event(event, now_ms);
+                    }
+                    Ok(Ok(None)) => break,
+                    Ok(Err(status)) => {
+                        tracing::debug!(code = ?status.code(), message = status.message(), "watch failed");
+                        break;
+                    }
+                    Err(_) => {
+                        tracing::debug!(endpoint = %shared.channels[endpoint].0, "watch idle, reconnecting");
+                        break;
+                    }
+                }
+            }
+        }
+        endpoint = (endpoint + 1) % endpoints;
+        let delay = shared.options.watch_backoff.delay(failures, &shared.rng);
+        failures = failures.saturating_add(1).min(16);
+        tokio::select! {
+            _ = tokio::time::sleep(delay.max(Duration::from_millis(1))) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,518 @@
+//! The agent's state machine: decisions, local breakers, probe ledgers, mode, reports.
+//!
+//! This is the pure part of the background agent (in the spirit of `crates/core`): every
+//! input comes in as a method call with the time as a value, and it does no I/O. The async
+//! loops in [`crate::agent`] feed it watch events and ticks and carry out the RPCs it asks
+//! for ([`ProbeWork`], queued reports). Tests drive it directly with a fake clock.
+//!
+//! Per tick (every `report_interval`):
+//!
+//! 1. swap each breaker's striped counters into a delta; feed it to the breaker's
+//!    [`LocalBreaker`] (same policy as the cluster's, received with the decisions);
+//! 2. re-derive the [`Mode`] from the time since the last watch event;
+//! 3. evaluate the decision rule ([`crate::decide`]) and publish each breaker's admission;
+//! 4. manage probe permits: ask the cluster for one where calls were turned away for lack
+//!    of a permit, hand granted permits to the hot path, return outcomes, expire leases;
+//! 5. queue one report with every non-empty delta (bounded queue, drop-oldest).
+//!
+//! **Index monotonicity.** Every watch event carries the applied index it reflects; an event
+//! with a lower index than the one in force is ignored (several events may share an index:
+//! one tick entry changes many breakers). This holds across streams and reconnects, so a
+//! failover to a lagging node never moves a decision backwards.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
+
+use switchyard_core::{
+    BreakerKey, BreakerState, DELTA_COUNT_MAX, InstanceId, LocalBreaker, Policy, ProbeOutcome, Tier,
+};
+use switchyard_proto::client as pb;
+
+use crate::breaker::{BreakerShared, DrainedCounts, POOL_CLUSTER, POOL_LOCAL};
+use crate::metrics::SdkMetrics;
+use crate::mode::{ModeOptions, ModeTracker};
+use crate::report_queue::ReportQueue;
+use crate::{Admission, Error, Mode, decide, wire};
+
+/// A scope's tier and feature flags as last received from the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeInfo {
+    /// The scope's degradation tier.
+    pub tier: Tier,
+    /// Why the scope is in this tier.
+    pub reason: String,
+    /// Feature flags evaluated at the tier: name → enabled.
+    pub features: BTreeMap<String, bool>,
+}
+
+/// What the agent publishes for readers outside the hot path.
+#[derive(Debug, Default)]
+pub(crate) struct Published {
+    pub(crate) mode: AtomicU8,
+    pub(crate) applied_index: AtomicU64,
+    pub(crate) scopes: RwLock<HashMap<String, ScopeInfo>>,
+}
+
+/// Settings of the agent state, taken from the client options.
+#[derive(Debug, Clone)]
+pub(crate) struct AgentConfig {
+    pub(crate) instance: InstanceId,
+    pub(crate) has_cluster: bool,
+    pub(crate) mode: ModeOptions,
+    pub(crate) default_policy: Policy,
+    pub(crate) stripes: usize,
+    pub(crate) breakers_max: usize,
+    pub(crate) report_queue_max: usize,
+    pub(crate) probe_permits_per_instance_max: u32,
+}
+
+#[derive(Debug, Clone)]
+struct ClusterBreaker {
+    state: BreakerState,
+    policy: Option<Policy>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct HeldPermit {
+    id: u64,
+    expires_at_ms: u64,
+}
+
+/// Permits of one pool handed to the hot path, oldest first. The hot path takes tokens
+/// without saying which permit, so permits are assumed taken in order: the first
+/// `held.len() - tokens` are in use, the rest untaken.
+#[derive(Debug, Default)]
+struct Ledger {
+    held: VecDeque<HeldPermit>,
+    acquiring: bool,
+}
+
+#[derive(Debug)]
+struct Entry {
+    shared: Arc<BreakerShared>,
+    local: LocalBreaker,
+    policy: Policy,
+    ledgers: [Ledger; 2],
+}
+
+/// RPCs the agent must make after a tick.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct ProbeWork {
+    /// Keys to send `AcquireProbe` for.
+    pub(crate) acquire: Vec<String>,
+    /// `(key, permit_id, outcome)` to send `ReleaseProbe` for.
+    pub(crate) release: Vec<(String, u64, ProbeOutcome)>,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct AgentState {
+    config: AgentConfig,
+    tracker: ModeTracker,
+    mode: Mode,
+    applied_index: u64,
+    cluster: HashMap<String, ClusterBreaker>,
+    entries: BTreeMap<String, Entry>,
+    pub(crate) reports: ReportQueue,
+    published: Arc<Published>,
+    metrics: SdkMetrics,
+}
+
+impl AgentState {
+    pub(crate) fn new(
+        config: AgentConfig,
+        now_ms: u64,
+        published: Arc<Published>,
+        metrics: SdkMetrics,
+    ) -> Self {
+        let tracker = ModeTracker::new(config.mode, now_ms, config.has_cluster);
+        let mode = tracker.mode_at(now_ms);
+        published.mode.store(mode as u8, Relaxed);
+        metrics.set_mode(mode);
+        Self {
+            reports: ReportQueue::new(config.report_queue_max),
+            config,
+            tracker,
+            mode,
+            applied_index: 0,
+            cluster: HashMap::new(),
+            entries: BTreeMap::new(),
+            published,
+            metrics,
+        }
+    }
+
+    /// The mode in force.
+    #[cfg(test)]
+    pub(crate) fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The applied index of the decisions in force.
+    pub(crate) fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    /// The breaker for `key`, created on first use with `policy` (until the cluster sends
+    /// one) or the default policy.
+    pub(crate) fn breaker(
+        &mut self,
+        key: &BreakerKey,
+        policy: Option<Policy>,
+    ) -> Result<Arc<BreakerShared>, Error> {
+        if let Some(e) = self.entries.get(key.as_str()) {
+            return Ok(Arc::clone(&e.shared));
+        }
+        if self.entries.len() >= self.config.breakers_max {
+            return Err(Error::TooManyBreakers {
+                limit: self.config.breakers_max,
+            });
+        }
+        let cluster_policy = self
+            .cluster
+            .get(key.as_str())
+            .and_then(|c| c.policy.clone());
+        let policy = cluster_policy
+            .or(policy)
+            .unwrap_or_else(|| self.config.default_policy.clone());
+        let shared = Arc::new(BreakerShared::new(
+            key.clone(),
+            self.config.stripes,
+            policy.slow_call_duration_ms,
+        ));
+        let entry = Entry {
+            shared: Arc::clone(&shared),
+            local: LocalBreaker::new(key.clone(), policy.clone()),
+            policy,
+            ledgers: Default::default(),
+        };
+        self.entries.insert(key.as_str().to_owned(), entry);
+        self.publish_one(key.as_str());
+        Ok(shared)
+    }
+
+    /// Applies one watch event received at `now_ms`; false if its index was older than the
+    /// one in force (the event still counts as contact).
+    pub(crate) fn apply_event(&mut self, event: pb::WatchEvent, now_ms: u64) -> bool {
+        self.tracker.contact(now_ms);
+        if event.applied_index < self.applied_index {
+            self.refresh(now_ms);
+            return false;
+        }
+        match event.event {
+            Some(pb::watch_event::Event::Snapshot(snapshot)) => {
+                self.cluster.clear();
+                for b in snapshot.breakers {
+                    self.upsert_breaker(b);
+                }
+                let mut scopes = HashMap::new();
+                for s in snapshot.scopes {
+                    if let Some((name, info)) = scope_info(s) {
+                        scopes.insert(name, info);
+                    }
+                }
+                *self
+                    .published
+                    .scopes
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner()) = scopes;
+            }
+            Some(pb::watch_event::Event::Breaker(b)) => self.upsert_breaker(b),
+            Some(pb::watch_event::Event::Scope(s)) => {
+                if let Some((name, info)) = scope_info(s) {
+                    self.published
+                        .scopes
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(name, info);
+                }
+            }
+            Some(pb::watch_event::Event::Heartbeat(_)) | None => {}
+        }
+        self.applied_index = event.applied_index;
+        self.published
+            .applied_index
+            .store(self.applied_index, Relaxed);
+        self.metrics.applied_index.set(self.applied_index);
+        self.refresh(now_ms);
+        true
+    }
+
+    fn upsert_breaker(&mut self, b: pb::BreakerDecision) {
+        let Some(state) = wire::breaker_state(b.state) else {
+            tracing::warn!(key = %b.key, state = b.state, "ignoring a decision with an unknown state");
+            return;
+        };
+        let policy = b.policy.as_ref().and_then(wire::policy);
+        if let (Some(entry), Some(p)) = (self.entries.get_mut(&b.key), policy.as_ref())
+            && entry.policy != *p
+        {
+            entry.local.set_policy(p.clone());
+            entry
+                .shared
+                .set_slow_call_duration_ms(p.slow_call_duration_ms);
+            entry.policy = p.clone();
+        }
+        self.cluster.insert(b.key, ClusterBreaker { state, policy });
+    }
+
+    /// Re-derives the mode and republishes every breaker's admission.
+    fn refresh(&mut self, now_ms: u64) {
+        let mode = self.tracker.mode_at(now_ms);
+        if mode != self.mode {
+            tracing::info!(from = %self.mode, to = %mode, "switchyard sdk mode changed");
+            self.mode = mode;
+            self.published.mode.store(mode as u8, Relaxed);
+            self.metrics.set_mode(mode);
+        }
+        let keys: Vec<String> = self.entries.keys().cloned().collect();
+        for key in keys {
+            self.publish_one(&key);
+        }
+    }
+
+    fn publish_one(&mut self, key: &str) {
+        let Some(entry) = self.entries.get(key) else {
+            return;
+        };
+        let cluster = self.cluster.get(key).map(|c| c.state);
+        let admission = decide(self.mode, cluster, entry.local.state());
+        entry.shared.publish(admission, self.applied_index);
+    }
+
+    /// One agent tick at `now_ms` (see the module docs).
+    pub(crate) fn tick(&mut self, now_ms: u64) -> ProbeWork {
+        let mut work = ProbeWork::default();
+        let mut deltas = Vec::new();
+        for (key, e) in &mut self.entries {
+            let drained = e.shared.drain();
+            self.metrics
+                .add_calls(key, drained.calls, &drained.rejected);
+            if drained.calls > 0 {
+                e.local
+                    .record(now_ms, drained.calls, drained.failures, drained.slow);
+            }
+            // Local probe outcomes go straight to the local breaker.
+            let (ok, failed, unused) = e.shared.probes[POOL_LOCAL].take_outcomes();
+            for (n, outcome) in outcome_counts(ok, failed, unused) {
+                for _ in 0..n {
+                    if e.ledgers[POOL_LOCAL].held.pop_front().is_some() {
+                        log_transition(key, e.local.release_probe(now_ms, outcome));
+                    }
+                }
+            }
+            log_transition(key, e.local.advance(now_ms));
+            // Cluster probe outcomes become ReleaseProbe calls.
+            let (ok, failed, unused) = e.shared.probes[POOL_CLUSTER].take_outcomes();
+            for (n, outcome) in outcome_counts(ok, failed, unused) {
+                for _ in 0..n {
+                    if let Some(p) = e.ledgers[POOL_CLUSTER].held.pop_front() {
+                        work.release.push((key.clone(), p.id, outcome));
+                    }
+                }
+            }
+            if !drained.is_empty() {
+                deltas.push(delta(key, &drained));
+            }
+        }
+        self.refresh(now_ms);
+        for (key, e) in &mut self.entries {
+            manage_local_probes(e, now_ms);
+            manage_cluster_probes(
+                key,
+                e,
+                now_ms,
+                self.config.probe_permits_per_instance_max,
+                &mut work,
+            );
+        }
+        if self.config.has_cluster && !deltas.is_empty() {
+            let report = pb::ReportRequest {
+                instance: self.config.instance.to_string(),
+                deltas,
+            };
+            let dropped = self.reports.push(report);
+            if dropped.reports > 0 {
+                self.metrics.reports_dropped.inc_by(dropped.reports);
+                self.metrics.report_deltas_dropped.inc_by(dropped.deltas);
+            }
+        }
+        work
+    }
+
+    /// The cluster granted a probe permit for `key`. Returns a release to send at once when
+    /// the permit is no longer wanted (the breaker left HALF_OPEN meanwhile).
+    pub(crate) fn on_probe_granted(
+        &mut self,
+        key: &str,
+        permit_id: u64,
+        now_ms: u64,
+    ) -> Option<(String, u64, ProbeOutcome)> {
+        self.metrics.probe_permits_granted.inc();
+        let Some(e) = self.entries.get_mut(key) else {
+            return Some((key.to_owned(), permit_id, ProbeOutcome::Unused));
+        };
+        e.ledgers[POOL_CLUSTER].acquiring = false;
+        if e.shared.admission() != Admission::ClusterProbe {
+            return Some((key.to_owned(), permit_id, ProbeOutcome::Unused));
+        }
+        let expires_at_ms = now_ms.saturating_add(e.policy.probe_lease_ms);
+        e.ledgers[POOL_CLUSTER].held.push_back(HeldPermit {
+            id: permit_id,
+            expires_at_ms,
+        });
+        e.shared.probes[POOL_CLUSTER].tokens.fetch_add(1, Relaxed);
+        None
+    }
+
+    /// The cluster refused (or failed) a probe request for `key`.
+    pub(crate) fn on_probe_refused(&mut self, key: &str) {
+        if let Some(e) = self.entries.get_mut(key) {
+            e.ledgers[POOL_CLUSTER].acquiring = false;
+        }
+    }
+}
+
+fn outcome_counts(ok: u64, failed: u64, unused: u64) -> [(u64, ProbeOutcome); 3] {
+    // Failures first: one failed probe re-opens the breaker whatever the others say.
+    [
+        (failed, ProbeOutcome::Failure),
+        (ok, ProbeOutcome::Success),
+        (unused, ProbeOutcome::Unused),
+    ]
+}
+
+fn log_transition(key: &str, t: Option<switchyard_core::Transition>) {
+    if let Some(t) = t {
+        tracing::info!(key, from = %t.from.as_str(), to = %t.to.as_str(), reason = %t.reason, "local breaker transition");
+    }
+}
+
+/// Drops expired permits from the front of `ledger`; an expired untaken permit also takes
+/// its token back. Returns how many untaken permits were reclaimed.
+fn expire(ledger: &mut Ledger, pool: &crate::breaker::ProbePool, now_ms: u64) -> u32 {
+    let mut reclaimed = 0;
+    while let Some(front) = ledger.held.front() {
+        if front.expires_at_ms > now_ms {
+            break;
+        }
+        let untaken = pool.tokens.load(Relaxed) as usize;
+        if untaken >= ledger.held.len() && pool.reclaim_token() {
+            reclaimed += 1;
+        }
+        ledger.held.pop_front();
+    }
+    reclaimed
+}
+
+/// Takes back every untaken token; returns the permits they stood for (newest last).
+fn reclaim_all(ledger: &mut Ledger, pool: &crate::breaker::ProbePool) -> Vec<HeldPermit> {
+    let mut out = Vec::new();
+    while pool.reclaim_token() {
+        match ledger.held.pop_back() {
+            Some(p) => out.push(p),
+            None => break,
+        }
+    }
+    out
+}
+
+fn manage_local_probes(e: &mut Entry, now_ms: u64) {
+    let pool = &e.shared.probes[POOL_LOCAL];
+    let ledger = &mut e.ledgers[POOL_LOCAL];
+    if e.shared.admission() != Admission::LocalProbe {
+        for _ in reclaim_all(ledger, pool) {
+            let _ = e.local.release_probe(now_ms, ProbeOutcome::Unused);
+        }
+        pool.demand.store(false, Relaxed);
+        return;
+    }
+    expire(ledger, pool, now_ms);
+    if pool.demand.swap(false, Relaxed)
+        && (ledger.held.len() as u64) < u64::from(e.policy.probe_permits)
+        && e.local.try_acquire_probe(now_ms)
+    {
+        let expires_at_ms = now_ms.saturating_add(e.policy.probe_lease_ms);
+        ledger.held.push_back(HeldPermit {
+            id: 0,
+            expires_at_ms,
+        });
+        pool.tokens.fetch_add(1, Relaxed);
+    }
+}
+
+fn manage_cluster_probes(
+    key: &str,
+    e: &mut Entry,
+    now_ms: u64,
+    per_instance_max: u32,
+    work: &mut ProbeWork,
+) {
+    let pool = &e.shared.probes[POOL_CLUSTER];
+    let ledger = &mut e.ledgers[POOL_CLUSTER];
+    if e.shared.admission() != Admission::ClusterProbe {
+        for p in reclaim_all(ledger, pool) {
+            work.release
+                .push((key.to_owned(), p.id, ProbeOutcome::Unused));
+        }
+        pool.demand.store(false, Relaxed);
+        return;
+    }
+    expire(ledger, pool, now_ms);
+    if !ledger.acquiring
+        && (ledger.held.len() as u64) < u64::from(per_instance_max)
+        && pool.demand.swap(false, Relaxed)
+    {
+        ledger.acquiring = true;
+        work.acquire.push(key.to_owned());
+    }
+}
+
+fn scope_info(s: pb::ScopeDecision) -> Option<(String, ScopeInfo)> {
+    let tier = wire::tier(s.tier)?;
+    Some((
+        s.scope,
+        ScopeInfo {
+            tier,
+            reason: s.reason,
+            features: s.features,
+        },
+    ))
+}
+
+/// The wire delta of drained counts, scaled down proportionally if a counter exceeds the
+/// server's per-delta limit ([`DELTA_COUNT_MAX`]).
+fn delta(key: &str, d: &DrainedCounts) -> pb::BreakerDelta {
+    let biggest = d.calls.max(d.rejected_total());
+    let scale = |n: u64| -> u64 {
+        if biggest <= DELTA_COUNT_MAX {
+            n
+        } else {
+            // n <= biggest, so the result is <= DELTA_COUNT_MAX.
+            ((u128::from(n) * u128::from(DELTA_COUNT_MAX)) / u128::from(biggest)) as u64
+        }
+    };
+    let latency: Vec<pb::LatencyBucket> = d
+        .latency
+        .iter()
+        .map(|&(index, count)| pb::LatencyBucket {
+            index: u32::from(index),
+            count: scale(count),
+        })
+        .filter(|b| b.count > 0)
+        .collect();
+    let calls: u64 = latency.iter().map(|b| b.count).sum();
+    pb::BreakerDelta {
+        key: key.to_owned(),
+        calls,
+        failures: scale(d.failures).min(calls),
+        slow: scale(d.slow).min(calls),
+        rejected: scale(d.rejected_total()),
+        latency,
+    }
+}
+
+#[cfg(test)]
+#[path = "agent_state_test.rs"]
+mod tests;

@@ -1,0 +1,426 @@
+//! Tests of the agent state machine, driven by explicit times (an injected clock).
+
+use std::time::Duration;
+
+use switchyard_core::{BreakerState as S, WindowSpec};
+
+use super::*;
+use crate::breaker::Breaker;
+use crate::{Outcome, RejectReason};
+
+const KEY: &str = "payments/ml-fraud";
+
+fn config(has_cluster: bool) -> AgentConfig {
+    AgentConfig {
+        instance: InstanceId::parse("pod-1").expect("instance"),
+        has_cluster,
+        mode: ModeOptions::default(),
+        default_policy: Policy::default(),
+        stripes: 2,
+        breakers_max: 4,
+        report_queue_max: 2,
+        probe_permits_per_instance_max: 1,
+    }
+}
+
+fn agent(has_cluster: bool) -> (AgentState, SdkMetrics) {
+    let metrics = SdkMetrics::default();
+    let state = AgentState::new(
+        config(has_cluster),
+        0,
+        Arc::new(Published::default()),
+        metrics.clone(),
+    );
+    (state, metrics)
+}
+
+fn breaker(agent: &mut AgentState, key: &str) -> Breaker {
+    Breaker::from_shared(
+        agent
+            .breaker(&BreakerKey::parse(key).expect("key"), None)
+            .expect("breaker"),
+    )
+}
+
+fn decision(key: &str, state: S) -> pb::BreakerDecision {
+    pb::BreakerDecision {
+        key: key.to_owned(),
+        state: wire::breaker_state_to_wire(state),
+        reason: "test".into(),
+        policy: Some(wire::policy_to_wire(&Policy::default())),
+        ..Default::default()
+    }
+}
+
+fn event(index: u64, event: pb::watch_event::Event) -> pb::WatchEvent {
+    pb::WatchEvent {
+        applied_index: index,
+        node_id: 1,
+        term: 1,
+        event: Some(event),
+    }
+}
+
+fn snapshot(index: u64, breakers: Vec<pb::BreakerDecision>) -> pb::WatchEvent {
+    event(
+        index,
+        pb::watch_event::Event::Snapshot(pb::DecisionSnapshot {
+            breakers,
+            scopes: vec![],
+        }),
+    )
+}
+
+fn heartbeat(index: u64) -> pb::WatchEvent {
+    event(
+        index,
+        pb::watch_event::Event::Heartbeat(pb::Heartbeat { now_ms: 0 }),
+    )
+}
+
+fn reason(b: &Breaker) -> Option<RejectReason> {
+    b.allow().err().map(|r| r.reason)
+}
+
+#[test]
+fn mode_switches_cluster_stale_local_only_and_back() {
+    // Goal: the mode follows the time since the last watch event, and the cluster's OPEN
+    // decision is kept while Stale but not in LocalOnly.
+    let (mut agent, metrics) = agent(true);
+    let b = breaker(&mut agent, KEY);
+    assert_eq!(agent.mode(), Mode::Stale, "never contacted");
+
+    // phase: contact with an OPEN decision
+    agent.apply_event(snapshot(10, vec![decision(KEY, S::Open)]), 1_000);
+    assert_eq!(agent.mode(), Mode::Cluster);
+    assert_eq!(reason(&b), Some(RejectReason::ClusterOpen));
+
+    // phase: silence past stale_after keeps the last decision
+    agent.tick(6_000);
+    assert_eq!(agent.mode(), Mode::Stale);
+    assert_eq!(
+        reason(&b),
+        Some(RejectReason::ClusterOpen),
+        "fail-static: last decision kept"
+    );
+
+    // phase: silence past fallback_after: the local breaker (closed) alone decides
+    agent.tick(31_001);
+    assert_eq!(agent.mode(), Mode::LocalOnly);
+    assert_eq!(reason(&b), None);
+    assert!(
+        metrics
+            .encode_text()
+            .contains("switchyard_sdk_mode{mode=\"local_only\"} 1")
+    );
+
+    // phase: contact again
+    agent.apply_event(heartbeat(11), 32_000);
+    assert_eq!(agent.mode(), Mode::Cluster);
+    assert_eq!(reason(&b), Some(RejectReason::ClusterOpen));
+}
+
+#[test]
+fn an_older_index_is_ignored_across_streams() {
+    let (mut agent, _) = agent(true);
+    let b = breaker(&mut agent, KEY);
+    assert!(agent.apply_event(snapshot(10, vec![decision(KEY, S::Open)]), 0));
+    // An older change (e.g. from a lagging node after failover) is ignored.
+    assert!(!agent.apply_event(
+        event(9, pb::watch_event::Event::Breaker(decision(KEY, S::Closed))),
+        1
+    ));
+    assert!(!agent.apply_event(snapshot(5, vec![decision(KEY, S::Closed)]), 2));
+    assert_eq!(agent.applied_index(), 10);
+    assert_eq!(reason(&b), Some(RejectReason::ClusterOpen));
+    assert_eq!(b.applied_index(), 10);
+    // The same index is accepted: one tick entry changes several breakers.
+    assert!(agent.apply_event(
+        event(
+            10,
+            pb::watch_event::Event::Breaker(decision(KEY, S::HalfOpen))
+        ),
+        3
+    ));
+    assert_eq!(b.admission(), Admission::ClusterProbe);
+    assert!(agent.apply_event(
+        event(
+            12,
+            pb::watch_event::Event::Breaker(decision(KEY, S::Closed))
+        ),
+        4
+    ));
+    assert_eq!(reason(&b), None);
+    assert_eq!(agent.applied_index(), 12);
+}
+
+#[test]
+fn every_cluster_state_is_published_to_the_hot_path() {
+    let (mut agent, _) = agent(true);
+    let b = breaker(&mut agent, KEY);
+    let cases = [
+        (S::Closed, None),
+        (S::Open, Some(RejectReason::ClusterOpen)),
+        (S::HalfOpen, Some(RejectReason::HalfOpenNoPermit)),
+        (S::ForcedOpen, Some(RejectReason::ForcedOpen)),
+        (S::ForcedClosed, None),
+        (S::Disabled, None),
+        (S::MetricsOnly, None),
+    ];
+    for (i, (state, expected)) in cases.into_iter().enumerate() {
+        agent.apply_event(snapshot(i as u64 + 1, vec![decision(KEY, state)]), 0);
+        assert_eq!(reason(&b), expected, "cluster {state:?}");
+    }
+}
+
+#[test]
+fn half_open_probe_permit_is_acquired_used_and_released() {
+    // Goal: in cluster HALF_OPEN a call turned away creates demand, the agent acquires a
+    // permit, the next call gets it, and its outcome is released to the cluster.
+    let (mut agent, _) = agent(true);
+    let b = breaker(&mut agent, KEY);
+    agent.apply_event(snapshot(3, vec![decision(KEY, S::HalfOpen)]), 0);
+    assert_eq!(reason(&b), Some(RejectReason::HalfOpenNoPermit));
+    let work = agent.tick(100);
+    assert_eq!(work.acquire, vec![KEY.to_owned()]);
+    assert_eq!(
+        agent.tick(200).acquire,
+        Vec::<String>::new(),
+        "one acquire in flight at a time"
+    );
+    assert_eq!(agent.on_probe_granted(KEY, 42, 250), None);
+    let permit = b.allow().expect("the granted permit admits one call");
+    assert!(permit.is_probe());
+    assert_eq!(
+        reason(&b),
+        Some(RejectReason::HalfOpenNoPermit),
+        "only one permit"
+    );
+    b.record(permit, Outcome::Success, Duration::from_millis(3));
+    let work = agent.tick(300);
+    assert_eq!(
+        work.release,
+        vec![(KEY.to_owned(), 42, ProbeOutcome::Success)]
+    );
+}
+
+#[test]
+fn an_unused_probe_permit_expires_locally_and_leaving_half_open_returns_it() {
+    let (mut agent, _) = agent(true);
+    let b = breaker(&mut agent, KEY);
+    agent.apply_event(snapshot(3, vec![decision(KEY, S::HalfOpen)]), 0);
+    let _ = reason(&b);
+    agent.tick(100);
+    agent.on_probe_granted(KEY, 7, 100);
+    // phase: the lease (10 s by default) runs out without a call taking the permit
+    agent.tick(10_200);
+    assert_eq!(
+        reason(&b),
+        Some(RejectReason::HalfOpenNoPermit),
+        "the expired permit is gone"
+    );
+    // phase: a new permit, then the breaker closes before it is used: it goes back as unused
+    agent.tick(10_300);
+    agent.on_probe_granted(KEY, 8, 10_300);
+    agent.apply_event(
+        event(4, pb::watch_event::Event::Breaker(decision(KEY, S::Closed))),
+        10_400,
+    );
+    let work = agent.tick(10_500);
+    assert_eq!(
+        work.release,
+        vec![(KEY.to_owned(), 8, ProbeOutcome::Unused)]
+    );
+}
+
+#[test]
+fn local_breaker_trips_on_local_failures_even_when_the_cluster_is_closed() {
+    let (mut agent, _) = agent(true);
+    let policy = Policy {
+        window: WindowSpec::Count { calls: 10 },
+        min_calls: 5,
+        ..Policy::default()
+    };
+    let key = BreakerKey::parse(KEY).expect("key");
+    let b = Breaker::from_shared(agent.breaker(&key, Some(policy)).expect("breaker"));
+    let mut closed = decision(KEY, S::Closed);
+    closed.policy = None; // keep the local policy given at creation
+    agent.apply_event(snapshot(1, vec![closed]), 0);
+    for _ in 0..10 {
+        let p = b.allow().expect("closed");
+        b.record(p, Outcome::Failure, Duration::from_millis(1));
+    }
+    agent.tick(100);
+    assert_eq!(reason(&b), Some(RejectReason::LocalOpen));
+}
+
+#[test]
+fn local_only_half_open_hands_out_local_probe_permits() {
+    let (mut agent, _) = agent(false);
+    let policy = Policy {
+        window: WindowSpec::Count { calls: 10 },
+        min_calls: 5,
+        open_duration_ms: 1_000,
+        open_duration_max_ms: 1_000,
+        open_jitter_percent: 0,
+        probe_success_threshold: 1,
+        ..Policy::default()
+    };
+    let key = BreakerKey::parse(KEY).expect("key");
+    let b = Breaker::from_shared(agent.breaker(&key, Some(policy)).expect("breaker"));
+    for _ in 0..10 {
+        let p = b.allow().expect("closed");
+        b.record(p, Outcome::Failure, Duration::from_millis(1));
+    }
+    agent.tick(100);
+    assert_eq!(reason(&b), Some(RejectReason::LocalOpen));
+    // phase: the open duration passes: HALF_OPEN, demand, a local permit
+    agent.tick(1_200);
+    assert_eq!(b.admission(), Admission::LocalProbe);
+    assert_eq!(reason(&b), Some(RejectReason::HalfOpenNoPermit));
+    agent.tick(1_300);
+    let p = b.allow().expect("a local probe permit");
+    b.record(p, Outcome::Success, Duration::from_millis(1));
+    agent.tick(1_400);
+    assert_eq!(
+        b.admission(),
+        Admission::Allow,
+        "a successful probe closes the local breaker"
+    );
+}
+
+#[test]
+fn report_queue_at_its_limit_drops_the_oldest_and_counts_it() {
+    let (mut agent, metrics) = agent(true);
+    let b = breaker(&mut agent, KEY);
+    for t in 1..=5u64 {
+        let p = b.allow().expect("closed");
+        b.record(p, Outcome::Success, Duration::from_millis(1));
+        agent.tick(t * 100);
+    }
+    assert_eq!(
+        agent.reports.len(),
+        2,
+        "the queue holds report_queue_max reports"
+    );
+    assert_eq!(metrics.reports_dropped.get(), 3);
+    assert_eq!(metrics.report_deltas_dropped.get(), 3);
+    let (_, report) = agent.reports.front().expect("queued");
+    assert_eq!(report.instance, "pod-1");
+    assert_eq!(report.deltas[0].calls, 1);
+}
+
+#[test]
+fn a_local_only_agent_queues_no_reports() {
+    let (mut agent, metrics) = agent(false);
+    let b = breaker(&mut agent, KEY);
+    let p = b.allow().expect("closed");
+    b.record(p, Outcome::Success, Duration::from_millis(1));
+    let _ = b.shared.drain();
+    let p = b.allow().expect("closed");
+    b.record(p, Outcome::Success, Duration::from_millis(1));
+    agent.tick(100);
+    assert!(agent.reports.is_empty());
+    assert!(
+        metrics
+            .encode_text()
+            .contains("switchyard_sdk_calls_allowed_total{key=\"payments/ml-fraud\"} 1")
+    );
+}
+
+#[test]
+fn breakers_are_bounded() {
+    let (mut agent, _) = agent(true);
+    for i in 0..4 {
+        breaker(&mut agent, &format!("s/b{i}"));
+    }
+    let err = agent
+        .breaker(&BreakerKey::parse("s/b4").expect("key"), None)
+        .expect_err("over the limit");
+    assert!(matches!(err, Error::TooManyBreakers { limit: 4 }));
+    breaker(&mut agent, "s/b0"); // an existing breaker is still handed out
+}
+
+#[test]
+fn oversized_deltas_are_scaled_to_the_wire_limit() {
+    let d = DrainedCounts {
+        calls: 3 * DELTA_COUNT_MAX,
+        failures: DELTA_COUNT_MAX,
+        slow: 0,
+        rejected: [0; RejectReason::COUNT],
+        latency: vec![(3, 2 * DELTA_COUNT_MAX), (9, DELTA_COUNT_MAX)],
+    };
+    let w = delta(KEY, &d);
+    assert!(w.calls <= DELTA_COUNT_MAX && w.failures <= w.calls);
+    assert_eq!(w.calls, w.latency.iter().map(|b| b.count).sum::<u64>());
+    assert!(
+        (w.failures as f64 / w.calls as f64 - 1.0 / 3.0).abs() < 1e-3,
+        "rates are kept"
+    );
+}
+
+#[test]
+fn scope_decisions_reach_tier_and_features() {
+    let (mut agent, _) = agent(true);
+    let scope = pb::ScopeDecision {
+        scope: "payments".into(),
+        tier: 3,
+        reason: "ml-fraud open".into(),
+        features: [("ml_fraud".to_owned(), false)].into_iter().collect(),
+        ..Default::default()
+    };
+    agent.apply_event(event(2, pb::watch_event::Event::Scope(scope)), 0);
+    let scopes = agent.published.scopes.read().expect("lock");
+    let info = scopes.get("payments").expect("scope");
+    assert_eq!(info.tier, Tier::Essential);
+    assert_eq!(info.features.get("ml_fraud"), Some(&false));
+}
+
+#[test]
+fn time_window_local_breaker_trips_probes_and_recovers() {
+    // Goal: the demo's policy: trips within a tick of an outage, re-opens on failed
+    // probes, and closes after the dependency recovers.
+    let (mut agent, _) = agent(false);
+    let policy = Policy {
+        window: WindowSpec::Time {
+            duration_ms: 2_000,
+            buckets: 10,
+        },
+        min_calls: 20,
+        open_duration_ms: 1_000,
+        open_duration_max_ms: 4_000,
+        probe_success_threshold: 2,
+        ..Policy::default()
+    };
+    let key = BreakerKey::parse(KEY).expect("key");
+    let b = Breaker::from_shared(agent.breaker(&key, Some(policy)).expect("breaker"));
+    let mut trace = Vec::new();
+    for step in 1..=200u64 {
+        let now = step * 100;
+        let failing = (20..60).contains(&step);
+        for _ in 0..30 {
+            if let Ok(p) = b.allow() {
+                b.record(p, Outcome::failure_if(failing), Duration::from_millis(1));
+            }
+        }
+        agent.tick(now);
+        trace.push((now, b.admission()));
+    }
+    let at = |ms: u64| trace.iter().find(|(t, _)| *t == ms).map(|(_, a)| *a);
+    assert_eq!(at(1_000), Some(Admission::Allow));
+    // The 2 s window still holds the successes from before the outage: the failure rate
+    // reaches 50 % about one window-half later.
+    let tripped = trace
+        .iter()
+        .find(|(_, a)| *a == Admission::RejectLocalOpen)
+        .map(|(t, _)| *t);
+    assert!(
+        tripped.is_some_and(|t| (2_000..=3_200).contains(&t)),
+        "{trace:?}"
+    );
+    assert!(
+        trace.iter().any(|(_, a)| *a == Admission::LocalProbe),
+        "probes while recovering"
+    );
+    assert_eq!(at(20_000), Some(Admission::Allow), "recovered: {trace:?}");
+}

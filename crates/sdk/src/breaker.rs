@@ -1,0 +1,581 @@
+//! The breaker handle and its hot path: [`Breaker::allow`] and [`Breaker::record`].
+//!
+//! Both are a handful of atomic operations on memory local to the process: no lock, no
+//! allocation, no system call, no `await`, no clock read.
+//!
+//! - `allow()` loads the breaker's [`Admission`] (one relaxed `u8` load, published by the
+//!   agent). Only in HALF_OPEN does it do more: it takes a probe token with a CAS.
+//! - `record()` increments this thread's stripe: one latency bucket (the sum of the buckets
+//!   is the call count, so successes need no separate counter), plus `failures` and `slow`
+//!   when they apply. Probe calls also bump a probe-outcome counter.
+//!
+//! The agent swaps all stripes to zero every report interval ([`BreakerShared::drain`]),
+//! which is how counts leave the process.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use switchyard_core::BreakerKey;
+
+use crate::latency::{self, LATENCY_SLOTS};
+use crate::stripe::{self, CachePadded};
+use crate::{Admission, CallError, Classifier, ErrorIsFailure, Outcome, RejectReason};
+
+/// One thread's counters for one breaker.
+#[derive(Debug)]
+pub(crate) struct Stripe {
+    failures: AtomicU64,
+    slow: AtomicU64,
+    rejected: [AtomicU64; RejectReason::COUNT],
+    latency: [AtomicU64; LATENCY_SLOTS],
+}
+
+impl Stripe {
+    fn new() -> Self {
+        Self {
+            failures: AtomicU64::new(0),
+            slow: AtomicU64::new(0),
+            rejected: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+/// Index of a probe-outcome counter: `[pool][outcome]`.
+const PROBE_SUCCESS: usize = 0;
+const PROBE_FAILURE: usize = 1;
+const PROBE_UNUSED: usize = 2;
+
+/// Probe permits handed to the hot path by the agent, and what became of them.
+#[derive(Debug, Default)]
+pub(crate) struct ProbePool {
+    /// Permits available to calls.
+    pub(crate) tokens: AtomicU32,
+    /// Set by a call rejected for lack of a permit: the agent should ask for one.
+    pub(crate) demand: AtomicBool,
+    /// Outcomes of probe calls: success, failure, unused.
+    pub(crate) outcomes: [AtomicU64; 3],
+}
+
+impl ProbePool {
+    /// Takes back one untaken token; false if all were taken by calls.
+    pub(crate) fn reclaim_token(&self) -> bool {
+        self.tokens
+            .fetch_update(Relaxed, Relaxed, |t| t.checked_sub(1))
+            .is_ok()
+    }
+
+    /// Swaps the outcome counters to zero: (successes, failures, unused).
+    pub(crate) fn take_outcomes(&self) -> (u64, u64, u64) {
+        (
+            self.outcomes[PROBE_SUCCESS].swap(0, Relaxed),
+            self.outcomes[PROBE_FAILURE].swap(0, Relaxed),
+            self.outcomes[PROBE_UNUSED].swap(0, Relaxed),
+        )
+    }
+}
+
+/// Counts swapped out of a breaker's stripes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct DrainedCounts {
+    pub(crate) calls: u64,
+    pub(crate) failures: u64,
+    pub(crate) slow: u64,
+    pub(crate) rejected: [u64; RejectReason::COUNT],
+    /// Sparse `(bucket index, count)`, sorted by index.
+    pub(crate) latency: Vec<(u16, u64)>,
+}
+
+impl DrainedCounts {
+    pub(crate) fn rejected_total(&self) -> u64 {
+        self.rejected.iter().sum()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.calls == 0 && self.rejected_total() == 0
+    }
+}
+
+/// The state shared by every clone of a [`Breaker`] and the agent.
+#[derive(Debug)]
+pub(crate) struct BreakerShared {
+    pub(crate) key_str: Arc<str>,
+    /// Read on every call, written only by the agent: keep it away from written lines.
+    admission: AtomicU8,
+    slow_call_duration_us: AtomicU64,
+    applied_index: AtomicU64,
+    stripe_mask: usize,
+    latency_tables: &'static latency::Tables,
+    stripes: Box<[CachePadded<Stripe>]>,
+    /// Cluster (0) and local (1) probe pools.
+    pub(crate) probes: [CachePadded<ProbePool>; 2],
+    /// Failures swapped out before their calls (a race with `record`): carried over so a
+    /// delta never has `failures > calls`.
+    carry: std::sync::Mutex<(u64, u64)>,
+}
+
+pub(crate) const POOL_CLUSTER: usize = 0;
+pub(crate) const POOL_LOCAL: usize = 1;
+
+impl BreakerShared {
+    pub(crate) fn new(key: BreakerKey, stripes: usize, slow_call_duration_ms: u64) -> Self {
+        let stripes = stripes.clamp(1, stripe::STRIPES_MAX).next_power_of_two();
+        Self {
+            key_str: Arc::from(key.as_str()),
+            admission: AtomicU8::new(Admission::Allow as u8),
+            slow_call_duration_us: AtomicU64::new(slow_call_duration_ms.saturating_mul(1_000)),
+            applied_index: AtomicU64::new(0),
+            stripe_mask: stripes - 1,
+            latency_tables: latency::tables(),
+            stripes: (0..stripes).map(|_| CachePadded(Stripe::new())).collect(),
+            probes: [
+                CachePadded(ProbePool::default()),
+                CachePadded(ProbePool::default()),
+            ],
+            carry: std::sync::Mutex::new((0, 0)),
+        }
+    }
+
+    #[inline]
+    fn stripe(&self) -> &Stripe {
+        // `stripe_mask + 1 == stripes.len()`, a power of two: the index is always in bounds.
+        &self.stripes[stripe::thread_number() as usize & self.stripe_mask]
+    }
+
+    pub(crate) fn admission(&self) -> Admission {
+        Admission::from_u8(self.admission.load(Relaxed))
+    }
+
+    /// Publishes a new admission; returns the previous one.
+    pub(crate) fn publish(&self, admission: Admission, applied_index: u64) -> Admission {
+        self.applied_index.fetch_max(applied_index, Relaxed);
+        Admission::from_u8(self.admission.swap(admission as u8, Relaxed))
+    }
+
+    pub(crate) fn set_slow_call_duration_ms(&self, ms: u64) {
+        self.slow_call_duration_us
+            .store(ms.saturating_mul(1_000), Relaxed);
+    }
+
+    pub(crate) fn count_rejection(&self, reason: RejectReason) {
+        self.stripe().rejected[reason as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Swaps every stripe to zero and returns the sums.
+    pub(crate) fn drain(&self) -> DrainedCounts {
+        let mut buckets = [0u64; LATENCY_SLOTS];
+        let mut out = DrainedCounts::default();
+        for s in self.stripes.iter() {
+            out.failures += s.failures.swap(0, Relaxed);
+            out.slow += s.slow.swap(0, Relaxed);
+            for (sum, r) in out.rejected.iter_mut().zip(&s.rejected) {
+                *sum += r.swap(0, Relaxed);
+            }
+            for (sum, b) in buckets.iter_mut().zip(&s.latency) {
+                // Relaxed load first: most buckets are zero, and a swap dirties the line.
+                if b.load(Relaxed) != 0 {
+                    *sum += b.swap(0, Relaxed);
+                }
+            }
+        }
+        for (index, &count) in buckets.iter().enumerate() {
+            if count != 0 {
+                out.latency.push((index as u16, count));
+            }
+        }
+        out.calls = out.latency.iter().map(|&(_, n)| n).sum();
+        // A `record` racing with this drain may have bumped `failures`/`slow` in a stripe we
+        // already passed while its latency bucket is still to come (or the reverse): carry the
+        // excess to the next drain so every delta is consistent.
+        let mut carry = self.carry.lock().unwrap_or_else(|e| e.into_inner());
+        let failures = out.failures + carry.0;
+        let slow = out.slow + carry.1;
+        out.failures = failures.min(out.calls);
+        out.slow = slow.min(out.calls);
+        *carry = (failures - out.failures, slow - out.slow);
+        out
+    }
+}
+
+/// What kind of admission a [`Permit`] carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PermitKind {
+    /// An ordinary admitted call.
+    Normal,
+    /// A trial call under a cluster probe permit (cluster HALF_OPEN).
+    ClusterProbe,
+    /// A trial call under a local probe permit (local HALF_OPEN).
+    LocalProbe,
+}
+
+/// Permission to make one call, returned by [`Breaker::allow`]. Hand it back with
+/// [`Breaker::record`] (or [`Breaker::release_unused`] if the call was not made).
+///
+/// A permit is a plain value (no reference to the breaker), so it can cross `await`s and
+/// threads freely. A probe permit that is dropped without being recorded stays taken until
+/// its lease expires (`probe_lease_ms`).
+#[must_use = "a permit must be returned with Breaker::record or Breaker::release_unused"]
+#[derive(Debug, PartialEq, Eq)]
+pub struct Permit {
+    kind: PermitKind,
+}
+
+impl Permit {
+    /// The kind of admission.
+    pub fn kind(&self) -> PermitKind {
+        self.kind
+    }
+
+    /// True when this call is a half-open trial call.
+    pub fn is_probe(&self) -> bool {
+        self.kind != PermitKind::Normal
+    }
+}
+
+/// A call the breaker did not admit, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("call to `{key}` rejected: {reason}")]
+pub struct Rejected {
+    /// The breaker key, `scope/name`.
+    pub key: Arc<str>,
+    /// Why.
+    pub reason: RejectReason,
+}
+
+/// A handle on one breaker. Cheap to clone (one `Arc`); all clones share the same state.
+///
+/// Obtain it from [`crate::Client::breaker`]. See the module docs for the hot-path costs.
+#[derive(Clone)]
+pub struct Breaker {
+    pub(crate) shared: Arc<BreakerShared>,
+}
+
+impl fmt::Debug for Breaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Breaker")
+            .field("key", &self.shared.key_str)
+            .field("admission", &self.admission())
+            .field("applied_index", &self.applied_index())
+            .finish()
+    }
+}
+
+impl Breaker {
+    pub(crate) fn from_shared(shared: Arc<BreakerShared>) -> Self {
+        Self { shared }
+    }
+
+    /// A breaker attached to no client: it always admits (nobody publishes decisions) and
+    /// nobody drains its counters. For benchmarks and tests of code that takes a `Breaker`.
+    pub fn detached(key: BreakerKey) -> Self {
+        let shared = BreakerShared::new(key, stripe::default_stripes(), 1_000);
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// The breaker key, `scope/name`.
+    pub fn key(&self) -> &str {
+        &self.shared.key_str
+    }
+
+    /// What `allow()` currently does.
+    pub fn admission(&self) -> Admission {
+        self.shared.admission()
+    }
+
+    /// The cluster applied index of the decision in force (0 before any).
+    pub fn applied_index(&self) -> u64 {
+        self.shared.applied_index.load(Relaxed)
+    }
+
+    /// Asks to make one call. Hot path: one atomic load when CLOSED or OPEN.
+    #[inline]
+    pub fn allow(&self) -> Result<Permit, Rejected> {
+        let code = self.shared.admission.load(Relaxed);
+        if code == Admission::Allow as u8 {
+            return Ok(Permit {
+                kind: PermitKind::Normal,
+            });
+        }
+        self.allow_slow(Admission::from_u8(code))
+    }
+
+    #[cold]
+    fn allow_slow(&self, admission: Admission) -> Result<Permit, Rejected> {
+        let (pool, kind) = match admission {
+            Admission::ClusterProbe => (POOL_CLUSTER, PermitKind::ClusterProbe),
+            Admission::LocalProbe => (POOL_LOCAL, PermitKind::LocalProbe),
+            Admission::Allow => {
+                return Ok(Permit {
+                    kind: PermitKind::Normal,
+                });
+            }
+            rejecting => {
+                let reason = rejecting
+                    .reject_reason()
+                    .unwrap_or(RejectReason::ClusterOpen);
+                return Err(self.reject(reason));
+            }
+        };
+        let probes = &self.shared.probes[pool];
+        if probes.reclaim_token() {
+            return Ok(Permit { kind });
+        }
+        if !probes.demand.load(Relaxed) {
+            probes.demand.store(true, Relaxed);
+        }
+        Err(self.reject(RejectReason::HalfOpenNoPermit))
+    }
+
+    pub(crate) fn reject(&self, reason: RejectReason) -> Rejected {
+        self.shared.count_rejection(reason);
+        Rejected {
+            key: Arc::clone(&self.shared.key_str),
+            reason,
+        }
+    }
+
+    /// Records the outcome and latency of a call made under `permit`. Hot path: one
+    /// increment of this thread's latency bucket, plus one each for a failure and a slow call.
+    #[inline]
+    pub fn record(&self, permit: Permit, outcome: Outcome, latency: Duration) {
+        let shared = &*self.shared;
+        let us = latency::duration_us(latency);
+        let stripe = shared.stripe();
+        stripe.latency[latency::slot_in(shared.latency_tables, us)].fetch_add(1, Relaxed);
+        if outcome == Outcome::Failure {
+            stripe.failures.fetch_add(1, Relaxed);
+        }
+        if us >= shared.slow_call_duration_us.load(Relaxed) {
+            stripe.slow.fetch_add(1, Relaxed);
+        }
+        if permit.kind != PermitKind::Normal {
+            self.record_probe(permit.kind, outcome);
+        }
+    }
+
+    #[cold]
+    fn record_probe(&self, kind: PermitKind, outcome: Outcome) {
+        let which = match outcome {
+            Outcome::Success => PROBE_SUCCESS,
+            Outcome::Failure => PROBE_FAILURE,
+        };
+        self.probe_pool(kind).outcomes[which].fetch_add(1, Relaxed);
+    }
+
+    fn probe_pool(&self, kind: PermitKind) -> &ProbePool {
+        match kind {
+            PermitKind::LocalProbe => &self.shared.probes[POOL_LOCAL],
+            _ => &self.shared.probes[POOL_CLUSTER],
+        }
+    }
+
+    /// Returns a permit whose call was never made (e.g. the request was cancelled before
+    /// calling). A probe permit goes back as `Unused` so another call can take it.
+    pub fn release_unused(&self, permit: Permit) {
+        if permit.kind != PermitKind::Normal {
+            self.probe_pool(permit.kind).outcomes[PROBE_UNUSED].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Guards one async call: `allow()`, run `call`, measure its latency with the TSC clock
+    /// (`quanta`, a few ns), classify with [`ErrorIsFailure`], `record()`.
+    ///
+    /// If the returned future is dropped before `call` completes, the permit is released
+    /// as unused.
+    pub async fn call<T, E, F, Fut>(&self, call: F) -> Result<T, CallError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.call_classified(&ErrorIsFailure, call).await
+    }
+
+    /// Like [`Breaker::call`], with a user classifier (e.g. 4xx is not a failure).
+    pub async fn call_classified<T, E, C, F, Fut>(
+        &self,
+        classifier: &C,
+        call: F,
+    ) -> Result<T, CallError<E>>
+    where
+        C: Classifier<T, E> + ?Sized,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let permit = self.allow()?;
+        let mut guard = InFlight {
+            breaker: self,
+            permit: Some(permit),
+        };
+        let start = quanta::Instant::now();
+        let result = call().await;
+        let latency = start.elapsed();
+        let outcome = classifier.classify(&result);
+        if let Some(permit) = guard.permit.take() {
+            self.record(permit, outcome, latency);
+        }
+        result.map_err(CallError::Failed)
+    }
+
+    /// Records a call measured elsewhere and classified by `classifier`; returns the outcome.
+    pub fn record_result<T, E, C>(
+        &self,
+        permit: Permit,
+        classifier: &C,
+        result: &Result<T, E>,
+        latency: Duration,
+    ) -> Outcome
+    where
+        C: Classifier<T, E> + ?Sized,
+    {
+        let outcome = classifier.classify(result);
+        self.record(permit, outcome, latency);
+        outcome
+    }
+
+    /// The sketch bucket a latency is counted in (for tests and tools).
+    pub fn latency_bucket(latency: Duration) -> u16 {
+        latency::bucket_index(latency::duration_us(latency))
+    }
+
+    /// A latency sketch of the counts since the last drain, without draining (for tests).
+    #[cfg(test)]
+    pub(crate) fn peek_latency(&self) -> switchyard_core::LatencySketch {
+        use switchyard_core::LatencySketch;
+        let mut sketch = LatencySketch::default();
+        for s in self.shared.stripes.iter() {
+            for (i, b) in s.latency.iter().enumerate() {
+                let n = b.load(Relaxed);
+                if n > 0 {
+                    sketch.record_n(LatencySketch::bucket_value_us(i as u16), n);
+                }
+            }
+        }
+        sketch
+    }
+}
+
+/// Releases the permit as unused if a guarded call is cancelled mid-flight.
+struct InFlight<'a> {
+    breaker: &'a Breaker,
+    permit: Option<Permit>,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            self.breaker.release_unused(permit);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn breaker() -> Breaker {
+        Breaker::detached(BreakerKey::parse("payments/ml-fraud").expect("key"))
+    }
+
+    #[test]
+    fn record_counts_calls_failures_slow_and_latency() {
+        let b = breaker();
+        for i in 0..10u64 {
+            let permit = b.allow().expect("closed breaker admits");
+            let outcome = Outcome::failure_if(i % 5 == 0);
+            b.record(
+                permit,
+                outcome,
+                Duration::from_millis(if i == 9 { 1500 } else { 2 }),
+            );
+        }
+        assert_eq!(b.peek_latency().count(), 10);
+        let d = b.shared.drain();
+        assert_eq!((d.calls, d.failures, d.slow), (10, 2, 1));
+        assert_eq!(d.latency.iter().map(|b| b.1).sum::<u64>(), 10);
+        assert!(b.shared.drain().is_empty(), "a drain resets the counters");
+    }
+
+    #[test]
+    fn published_admissions_reject_with_their_reason() {
+        let b = breaker();
+        for (admission, reason) in [
+            (Admission::RejectClusterOpen, RejectReason::ClusterOpen),
+            (Admission::RejectForcedOpen, RejectReason::ForcedOpen),
+            (Admission::RejectLocalOpen, RejectReason::LocalOpen),
+            (Admission::ClusterProbe, RejectReason::HalfOpenNoPermit),
+            (Admission::LocalProbe, RejectReason::HalfOpenNoPermit),
+        ] {
+            b.shared.publish(admission, 1);
+            let rejected = b.allow().expect_err("rejects");
+            assert_eq!(rejected.reason, reason);
+            assert_eq!(&*rejected.key, "payments/ml-fraud");
+        }
+        let d = b.shared.drain();
+        assert_eq!(d.rejected[RejectReason::HalfOpenNoPermit as usize], 2);
+        assert_eq!(d.rejected_total(), 5);
+    }
+
+    #[test]
+    fn half_open_admits_only_calls_holding_a_probe_token() {
+        let b = breaker();
+        b.shared.publish(Admission::ClusterProbe, 7);
+        assert!(b.allow().is_err());
+        assert!(
+            b.shared.probes[POOL_CLUSTER].demand.load(Relaxed),
+            "demand is signalled"
+        );
+        b.shared.probes[POOL_CLUSTER].tokens.store(1, Relaxed);
+        let permit = b.allow().expect("a token admits one call");
+        assert_eq!(permit.kind(), PermitKind::ClusterProbe);
+        assert!(b.allow().is_err(), "only one token");
+        b.record(permit, Outcome::Success, Duration::from_millis(1));
+        assert_eq!(b.shared.probes[POOL_CLUSTER].take_outcomes(), (1, 0, 0));
+    }
+
+    #[test]
+    fn drain_never_reports_more_failures_than_calls() {
+        let b = breaker();
+        // Simulate the race: a failure counted before its latency bucket.
+        b.shared.stripe().failures.fetch_add(1, Relaxed);
+        let d = b.shared.drain();
+        assert_eq!((d.calls, d.failures), (0, 0));
+        b.shared.stripe().latency[3].fetch_add(1, Relaxed);
+        let d = b.shared.drain();
+        assert_eq!(
+            (d.calls, d.failures),
+            (1, 1),
+            "the carried failure arrives with its call"
+        );
+    }
+
+    #[tokio::test]
+    async fn wrapped_call_records_with_the_classifier() {
+        let b = breaker();
+        let status_classifier =
+            |r: &Result<u16, ()>| r.map_or(Outcome::Failure, Outcome::from_http_status);
+        let v = b
+            .call_classified(&status_classifier, || async { Ok::<_, ()>(404) })
+            .await;
+        assert_eq!(v.expect("ok"), 404);
+        let v = b
+            .call_classified(&status_classifier, || async { Ok::<_, ()>(503) })
+            .await;
+        assert_eq!(v.expect("ok"), 503);
+        let e = b
+            .call(|| async { Err::<(), _>("boom") })
+            .await
+            .expect_err("fails");
+        assert!(matches!(e, CallError::Failed("boom")));
+        let d = b.shared.drain();
+        assert_eq!(
+            (d.calls, d.failures),
+            (3, 2),
+            "404 is a success, 503 and Err are failures"
+        );
+    }
+}

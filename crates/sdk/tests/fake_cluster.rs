@@ -1,0 +1,221 @@
+//! Goal: the agent's real I/O loops against an in-process fake of the `Client` service:
+//! decisions arrive over Watch, reports go out, and losing the cluster walks the modes
+//! Cluster → Stale → LocalOnly → Cluster (time driven by a manual clock).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use switchyard_proto::client as pb;
+use switchyard_proto::client::client_server::{Client as ClientService, ClientServer};
+use switchyard_sdk::clock::ManualClock;
+use switchyard_sdk::{Backoff, Client, ClientOptions, Mode, Outcome, RejectReason};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::{Request, Response, Status};
+
+#[derive(Default)]
+struct FakeState {
+    up: bool,
+    snapshot: Option<pb::WatchEvent>,
+    streams: Vec<mpsc::Sender<Result<pb::WatchEvent, Status>>>,
+    reports: Vec<pb::ReportRequest>,
+}
+
+#[derive(Clone, Default)]
+struct Fake(Arc<Mutex<FakeState>>);
+
+impl Fake {
+    fn state(&self) -> std::sync::MutexGuard<'_, FakeState> {
+        self.0.lock().expect("fake state")
+    }
+
+    /// Serves `snapshot` to every new stream (and pushes it to open ones).
+    fn publish(&self, snapshot: pb::WatchEvent) {
+        let mut s = self.state();
+        s.up = true;
+        s.streams
+            .retain(|tx| tx.try_send(Ok(snapshot.clone())).is_ok());
+        s.snapshot = Some(snapshot);
+    }
+
+    /// Ends every stream and refuses new ones.
+    fn go_down(&self) {
+        let mut s = self.state();
+        s.up = false;
+        s.streams.clear();
+    }
+}
+
+#[tonic::async_trait]
+impl ClientService for Fake {
+    async fn report(
+        &self,
+        request: Request<pb::ReportRequest>,
+    ) -> Result<Response<pb::ReportResponse>, Status> {
+        let mut s = self.state();
+        if !s.up {
+            return Err(Status::unavailable("down"));
+        }
+        let accepted_deltas = request.get_ref().deltas.len() as u32;
+        s.reports.push(request.into_inner());
+        Ok(Response::new(pb::ReportResponse {
+            accepted_deltas,
+            leader_id: 1,
+        }))
+    }
+
+    type WatchStream = ReceiverStream<Result<pb::WatchEvent, Status>>;
+
+    async fn watch(
+        &self,
+        _: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let mut s = self.state();
+        let (true, Some(snapshot)) = (s.up, s.snapshot.clone()) else {
+            return Err(Status::unavailable("down"));
+        };
+        let (tx, rx) = mpsc::channel(16);
+        tx.try_send(Ok(snapshot)).expect("fresh channel");
+        s.streams.push(tx);
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn acquire_probe(
+        &self,
+        _: Request<pb::AcquireProbeRequest>,
+    ) -> Result<Response<pb::AcquireProbeResponse>, Status> {
+        Err(Status::unimplemented("not in this test"))
+    }
+
+    async fn release_probe(
+        &self,
+        _: Request<pb::ReleaseProbeRequest>,
+    ) -> Result<Response<pb::ReleaseProbeResponse>, Status> {
+        Err(Status::unimplemented("not in this test"))
+    }
+}
+
+fn snapshot(index: u64, key: &str, state: pb::BreakerState) -> pb::WatchEvent {
+    pb::WatchEvent {
+        applied_index: index,
+        node_id: 1,
+        term: 1,
+        event: Some(pb::watch_event::Event::Snapshot(pb::DecisionSnapshot {
+            breakers: vec![pb::BreakerDecision {
+                key: key.into(),
+                state: state as i32,
+                ..Default::default()
+            }],
+            scopes: vec![pb::ScopeDecision {
+                scope: "payments".into(),
+                tier: 2,
+                features: [("ml_fraud".to_owned(), false)].into_iter().collect(),
+                ..Default::default()
+            }],
+        })),
+    }
+}
+
+async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_reports_and_fail_static_modes_over_the_wire() {
+    // phase: a fake cluster on port 0 serving an OPEN breaker
+    let fake = Fake::default();
+    fake.publish(snapshot(5, "payments/ml-fraud", pb::BreakerState::Open));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(ClientServer::new(fake.clone()))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+
+    let clock = ManualClock::new(0);
+    let options = ClientOptions {
+        report_interval: Duration::from_millis(10),
+        rpc_timeout: Duration::from_millis(500),
+        watch_backoff: Backoff {
+            base: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+        },
+        ..ClientOptions::default()
+    };
+    let client = Client::builder()
+        .options(options)
+        .endpoints([addr.to_string()])
+        .instance_id("pod-1")
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .expect("client");
+    let ml = client.breaker("payments/ml-fraud").expect("breaker");
+    let db = client.breaker("payments/db").expect("breaker");
+
+    // phase: the decision arrives and rules the hot path
+    wait_until("cluster mode", || client.mode() == Mode::Cluster).await;
+    wait_until("open decision", || ml.allow().is_err()).await;
+    assert_eq!(
+        ml.allow().expect_err("open").reason,
+        RejectReason::ClusterOpen
+    );
+    assert_eq!(client.applied_index(), 5);
+    assert!(!client.feature_enabled("payments", "ml_fraud"));
+    assert_eq!(client.tier("payments").number(), 2);
+
+    // phase: outcomes are reported
+    let p = db
+        .allow()
+        .expect("unknown to the cluster: the local breaker admits");
+    db.record(p, Outcome::Failure, Duration::from_millis(2));
+    wait_until("a report", || {
+        fake.state().reports.iter().any(|r| {
+            r.deltas
+                .iter()
+                .any(|d| d.key == "payments/db" && d.failures == 1)
+        })
+    })
+    .await;
+    assert_eq!(fake.state().reports[0].instance, "pod-1");
+
+    // phase: the cluster goes away; past stale_after the last decision is kept
+    fake.go_down();
+    clock.advance_ms(5_000);
+    wait_until("stale mode", || client.mode() == Mode::Stale).await;
+    assert_eq!(
+        ml.allow().expect_err("kept").reason,
+        RejectReason::ClusterOpen
+    );
+
+    // phase: past fallback_after the local breaker alone decides
+    clock.advance_ms(26_000);
+    wait_until("local-only mode", || client.mode() == Mode::LocalOnly).await;
+    let p = ml.allow().expect("local breaker is closed");
+    ml.record(p, Outcome::Success, Duration::from_millis(1));
+
+    // phase: the cluster returns with a newer index: back to Cluster
+    fake.publish(snapshot(
+        9,
+        "payments/ml-fraud",
+        pb::BreakerState::ForcedOpen,
+    ));
+    wait_until("cluster mode again", || client.mode() == Mode::Cluster).await;
+    wait_until("new decision", || client.applied_index() == 9).await;
+    assert_eq!(
+        ml.allow().expect_err("forced").reason,
+        RejectReason::ForcedOpen
+    );
+    assert!(client.stats().watch_reconnects >= 1);
+
+    drop(client);
+    server.abort();
+}
