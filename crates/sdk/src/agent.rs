@@ -29,7 +29,8 @@ use tonic::transport::Channel;
 use crate::agent_state::{AgentState, Published};
 use crate::clock::{Clock, CoarseClock};
 use crate::metrics::SdkMetrics;
-use crate::{ClientOptions, SmallRng, wire};
+use crate::{ClientOptions, SmallRng};
+use switchyard_proto::convert;
 
 /// Everything the agent tasks and the client share.
 #[derive(Debug)]
@@ -183,7 +184,7 @@ async fn release_probes(shared: Arc<Shared>, releases: Vec<(String, u64, ProbeOu
         let request = pb::ReleaseProbeRequest {
             key,
             permit_id,
-            outcome: wire::probe_outcome(outcome),
+            outcome: convert::probe_outcome_to_wire(outcome),
         };
         // Best effort: an unreturned permit expires on the cluster after its lease.
         if let Ok(Err(status)) =

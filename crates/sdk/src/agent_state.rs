@@ -33,7 +33,8 @@ use crate::breaker::{BreakerShared, DrainedCounts, POOL_CLUSTER, POOL_LOCAL};
 use crate::metrics::SdkMetrics;
 use crate::mode::{ModeOptions, ModeTracker};
 use crate::report_queue::ReportQueue;
-use crate::{Admission, Error, Mode, decide, wire};
+use crate::{Admission, Error, Mode, decide};
+use switchyard_proto::convert;
 
 /// A scope's tier and feature flags as last received from the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,11 +241,11 @@ impl AgentState {
     }
 
     fn upsert_breaker(&mut self, b: pb::BreakerDecision) {
-        let Some(state) = wire::breaker_state(b.state) else {
+        let Some(state) = convert::breaker_state_from_wire(b.state, "state").ok() else {
             tracing::warn!(key = %b.key, state = b.state, "ignoring a decision with an unknown state");
             return;
         };
-        let policy = b.policy.as_ref().and_then(wire::policy);
+        let policy = b.policy.clone().and_then(|p| Policy::try_from(p).ok());
         if let (Some(entry), Some(p)) = (self.entries.get_mut(&b.key), policy.as_ref())
             && entry.policy != *p
         {
@@ -470,7 +471,7 @@ fn manage_cluster_probes(
 }
 
 fn scope_info(s: pb::ScopeDecision) -> Option<(String, ScopeInfo)> {
-    let tier = wire::tier(s.tier)?;
+    let tier = convert::tier_from_wire(s.tier, "tier").ok()?;
     Some((
         s.scope,
         ScopeInfo {

@@ -45,9 +45,9 @@ fn breaker(agent: &mut AgentState, key: &str) -> Breaker {
 fn decision(key: &str, state: S) -> pb::BreakerDecision {
     pb::BreakerDecision {
         key: key.to_owned(),
-        state: wire::breaker_state_to_wire(state),
+        state: convert::breaker_state_to_wire(state),
         reason: "test".into(),
-        policy: Some(wire::policy_to_wire(&Policy::default())),
+        policy: Some(pb::Policy::from(&Policy::default())),
         ..Default::default()
     }
 }

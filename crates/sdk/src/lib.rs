@@ -51,7 +51,6 @@ mod outcome;
 mod report_queue;
 mod retry;
 mod stripe;
-mod wire;
 
 pub use agent_state::ScopeInfo;
 pub use breaker::{Breaker, Permit, PermitKind, Rejected};
