@@ -21,7 +21,11 @@ pub fn binary() -> PathBuf {
 
 /// A free loopback port (bound and released; good enough for tests on one machine).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind port 0").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind port 0")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// One node process.
@@ -41,6 +45,9 @@ pub struct NodeProc {
     pub extra_args: Vec<String>,
     /// Peers passed with `--peers`.
     pub peers: String,
+    /// Environment set on the process after the token variables are removed (e.g. a
+    /// `SWITCHYARD_ADMIN_TOKEN` for a test of authentication).
+    pub env: Vec<(String, String)>,
     log_path: PathBuf,
 }
 
@@ -71,8 +78,15 @@ impl NodeProc {
         if !self.peers.is_empty() {
             cmd.arg("--peers").arg(&self.peers);
         }
-        for var in ["SWITCHYARD_ADMIN_TOKEN", "SWITCHYARD_CLIENT_TOKEN", "SWITCHYARD_CLUSTER_TOKEN"] {
+        for var in [
+            "SWITCHYARD_ADMIN_TOKEN",
+            "SWITCHYARD_CLIENT_TOKEN",
+            "SWITCHYARD_CLUSTER_TOKEN",
+        ] {
             cmd.env_remove(var);
+        }
+        for (name, value) in &self.env {
+            cmd.env(name, value);
         }
         self.child = Some(cmd.spawn().expect("spawn switchyard serve"));
     }
@@ -88,7 +102,10 @@ impl NodeProc {
     /// SIGTERM and wait for a clean exit; returns the exit status code.
     pub fn terminate(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -127,6 +144,11 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` nodes that form a cluster from their `--peers` list, with extra `serve` args.
     pub fn start(n: u64, extra_args: &[&str]) -> Self {
+        Self::start_with_env(n, extra_args, &[])
+    }
+
+    /// Like [`Cluster::start`], with environment variables set on every node process.
+    pub fn start_with_env(n: u64, extra_args: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let peers = ports
@@ -140,6 +162,7 @@ impl Cluster {
             let id = i as u64 + 1;
             let mut node = new_node(dir.path(), id, *g, *h, extra_args);
             node.peers = if n > 1 { peers.clone() } else { String::new() };
+            node.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
             node.start();
             nodes.insert(id, node);
         }
@@ -161,7 +184,12 @@ impl Cluster {
 
     /// The comma-separated gRPC endpoints of the running nodes.
     pub fn endpoints(&self) -> String {
-        self.nodes.values().filter(|n| n.child.is_some()).map(|n| n.grpc.clone()).collect::<Vec<_>>().join(",")
+        self.nodes
+            .values()
+            .filter(|n| n.child.is_some())
+            .map(|n| n.grpc.clone())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Waits until some running node reports itself leader and returns its id.
@@ -206,6 +234,7 @@ fn new_node(dir: &Path, id: u64, grpc: u16, http: u16, extra_args: &[&str]) -> N
         child: None,
         extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
         peers: String::new(),
+        env: Vec::new(),
         log_path: dir.join(format!("node-{id}.log")),
     }
 }
@@ -224,6 +253,11 @@ pub async fn admin(addr: &str) -> AdminClient<Channel> {
     AdminClient::new(channel(addr).await.expect("connect admin"))
 }
 
+/// An admin client for `addr`, or `None` while the node is not accepting connections.
+pub async fn try_admin(addr: &str) -> Option<AdminClient<Channel>> {
+    channel(addr).await.ok().map(AdminClient::new)
+}
+
 /// A client-service client for `addr`.
 pub async fn client(addr: &str) -> ClientClient<Channel> {
     ClientClient::new(channel(addr).await.expect("connect client"))
@@ -231,9 +265,14 @@ pub async fn client(addr: &str) -> ClientClient<Channel> {
 
 /// The node's status (`local` = its own view, no read barrier).
 pub async fn status(addr: &str, local: bool) -> Result<apb::StatusResponse, tonic::Status> {
-    let channel = channel(addr).await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let channel = channel(addr)
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     let mut admin = AdminClient::new(channel);
-    Ok(admin.status(apb::StatusRequest { local }).await?.into_inner())
+    Ok(admin
+        .status(apb::StatusRequest { local })
+        .await?
+        .into_inner())
 }
 
 /// Retries `f` until it returns `Some` or `timeout` passes.

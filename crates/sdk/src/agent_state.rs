@@ -245,7 +245,7 @@ impl AgentState {
             tracing::warn!(key = %b.key, state = b.state, "ignoring a decision with an unknown state");
             return;
         };
-        let policy = b.policy.clone().and_then(|p| Policy::try_from(p).ok());
+        let policy = b.policy.and_then(|p| Policy::try_from(p).ok());
         if let (Some(entry), Some(p)) = (self.entries.get_mut(&b.key), policy.as_ref())
             && entry.policy != *p
         {

@@ -206,10 +206,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         &mut self,
     ) -> Result<(Option<LogIdOf<TypeConfig>>, StoredMembershipOf<TypeConfig>), io::Error> {
         let data = self.read();
-        Ok((
-            data.guard.last_applied,
-            data.guard.last_membership.clone(),
-        ))
+        Ok((data.guard.last_applied, data.guard.last_membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>

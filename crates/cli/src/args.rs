@@ -1,0 +1,429 @@
+//! The command line (DESIGN §6): every command, flag and default that users and tests rely on.
+//!
+//! Parsing only; each command group's behaviour lives in its own module. Values that have a
+//! domain type (durations, tiers, SLA windows) are checked here, so a typo fails before any
+//! network call with a message that says what to type instead.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::duration::parse_duration_ms;
+
+/// Default admin endpoint: the default `serve` gRPC address.
+pub const DEFAULT_ENDPOINTS: &str = "127.0.0.1:7070";
+
+/// `switchyard`: run a node or a local cluster, or operate a running cluster.
+#[derive(Debug, Parser)]
+#[command(name = "switchyard", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Options shared by the operator commands.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options accepted by every command (used by the operator commands).
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Admin endpoints, comma-separated `host:port`, tried in order.
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHYARD_ENDPOINTS",
+        value_name = "HOST:PORT,...",
+        default_value = DEFAULT_ENDPOINTS
+    )]
+    pub endpoints: String,
+    /// Print machine-readable JSON on stdout instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Read this node's applied state (possibly stale, answered without a leader) instead of
+    /// a linearizable read. Writes ignore it.
+    #[arg(long, global = true)]
+    pub local: bool,
+    /// Deadline of each admin call, e.g. `5s`.
+    #[arg(
+        long = "timeout",
+        global = true,
+        value_name = "DURATION",
+        default_value = "5s",
+        value_parser = duration_arg
+    )]
+    pub timeout_ms: u64,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node.
+    Serve(ServeArgs),
+    /// Run a real N-node cluster on loopback (gRPC 7071.., HTTP 7081..) until Ctrl-C.
+    LocalCluster(LocalClusterArgs),
+    /// Cluster overview: members, leader, term, indexes.
+    Status,
+    /// Inspect and override breakers.
+    #[command(subcommand)]
+    Breaker(BreakerCommand),
+    /// Manage breaker policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Inspect and override degradation tiers; manage tier rules.
+    #[command(subcommand)]
+    Tier(TierCommand),
+    /// Query the audit log.
+    Audit(AuditArgs),
+    /// Service-level reports per breaker.
+    Sla(SlaArgs),
+    /// Inspect and change the cluster membership.
+    #[command(subcommand)]
+    Members(MembersCommand),
+    /// Benchmarks that print a table (and `--json`): sdk, ingest, writes, failover.
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCommand),
+}
+
+/// `switchyard serve`: flags override the environment, which overrides `--config`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// TOML file with node settings (lowest precedence after the defaults).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// This node's id (>= 1). [env: SWITCHYARD_NODE_ID] [default: 1]
+    #[arg(long, value_name = "N")]
+    pub node_id: Option<u64>,
+    /// Data directory. [env: SWITCHYARD_DATA_DIR] [default: ./data]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// gRPC listen address. [env: SWITCHYARD_GRPC_ADDR] [default: 127.0.0.1:7070]
+    #[arg(long, value_name = "ADDR")]
+    pub grpc_addr: Option<String>,
+    /// HTTP listen address. [env: SWITCHYARD_HTTP_ADDR] [default: 127.0.0.1:7080]
+    #[arg(long, value_name = "ADDR")]
+    pub http_addr: Option<String>,
+    /// Initial membership `1=HOST:PORT,2=HOST:PORT,...`; none = single-node cluster.
+    /// [env: SWITCHYARD_PEERS]
+    #[arg(long, value_name = "ID=HOST:PORT,...")]
+    pub peers: Option<String>,
+    /// Address peers and clients use to reach this node [default: the gRPC address].
+    /// [env: SWITCHYARD_ADVERTISE_ADDR]
+    #[arg(long, value_name = "ADDR")]
+    pub advertise_addr: Option<String>,
+    /// Allow binding a non-loopback address without tokens (development only).
+    /// [env: SWITCHYARD_INSECURE=true]
+    #[arg(long)]
+    pub insecure: bool,
+    /// File holding the admin token. [env: SWITCHYARD_ADMIN_TOKEN]
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// File holding the client (SDK) token. [env: SWITCHYARD_CLIENT_TOKEN]
+    #[arg(long, value_name = "FILE")]
+    pub client_token_file: Option<PathBuf>,
+    /// File holding the cluster (node-to-node) token. [env: SWITCHYARD_CLUSTER_TOKEN]
+    #[arg(long, value_name = "FILE")]
+    pub cluster_token_file: Option<PathBuf>,
+}
+
+/// `switchyard local-cluster`.
+#[derive(Debug, Clone, Args)]
+pub struct LocalClusterArgs {
+    /// Number of nodes (1-9).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=9))]
+    pub nodes: u8,
+    /// Parent directory of the nodes' data directories and logs.
+    #[arg(long, value_name = "DIR", default_value = "./data/local-cluster")]
+    pub data_dir: PathBuf,
+}
+
+/// Why and for how long, shared by the override commands.
+#[derive(Debug, Clone, Args)]
+pub struct OverrideArgs {
+    /// Breaker key, `scope/name`.
+    pub key: String,
+    /// Expire the override after this long (`500ms`, `30s`, `10m`, `2h`, `7d`); default: until
+    /// cleared.
+    #[arg(long = "for", value_name = "DURATION", value_parser = duration_arg)]
+    pub for_ms: Option<u64>,
+    /// Why; recorded in the audit log.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+/// A key (or scope) and a reason, for writes without a duration.
+#[derive(Debug, Clone, Args)]
+pub struct KeyReasonArgs {
+    /// The breaker key `scope/name` (or scope, where the command says so).
+    pub key: String,
+    /// Why; recorded in the audit log.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+/// `switchyard breaker ...`.
+#[derive(Debug, Subcommand)]
+pub enum BreakerCommand {
+    /// List breakers, sorted by key.
+    List {
+        /// Only breakers of this scope.
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    /// Show one breaker: state, reason, window counts, override, policy.
+    Get {
+        /// Breaker key, `scope/name`.
+        key: String,
+    },
+    /// Force the breaker OPEN: reject every call (FORCED_OPEN).
+    Open(OverrideArgs),
+    /// Force the breaker CLOSED: admit every call, never trip (FORCED_CLOSED).
+    Close(OverrideArgs),
+    /// Turn the breaker off: always allow, no transitions (DISABLED).
+    Disable(OverrideArgs),
+    /// Collect metrics but never trip (METRICS_ONLY).
+    MetricsOnly(OverrideArgs),
+    /// Clear any override and restart automatic control from CLOSED with an empty window.
+    Reset(KeyReasonArgs),
+    /// Clear the override only, keeping the window and history.
+    Clear(KeyReasonArgs),
+}
+
+/// `switchyard policy ...`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Put the policies of a TOML or JSON file (one policy or a `[[policy]]` array), atomically.
+    Put {
+        /// The policy file (`.toml` or `.json`; other names are sniffed).
+        file: PathBuf,
+        /// Why; recorded in the audit log.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Show the effective policy of a breaker `scope/name`, or a scope's default (`scope`).
+    Get {
+        /// `scope/name` or `scope`.
+        key: String,
+    },
+    /// List every stored policy.
+    List,
+    /// Delete the policy of `scope/name`, or a scope's default (`scope`).
+    Delete(KeyReasonArgs),
+}
+
+/// `switchyard tier ...`.
+#[derive(Debug, Subcommand)]
+pub enum TierCommand {
+    /// Show a scope's tier, features and override.
+    Get {
+        /// The scope.
+        scope: String,
+    },
+    /// List every scope's tier.
+    List,
+    /// Pin a scope's tier: 1-5 or FULL, DEGRADED, ESSENTIAL, READ_ONLY, MAINTENANCE.
+    Set {
+        /// The scope.
+        scope: String,
+        /// The tier: 1-5 or a name (any case).
+        #[arg(value_parser = tier_arg)]
+        tier: u32,
+        /// Expire the override after this long; default: until cleared.
+        #[arg(long = "for", value_name = "DURATION", value_parser = duration_arg)]
+        for_ms: Option<u64>,
+        /// Why; recorded in the audit log.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Remove a scope's tier override; the rules decide again.
+    Clear(KeyReasonArgs),
+    /// A scope's tier rules and feature flags.
+    #[command(subcommand)]
+    Rules(TierRulesCommand),
+}
+
+/// `switchyard tier rules ...`.
+#[derive(Debug, Subcommand)]
+pub enum TierRulesCommand {
+    /// Replace a scope's tier rules and features from a TOML or JSON file.
+    Put {
+        /// The tier rules file.
+        file: PathBuf,
+        /// Why; recorded in the audit log.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Show a scope's tier rules and features.
+    Get {
+        /// The scope.
+        scope: String,
+    },
+    /// Delete a scope's tier rules and features.
+    Delete(KeyReasonArgs),
+}
+
+/// Output format of `audit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    /// An aligned table.
+    Table,
+    /// A JSON array.
+    Json,
+    /// CSV with a header row, for export.
+    Csv,
+}
+
+/// `switchyard audit`.
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// Only events in the last DURATION (`30m`, `24h`, `7d`).
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    pub since: Option<u64>,
+    /// Only events about this breaker key.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Only events about this scope (or its breakers).
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// Only events by this actor: `operator:NAME` (or just `NAME`), `node:N`, `policy`,
+    /// `instance:ID`.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Show at most this many events (oldest first).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub limit: u32,
+    /// Output format; `--json` is the same as `--format json`.
+    #[arg(long, value_enum)]
+    pub format: Option<AuditFormat>,
+}
+
+/// `switchyard sla`.
+#[derive(Debug, Clone, Args)]
+pub struct SlaArgs {
+    /// Report window: 24h, 7d, 30d or mtd (month to date, UTC).
+    #[arg(long, default_value = "24h", value_parser = sla_window_arg)]
+    pub window: String,
+    /// One breaker; default every breaker.
+    #[arg(long)]
+    pub key: Option<String>,
+}
+
+/// `switchyard members ...`.
+#[derive(Debug, Subcommand)]
+pub enum MembersCommand {
+    /// List members, their roles and the leader.
+    List,
+    /// Add a non-voting member; it catches up before it can be promoted.
+    AddLearner {
+        /// The new node's id (>= 1).
+        id: u64,
+        /// Its gRPC address, `host:port`.
+        addr: String,
+    },
+    /// Make a learner a voter.
+    Promote {
+        /// The learner's node id.
+        id: u64,
+    },
+    /// Remove a member (voter or learner).
+    Remove {
+        /// The member's node id.
+        id: u64,
+    },
+}
+
+/// clap value parser for durations.
+fn duration_arg(text: &str) -> Result<u64, String> {
+    parse_duration_ms(text)
+}
+
+/// clap value parser for tiers: `1`-`5` or a tier name in any case; returns the tier number.
+pub fn tier_arg(text: &str) -> Result<u32, String> {
+    switchyard_core::Tier::parse(text)
+        .map(|tier| u32::from(tier.number()))
+        .map_err(|_| {
+            format!(
+                "invalid tier {text:?}: use 1-5 or FULL, DEGRADED, ESSENTIAL, READ_ONLY, MAINTENANCE"
+            )
+        })
+}
+
+/// clap value parser for SLA windows; returns the canonical spelling.
+fn sla_window_arg(text: &str) -> Result<String, String> {
+    switchyard_core::SlaWindow::parse(text)
+        .map(|w| w.as_str().to_string())
+        .map_err(|_| format!("invalid window {text:?}: use 24h, 7d, 30d or mtd"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn tiers_parse_by_number_or_name_in_any_case() {
+        assert_eq!(tier_arg("1"), Ok(1));
+        assert_eq!(tier_arg("5"), Ok(5));
+        assert_eq!(tier_arg("full"), Ok(1));
+        assert_eq!(tier_arg("Degraded"), Ok(2));
+        assert_eq!(tier_arg("ESSENTIAL"), Ok(3));
+        assert_eq!(tier_arg("read_only"), Ok(4));
+        assert_eq!(tier_arg("MAINTENANCE"), Ok(5));
+        for bad in ["0", "6", "", "worst"] {
+            assert!(tier_arg(bad).unwrap_err().contains("READ_ONLY"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn override_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "switchyard",
+            "--endpoints",
+            "a:1,b:2",
+            "breaker",
+            "open",
+            "payments/x",
+            "--for",
+            "10m",
+            "--reason",
+            "test",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.endpoints, "a:1,b:2");
+        match cli.command {
+            Command::Breaker(BreakerCommand::Open(o)) => {
+                assert_eq!(o.key, "payments/x");
+                assert_eq!(o.for_ms, Some(600_000));
+                assert_eq!(o.reason.as_deref(), Some("test"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let err = Cli::try_parse_from(["switchyard", "breaker", "open", "p/x", "--for", "10"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing unit"), "{err}");
+    }
+
+    #[test]
+    fn read_flags_are_accepted_after_the_subcommand() {
+        let cli = Cli::try_parse_from(["switchyard", "sla", "--window", "7D", "--json", "--local"])
+            .unwrap();
+        assert!(cli.global.json && cli.global.local);
+        match cli.command {
+            Command::Sla(s) => assert_eq!(s.window, "7d"),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["switchyard", "sla", "--window", "1y"]).is_err());
+        let cli =
+            Cli::try_parse_from(["switchyard", "tier", "set", "payments", "read_only"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Tier(TierCommand::Set { tier: 4, .. })
+        ));
+    }
+}

@@ -1,0 +1,191 @@
+//! A throwaway cluster of `switchyard serve` child processes on free loopback ports, for
+//! benchmarks. Killed (SIGKILL) on drop.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use switchyard_proto::admin::StatusRequest;
+use switchyard_proto::admin::admin_client::AdminClient;
+use tonic::transport::{Channel, Endpoint};
+
+/// One node process.
+#[derive(Debug)]
+pub struct BenchNode {
+    /// Node id.
+    pub id: u64,
+    /// gRPC address.
+    pub grpc_addr: String,
+    http_addr: String,
+    data_dir: std::path::PathBuf,
+    log_file: std::path::PathBuf,
+    child: Option<Child>,
+}
+
+/// The cluster.
+#[derive(Debug)]
+pub struct BenchCluster {
+    /// Its nodes, by position (id = position + 1).
+    pub nodes: Vec<BenchNode>,
+    peers: String,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A channel to `addr` that fails fast if nothing listens there.
+pub async fn connect(addr: &str) -> anyhow::Result<Channel> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(Duration::from_millis(300))
+        .tcp_nodelay(true)
+        .connect()
+        .await?)
+}
+
+impl BenchCluster {
+    /// Starts `n` nodes that form one cluster, and waits for a leader.
+    pub async fn start(n: u8) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("switchyard-bench-")
+            .tempdir()?;
+        let mut nodes = Vec::new();
+        for id in 1..=u64::from(n) {
+            nodes.push(BenchNode {
+                id,
+                grpc_addr: format!("127.0.0.1:{}", free_port()?),
+                http_addr: format!("127.0.0.1:{}", free_port()?),
+                data_dir: dir.path().join(format!("node-{id}")),
+                log_file: dir.path().join(format!("node-{id}.log")),
+                child: None,
+            });
+        }
+        let peers = if n > 1 {
+            nodes
+                .iter()
+                .map(|x| format!("{}={}", x.id, x.grpc_addr))
+                .collect::<Vec<_>>()
+                .join(",")
+        } else {
+            String::new()
+        };
+        let mut cluster = Self {
+            nodes,
+            peers,
+            _dir: dir,
+        };
+        for id in 1..=u64::from(n) {
+            cluster.start_node(id)?;
+        }
+        cluster.wait_leader(Duration::from_secs(30)).await?;
+        Ok(cluster)
+    }
+
+    fn node(&mut self, id: u64) -> &mut BenchNode {
+        &mut self.nodes[(id - 1) as usize]
+    }
+
+    /// (Re)starts node `id` from its data directory.
+    pub fn start_node(&mut self, id: u64) -> anyhow::Result<()> {
+        let exe = std::env::current_exe().context("cannot find this executable")?;
+        let peers = self.peers.clone();
+        let node = self.node(id);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log_file)?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("serve")
+            .arg("--node-id")
+            .arg(id.to_string())
+            .arg("--data-dir")
+            .arg(&node.data_dir)
+            .arg("--grpc-addr")
+            .arg(&node.grpc_addr)
+            .arg("--http-addr")
+            .arg(&node.http_addr)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        if !peers.is_empty() {
+            cmd.arg("--peers").arg(peers);
+        }
+        node.child = Some(cmd.spawn().context("cannot start a node")?);
+        Ok(())
+    }
+
+    /// SIGKILL node `id`.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut child) = self.node(id).child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The process id of node `id`, if running.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.nodes[(id - 1) as usize].child.as_ref().map(Child::id)
+    }
+
+    /// The gRPC addresses of all nodes.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.grpc_addr.clone()).collect()
+    }
+
+    /// Waits until a running node reports itself leader; returns (id, address).
+    pub async fn wait_leader(&self, timeout: Duration) -> anyhow::Result<(u64, String)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            for node in self.nodes.iter().filter(|n| n.child.is_some()) {
+                if let Ok(channel) = connect(&node.grpc_addr).await {
+                    let mut admin = AdminClient::new(channel);
+                    if let Ok(s) = admin.status(StatusRequest { local: true }).await {
+                        let s = s.into_inner();
+                        if s.leader_id == Some(s.node_id) {
+                            return Ok((s.node_id, node.grpc_addr.clone()));
+                        }
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "no leader within {timeout:?}; node logs are in {}",
+                    self.log_dir().display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log_dir(&self) -> &Path {
+        self._dir.path()
+    }
+}
+
+impl Drop for BenchCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// CPU seconds (user + system) a process has used, from `/proc/PID/stat`.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // Linux reports in clock ticks; USER_HZ is 100 on every mainstream Linux build.
+    Some((utime + stime) / 100.0)
+}

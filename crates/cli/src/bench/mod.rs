@@ -1,0 +1,61 @@
+//! `switchyard bench`: measurement harnesses that print a table (and `--json`).
+//!
+//! Each harness starts what it measures for real: node processes of this very binary on free
+//! loopback ports with their own sled directories, driven over gRPC. Figures are only
+//! meaningful relative to a reference measured in the same session on the same machine (see
+//! `docs/benchmarks.md`).
+//!
+//! - [`cluster`]: a throwaway N-node cluster of child processes.
+//! - [`stats`]: latency percentiles.
+//! - [`writes`]: admin writes/s and commit latency at several client counts.
+//! - [`ingest`]: fleet reports/s into the cluster, report latency, leader CPU.
+//! - [`failover`]: the unavailability window after SIGKILL of the leader under write load.
+//! - [`sdk`]: the SDK hot path per call.
+
+pub mod cluster;
+pub mod failover;
+pub mod ingest;
+pub mod sdk;
+pub mod stats;
+pub mod writes;
+
+use clap::{Args, Subcommand};
+
+/// `switchyard bench ...`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The SDK hot path: allow + record per call, 1 and 2 threads on one breaker.
+    Sdk(sdk::SdkArgs),
+    /// Fleet reports into a local 3-node cluster.
+    Ingest(ingest::IngestArgs),
+    /// Admin writes at 1, 16 and 64 concurrent clients.
+    Writes(writes::WritesArgs),
+    /// SIGKILL the leader under write load; measure the unavailability window.
+    Failover(failover::FailoverArgs),
+}
+
+/// Options every harness shares.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Print the results as JSON on stdout (progress still goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Nodes in the benchmark cluster.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub nodes: u8,
+}
+
+/// Runs one harness.
+pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Sdk(args) => sdk::run(args),
+        BenchCommand::Ingest(args) => ingest::run(args).await,
+        BenchCommand::Writes(args) => writes::run(args).await,
+        BenchCommand::Failover(args) => failover::run(args).await,
+    }
+}
+
+/// Progress on stderr, so `--json` output on stdout stays clean.
+pub fn progress(message: impl AsRef<str>) {
+    eprintln!("[bench] {}", message.as_ref());
+}
