@@ -162,7 +162,10 @@ impl Cluster {
             let id = i as u64 + 1;
             let mut node = new_node(dir.path(), id, *g, *h, extra_args);
             node.peers = if n > 1 { peers.clone() } else { String::new() };
-            node.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            node.env = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             node.start();
             nodes.insert(id, node);
         }

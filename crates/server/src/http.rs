@@ -1,25 +1,101 @@
-//! The node's HTTP surface: `/healthz`, `/readyz`, `/metrics` and the JSON API under `/api/v1/`.
+//! The node's HTTP surface: health, Prometheus metrics, the JSON API under `/api/v1/` and the
+//! dashboard at `/`.
+//!
+//! | method and path | what | auth |
+//! |---|---|---|
+//! | `GET /healthz`, `GET /readyz` | liveness; readiness (a leader is known) | none |
+//! | `GET /metrics` | Prometheus text format ([`crate::metrics`]) | none |
+//! | `GET /` | the dashboard ([`dashboard`]) | none (its actions need the token) |
+//! | `GET /api/v1/status` | this node's Raft view: members, leader, term, indexes | none |
+//! | `GET /api/v1/breakers[?scope=S]` | breakers with state and reason | none |
+//! | `GET /api/v1/breakers/{scope}/{name}/history` | recent samples for charts ([`history`]) | none |
+//! | `GET /api/v1/tiers` | scopes with tier and reason | none |
+//! | `GET /api/v1/sla?window=&key=` | SLA reports ([`sla`]) | none |
+//! | `GET /api/v1/audit?...&format=json\|csv` | the audit trail ([`audit`]) | admin |
+//! | `POST/DELETE /api/v1/breakers/{scope}/{name}/override`, `POST .../reset` | operator actions ([`actions`]) | admin |
+//! | `POST/DELETE /api/v1/tiers/{scope}` | pin or unpin a scope's tier ([`actions`]) | admin |
+//!
+//! Reads other than the audit trail are open like `/metrics`: they show what the metrics
+//! already show. Everything that changes state, and the audit trail (operator names and their
+//! reasons), needs `Authorization: Bearer <admin token>` when the node has one. Errors are JSON
+//! `{"error", "field"}` ([`api_error`]).
 
-use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+mod actions;
+mod api_error;
+mod audit;
+mod dashboard;
+mod history;
+mod params;
+mod sla;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+pub use actions::{ACTION_BODY_MAX_BYTES, ActionResponse};
+pub use api_error::ApiError;
+pub use audit::{AuditResponse, CSV_HEADER, NEXT_AFTER_INDEX_HEADER};
+pub use history::{BreakerHistory, HISTORY_BREAKERS_MAX, HISTORY_SAMPLES_MAX, Sample};
+pub use sla::{SLA_PAGE_DEFAULT, SLA_PAGE_MAX, SlaResponse};
 
 use crate::metrics;
 use crate::node::Node;
+use params::{Params, RawParams};
 
-/// The HTTP routes of one node.
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The node.
+    pub node: Node,
+    /// Recent samples for the dashboard's charts.
+    pub history: BreakerHistory,
+}
+
+/// The HTTP routes of one node. Starts the history sampler, so call it inside the runtime.
 pub fn router(node: Node) -> Router {
+    let history = BreakerHistory::default();
+    history.spawn_sampler(node.clone());
+    router_with(AppState { node, history })
+}
+
+/// The routes over an existing state (no sampler started).
+pub fn router_with(state: AppState) -> Router {
     Router::new()
+        .route("/", get(dashboard::index))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/api/v1/status", get(status))
         .route("/api/v1/breakers", get(breakers))
+        .route(
+            "/api/v1/breakers/{scope}/{name}/history",
+            get(history::history),
+        )
+        .route(
+            "/api/v1/breakers/{scope}/{name}/override",
+            post(actions::set_override).delete(actions::clear_override),
+        )
+        .route(
+            "/api/v1/breakers/{scope}/{name}/reset",
+            post(actions::reset),
+        )
         .route("/api/v1/tiers", get(tiers))
-        .with_state(node)
+        .route(
+            "/api/v1/tiers/{scope}",
+            post(actions::set_tier).delete(actions::clear_tier),
+        )
+        .route("/api/v1/sla", get(sla::sla))
+        .route("/api/v1/audit", get(audit::audit))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(ACTION_BODY_MAX_BYTES))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("this path")
 }
 
 async fn healthz() -> &'static str {
@@ -28,8 +104,8 @@ async fn healthz() -> &'static str {
 
 /// Ready when the node knows a leader and has applied what it has committed recently enough to
 /// serve watches.
-async fn readyz(State(node): State<Node>) -> Response {
-    let status = node.raft_status();
+async fn readyz(State(app): State<AppState>) -> Response {
+    let status = app.node.raft_status();
     match status.leader {
         Some(leader) => (StatusCode::OK, format!("ready (leader {leader})\n")).into_response(),
         None => (
@@ -40,15 +116,25 @@ async fn readyz(State(node): State<Node>) -> Response {
     }
 }
 
-async fn metrics_text(State(node): State<Node>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        metrics::render(&node),
-    )
-        .into_response()
+/// The Prometheus text format, or OpenMetrics when the scraper asks for it.
+async fn metrics_text(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    if openmetrics {
+        (
+            [(header::CONTENT_TYPE, metrics::OPENMETRICS_CONTENT_TYPE)],
+            metrics::render_openmetrics(&app.node),
+        )
+            .into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, metrics::TEXT_CONTENT_TYPE)],
+            metrics::render(&app.node),
+        )
+            .into_response()
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -71,8 +157,8 @@ struct MemberJson {
     role: &'static str,
 }
 
-async fn status(State(node): State<Node>) -> Json<StatusJson> {
-    let s = node.raft_status();
+async fn status(State(app): State<AppState>) -> Json<StatusJson> {
+    let s = app.node.raft_status();
     Json(StatusJson {
         node_id: s.node_id,
         state: format!("{:?}", s.state),
@@ -94,25 +180,30 @@ async fn status(State(node): State<Node>) -> Json<StatusJson> {
     })
 }
 
-#[derive(Debug, Deserialize)]
-struct ScopeQuery {
-    scope: Option<String>,
-}
-
-async fn breakers(State(node): State<Node>, Query(q): Query<ScopeQuery>) -> Response {
-    let read = node.state_machine().read();
-    let index = read.applied_index();
-    let list: Vec<_> = read
-        .core()
+async fn breakers(State(app): State<AppState>, raw: RawParams) -> Result<Response, ApiError> {
+    let params = Params::parse(raw, &["scope"])?;
+    let read = app.node.state_machine().read();
+    let core = read.core();
+    let list: Vec<_> = core
         .breakers()
         .into_iter()
-        .filter(|b| q.scope.as_deref().is_none_or(|s| b.key.scope() == s))
+        .filter(|b| params.str("scope").is_none_or(|s| b.key.scope() == s))
         .collect();
-    Json(serde_json::json!({ "applied_index": index, "breakers": list })).into_response()
+    Ok(Json(serde_json::json!({
+        "applied_index": read.applied_index(),
+        "now_ms": core.now_ms(),
+        "breakers": list,
+    }))
+    .into_response())
 }
 
-async fn tiers(State(node): State<Node>) -> Response {
-    let read = node.state_machine().read();
-    Json(serde_json::json!({ "applied_index": read.applied_index(), "scopes": read.core().scopes() }))
-        .into_response()
+async fn tiers(State(app): State<AppState>) -> Response {
+    let read = app.node.state_machine().read();
+    let core = read.core();
+    Json(serde_json::json!({
+        "applied_index": read.applied_index(),
+        "now_ms": core.now_ms(),
+        "scopes": core.scopes(),
+    }))
+    .into_response()
 }

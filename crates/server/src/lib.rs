@@ -12,7 +12,9 @@
 //! - [`forward`]: what followers hand to the leader.
 //! - [`watch`]: decision streams served from each node's applied state.
 //! - [`services`]: the gRPC client, admin and raft services.
-//! - [`http`] / [`metrics`]: health, readiness, Prometheus metrics and the JSON API.
+//! - [`http`] / [`metrics`]: health, readiness, Prometheus metrics, the JSON API and the
+//!   dashboard.
+//! - [`rpc_metrics`]: per-RPC latency histograms, a tower layer on the gRPC server.
 //! - [`serve`]: [`run`], which wires a node to its listeners until shutdown.
 //! - [`error`]: [`NodeError`] and its one conversion to `tonic::Status`.
 
@@ -26,6 +28,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod rpc_metrics;
 pub mod serve;
 pub mod services;
 pub mod transport;

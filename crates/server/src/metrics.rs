@@ -2,7 +2,34 @@
 //!
 //! Gauges are read from Raft's metrics and the applied state when `/metrics` is scraped rather
 //! than updated on the apply path: the apply path stays free of metric bookkeeping, and every
-//! node reports the breaker states it has applied.
+//! node reports the breaker states it has applied. Counters come from the node's own
+//! [`Counters`](crate::node::Counters) (they restart at zero with the process, as Prometheus
+//! counters may), latency histograms from [`RpcMetrics`](crate::rpc_metrics::RpcMetrics).
+//!
+//! Every name starts with `switchyard_`. Per-breaker SLA gauges (`switchyard_breaker_sla_*`,
+//! `switchyard_sla_breach`) cover the last 24 hours and are computed from the replicated
+//! aggregates at the state's own time, so every node exports the same values; they are
+//! computed for at most [`SLA_METRICS_BREAKERS_MAX`] breakers per scrape (in key order), and
+//! `switchyard_sla_breakers_unreported` says how many were left out.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `node_id`, `raft_term`, `raft_leader_id`, `raft_has_leader`, `raft_is_leader` | gauge | |
+//! | `raft_last_log_index`, `raft_commit_index`, `raft_applied_index`, `raft_snapshot_index` | gauge | |
+//! | `raft_members`, `raft_voters`, `log_entries`, `store_size_bytes`, `snapshot_size_bytes` | gauge | |
+//! | `reports_accepted_total`, `report_deltas_{accepted,refused,dropped_on_step_down}_total` | counter | |
+//! | `state_deltas_dropped_total`, `ticks_written_total`, `forwarded_requests_total` | counter | |
+//! | `watch_subscribers`, `watch_subscribers_max` | gauge | |
+//! | `breakers`, `breaker_state`, `breaker_open`, `breaker_state_since_timestamp_seconds` | gauge | `key`, `state` |
+//! | `breaker_window_{calls,failures,slow,instances}`, `breaker_consecutive_opens` | gauge | `key` |
+//! | `breaker_probe_permits_in_use`, `breaker_probe_permits_max` | gauge | `key` |
+//! | `breaker_sla_{calls,failures,slow,rejected}`, `breaker_sla_{availability,error}_ratio` | gauge | `key`, `window` |
+//! | `breaker_sla_latency_seconds` | gauge | `key`, `window`, `percentile` (`50`, `95`, `99`) |
+//! | `breaker_last_success_timestamp_seconds` | gauge | `key` |
+//! | `sla_breach`, `sla_breakers_unreported` | gauge | `key`, `window`, `objective` |
+//! | `scopes`, `scope_tier`, `scope_degraded`, `scope_tier_pinned`, `scopes_degraded` | gauge | `scope` |
+//! | `audit_events`, `audit_events_dropped_total`, `state_time_seconds` | gauge/counter | |
+//! | `rpc_duration_seconds` | histogram | `rpc` |
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -11,12 +38,19 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use switchyard_core::BreakerState;
+use switchyard_core::{BreakerState, SlaReport, SlaWindow, Tier};
 
 use crate::node::Node;
 
+/// Breakers whose 24 h SLA gauges one scrape computes (in key order).
+pub const SLA_METRICS_BREAKERS_MAX: usize = 1_000;
+
+/// The objectives an SLA report is checked against (the `objective` label).
+pub const SLA_OBJECTIVES: [&str; 4] =
+    ["availability", "error_rate", "p95_latency", "time_degraded"];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct BreakerLabels {
+struct BreakerStateLabels {
     key: String,
     state: String,
 }
@@ -27,160 +61,353 @@ struct KeyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyWindowLabels {
+    key: String,
+    window: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PercentileLabels {
+    key: String,
+    window: String,
+    percentile: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BreachLabels {
+    key: String,
+    window: String,
+    objective: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ScopeLabels {
     scope: String,
 }
 
-const STATES: [BreakerState; 7] = [
-    BreakerState::Closed,
-    BreakerState::Open,
-    BreakerState::HalfOpen,
-    BreakerState::ForcedOpen,
-    BreakerState::ForcedClosed,
-    BreakerState::Disabled,
-    BreakerState::MetricsOnly,
-];
+type FloatGauge = Gauge<f64, AtomicU64>;
 
+/// The text of help strings never ends with a period: the encoder adds one.
 fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
     let g: Gauge = Gauge::default();
     g.set(value);
     registry.register(name, help, g);
 }
 
-fn counter(registry: &mut Registry, name: &str, help: &str, value: &AtomicU64) {
-    registry.register(name, help, ConstCounter::new(value.load(Ordering::Relaxed)));
+fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    registry.register(name, help, ConstCounter::new(value));
+}
+
+fn load(value: &AtomicU64) -> u64 {
+    value.load(Ordering::Relaxed)
 }
 
 fn as_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// Renders the node's metrics in the Prometheus text format.
-pub fn render(node: &Node) -> String {
-    let mut registry = Registry::with_prefix("switchyard");
-    let status = node.raft_status();
-    gauge(
-        &mut registry,
-        "node_id",
-        "This node's id.",
-        as_i64(status.node_id),
-    );
-    gauge(
-        &mut registry,
-        "raft_term",
-        "Current Raft term.",
-        as_i64(status.term),
-    );
-    gauge(
-        &mut registry,
-        "raft_leader_id",
-        "Id of the leader this node knows of (0 if none).",
-        as_i64(status.leader.unwrap_or(0)),
-    );
-    gauge(
-        &mut registry,
-        "raft_is_leader",
-        "1 if this node is the leader.",
-        i64::from(status.leader == Some(status.node_id)),
-    );
-    gauge(
-        &mut registry,
-        "raft_last_log_index",
-        "Last index in the log.",
-        as_i64(status.last_log_index),
-    );
-    gauge(
-        &mut registry,
-        "raft_commit_index",
-        "Committed index.",
-        as_i64(status.commit_index),
-    );
-    gauge(
-        &mut registry,
-        "raft_applied_index",
-        "Applied index.",
-        as_i64(status.applied_index),
-    );
-    gauge(
-        &mut registry,
-        "raft_members",
-        "Members (voters and learners) in the current membership.",
-        as_i64(status.members.len() as u64),
-    );
-    gauge(
-        &mut registry,
-        "log_entries",
-        "Entries held in the log (after purges).",
-        as_i64(node.log_store().len() as u64),
-    );
-    gauge(
-        &mut registry,
-        "store_size_bytes",
-        "On-disk size of the node's store.",
-        as_i64(node.log_store().size_on_disk()),
-    );
-    gauge(
-        &mut registry,
-        "snapshot_size_bytes",
-        "Size of the latest snapshot.",
-        as_i64(node.state_machine().snapshot_size()),
-    );
-    let c = node.counters();
-    counter(
-        &mut registry,
-        "reports_accepted",
-        "Report calls accepted.",
-        &c.reports_accepted,
-    );
-    counter(
-        &mut registry,
-        "report_deltas_accepted",
-        "Deltas accepted into a tick.",
-        &c.deltas_accepted,
-    );
-    counter(
-        &mut registry,
-        "report_deltas_refused",
-        "Deltas refused at a limit.",
-        &c.deltas_refused,
-    );
-    counter(
-        &mut registry,
-        "report_deltas_dropped_on_step_down",
-        "Deltas dropped because the node stopped leading before its tick.",
-        &c.deltas_dropped_on_step_down,
-    );
-    counter(
-        &mut registry,
-        "ticks_written",
-        "Tick entries written as leader.",
-        &c.ticks_written,
-    );
-    counter(
-        &mut registry,
-        "forwarded_requests",
-        "Requests served for followers.",
-        &c.forwarded,
-    );
-    gauge(
-        &mut registry,
-        "watch_subscribers",
-        "Watch streams open on this node.",
-        as_i64(c.watch_streams.load(Ordering::Relaxed)),
-    );
+fn seconds(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
 
-    let breaker_state: Family<BreakerLabels, Gauge> = Family::default();
-    let window_calls: Family<KeyLabels, Gauge> = Family::default();
-    let window_failures: Family<KeyLabels, Gauge> = Family::default();
+/// The content type of [`render`]'s output.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The content type of [`render_openmetrics`]'s output.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Renders the node's metrics in the Prometheus text format (0.0.4), which every scraper and
+/// `promtool check metrics` read.
+pub fn render(node: &Node) -> String {
+    openmetrics_to_text(&render_openmetrics(node))
+}
+
+/// Converts prometheus-client's OpenMetrics output to the Prometheus text format: a counter's
+/// `HELP` and `TYPE` lines name its `_total` samples, and `UNIT` and `EOF` lines go.
+pub fn openmetrics_to_text(openmetrics: &str) -> String {
+    let lines: Vec<&str> = openmetrics.lines().collect();
+    let mut out = String::with_capacity(openmetrics.len() + 256);
+    for (i, line) in lines.iter().enumerate() {
+        if *line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let family = |prefix: &str, l: &str| -> Option<String> {
+            l.strip_prefix(prefix)
+                .and_then(|rest| rest.split(' ').next())
+                .map(str::to_owned)
+        };
+        let counter_name = |name: &str| {
+            lines[i..]
+                .iter()
+                .take(3)
+                .any(|l| *l == format!("# TYPE {name} counter"))
+        };
+        match (family("# HELP ", line), family("# TYPE ", line)) {
+            (Some(name), _) | (None, Some(name)) if counter_name(&name) => {
+                let rest = &line[line.find(&name).map_or(0, |at| at + name.len())..];
+                let head = if line.starts_with("# HELP ") {
+                    "# HELP "
+                } else {
+                    "# TYPE "
+                };
+                out.push_str(head);
+                out.push_str(&name);
+                out.push_str("_total");
+                out.push_str(rest);
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Renders the node's metrics in the OpenMetrics format (what prometheus-client writes).
+pub fn render_openmetrics(node: &Node) -> String {
+    let mut registry = Registry::with_prefix("switchyard");
+    register_raft(&mut registry, node);
+    register_ingest(&mut registry, node);
+    register_state(&mut registry, node);
+    registry.register(
+        "rpc_duration_seconds",
+        "gRPC call latency until the response headers, by rpc",
+        node.rpc_metrics().durations(),
+    );
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    out
+}
+
+fn register_raft(registry: &mut Registry, node: &Node) {
+    let status = node.raft_status();
+    let voters = status.members.iter().filter(|(_, _, voter)| *voter).count();
+    for (name, help, value) in [
+        ("node_id", "This node's id", status.node_id),
+        ("raft_term", "Current Raft term", status.term),
+        (
+            "raft_leader_id",
+            "Id of the leader this node knows of (0 if none)",
+            status.leader.unwrap_or(0),
+        ),
+        (
+            "raft_has_leader",
+            "1 if this node knows a leader",
+            u64::from(status.leader.is_some()),
+        ),
+        (
+            "raft_is_leader",
+            "1 if this node is the leader",
+            u64::from(status.leader == Some(status.node_id)),
+        ),
+        (
+            "raft_last_log_index",
+            "Last index in the log",
+            status.last_log_index,
+        ),
+        ("raft_commit_index", "Committed index", status.commit_index),
+        ("raft_applied_index", "Applied index", status.applied_index),
+        (
+            "raft_snapshot_index",
+            "Last index in the latest snapshot (0 if none)",
+            status.snapshot_index.unwrap_or(0),
+        ),
+        (
+            "raft_members",
+            "Members (voters and learners) in the current membership",
+            status.members.len() as u64,
+        ),
+        (
+            "raft_voters",
+            "Voters in the current membership",
+            voters as u64,
+        ),
+        (
+            "log_entries",
+            "Entries held in the log (after purges)",
+            node.log_store().len() as u64,
+        ),
+        (
+            "store_size_bytes",
+            "On-disk size of the node's store",
+            node.log_store().size_on_disk(),
+        ),
+        (
+            "snapshot_size_bytes",
+            "Size of the latest snapshot",
+            node.state_machine().snapshot_size(),
+        ),
+    ] {
+        gauge(registry, name, help, as_i64(value));
+    }
+}
+
+fn register_ingest(registry: &mut Registry, node: &Node) {
+    let c = node.counters();
+    for (name, help, value) in [
+        (
+            "reports_accepted",
+            "Report calls accepted by this node",
+            &c.reports_accepted,
+        ),
+        (
+            "report_deltas_accepted",
+            "Report deltas accepted into a tick (rate() is the ingest rate)",
+            &c.deltas_accepted,
+        ),
+        (
+            "report_deltas_refused",
+            "Report deltas refused at a limit",
+            &c.deltas_refused,
+        ),
+        (
+            "report_deltas_dropped_on_step_down",
+            "Report deltas dropped because the node stopped leading before its tick",
+            &c.deltas_dropped_on_step_down,
+        ),
+        (
+            "ticks_written",
+            "Tick entries written as leader",
+            &c.ticks_written,
+        ),
+        (
+            "forwarded_requests",
+            "Requests served for followers",
+            &c.forwarded,
+        ),
+    ] {
+        counter(registry, name, help, load(value));
+    }
+    gauge(
+        registry,
+        "watch_subscribers",
+        "Watch streams open on this node",
+        as_i64(load(&c.watch_streams)),
+    );
+    gauge(
+        registry,
+        "watch_subscribers_max",
+        "Watch streams this node serves at most (limits.watch_streams_max)",
+        i64::from(node.config().limits.watch_streams_max),
+    );
+}
+
+/// Per-breaker gauges.
+#[derive(Default)]
+struct BreakerFamilies {
+    state: Family<BreakerStateLabels, Gauge>,
+    open: Family<KeyLabels, Gauge>,
+    since: Family<KeyLabels, FloatGauge>,
+    window_calls: Family<KeyLabels, Gauge>,
+    window_failures: Family<KeyLabels, Gauge>,
+    window_slow: Family<KeyLabels, Gauge>,
+    window_instances: Family<KeyLabels, Gauge>,
+    consecutive_opens: Family<KeyLabels, Gauge>,
+    probes_in_use: Family<KeyLabels, Gauge>,
+    probes_max: Family<KeyLabels, Gauge>,
+}
+
+/// Per-breaker SLA gauges over one window.
+#[derive(Default)]
+struct SlaFamilies {
+    calls: Family<KeyWindowLabels, Gauge>,
+    failures: Family<KeyWindowLabels, Gauge>,
+    slow: Family<KeyWindowLabels, Gauge>,
+    rejected: Family<KeyWindowLabels, Gauge>,
+    availability: Family<KeyWindowLabels, FloatGauge>,
+    error: Family<KeyWindowLabels, FloatGauge>,
+    latency: Family<PercentileLabels, FloatGauge>,
+    last_success: Family<KeyLabels, FloatGauge>,
+    breach: Family<BreachLabels, Gauge>,
+}
+
+impl SlaFamilies {
+    fn record(&self, report: &SlaReport) {
+        let key = report.key.to_string();
+        let window = report.window.as_str().to_owned();
+        let kw = KeyWindowLabels {
+            key: key.clone(),
+            window: window.clone(),
+        };
+        self.calls.get_or_create(&kw).set(as_i64(report.calls));
+        self.failures
+            .get_or_create(&kw)
+            .set(as_i64(report.failures));
+        self.slow.get_or_create(&kw).set(as_i64(report.slow));
+        self.rejected
+            .get_or_create(&kw)
+            .set(as_i64(report.rejected));
+        self.availability
+            .get_or_create(&kw)
+            .set(report.availability_percent / 100.0);
+        self.error
+            .get_or_create(&kw)
+            .set(report.error_rate_percent / 100.0);
+        for (percentile, value_ms) in [
+            ("50", report.p50_ms),
+            ("95", report.p95_ms),
+            ("99", report.p99_ms),
+        ] {
+            if let Some(ms) = value_ms {
+                self.latency
+                    .get_or_create(&PercentileLabels {
+                        key: key.clone(),
+                        window: window.clone(),
+                        percentile: percentile.into(),
+                    })
+                    .set(ms / 1000.0);
+            }
+        }
+        if let Some(at_ms) = report.last_success_ms {
+            self.last_success
+                .get_or_create(&KeyLabels { key: key.clone() })
+                .set(seconds(at_ms));
+        }
+        for objective in SLA_OBJECTIVES {
+            let breached = report.breaches.iter().any(|b| b.objective == objective);
+            self.breach
+                .get_or_create(&BreachLabels {
+                    key: key.clone(),
+                    window: window.clone(),
+                    objective: objective.into(),
+                })
+                .set(i64::from(breached));
+        }
+    }
+}
+
+fn register_state(registry: &mut Registry, node: &Node) {
+    let breaker = BreakerFamilies::default();
+    let sla = SlaFamilies::default();
     let scope_tier: Family<ScopeLabels, Gauge> = Family::default();
-    let (breakers, scopes) = {
+    let scope_degraded: Family<ScopeLabels, Gauge> = Family::default();
+    let scope_pinned: Family<ScopeLabels, Gauge> = Family::default();
+    // One short read of the applied state; the families are filled from owned views after it.
+    let (views, scopes, now_ms, audit_events, audit_dropped, state_dropped) = {
         let read = node.state_machine().read();
-        (read.core().breakers(), read.core().scopes())
+        let core = read.core();
+        let now_ms = core.now_ms();
+        let breakers = core.breakers();
+        for b in breakers.iter().take(SLA_METRICS_BREAKERS_MAX) {
+            if let Some(report) = core.sla_report(&b.key, SlaWindow::Day, now_ms) {
+                sla.record(&report);
+            }
+        }
+        (
+            breakers,
+            core.scopes(),
+            now_ms,
+            core.audit().len(),
+            core.audit().dropped(),
+            core.dropped_deltas(),
+        )
     };
-    for b in &breakers {
-        for state in STATES {
-            breaker_state
-                .get_or_create(&BreakerLabels {
+    let unreported = views.len().saturating_sub(SLA_METRICS_BREAKERS_MAX);
+    for b in &views {
+        for state in BreakerState::ALL {
+            breaker
+                .state
+                .get_or_create(&BreakerStateLabels {
                     key: b.key.to_string(),
                     state: state.as_str().into(),
                 })
@@ -189,47 +416,239 @@ pub fn render(node: &Node) -> String {
         let key = KeyLabels {
             key: b.key.to_string(),
         };
-        window_calls.get_or_create(&key).set(as_i64(b.window_calls));
-        window_failures
+        breaker
+            .open
+            .get_or_create(&key)
+            .set(i64::from(b.state.is_open_like()));
+        breaker.since.get_or_create(&key).set(seconds(b.since_ms));
+        breaker
+            .window_calls
+            .get_or_create(&key)
+            .set(as_i64(b.window_calls));
+        breaker
+            .window_failures
             .get_or_create(&key)
             .set(as_i64(b.window_failures));
+        breaker
+            .window_slow
+            .get_or_create(&key)
+            .set(as_i64(b.window_slow));
+        breaker
+            .window_instances
+            .get_or_create(&key)
+            .set(i64::from(b.window_instances));
+        breaker
+            .consecutive_opens
+            .get_or_create(&key)
+            .set(i64::from(b.consecutive_opens));
+        breaker
+            .probes_in_use
+            .get_or_create(&key)
+            .set(i64::from(b.probe_permits_in_use));
+        breaker
+            .probes_max
+            .get_or_create(&key)
+            .set(i64::from(b.policy.probe_permits));
     }
+    let mut degraded = 0_i64;
     for s in &scopes {
+        let labels = ScopeLabels {
+            scope: s.scope.to_string(),
+        };
         scope_tier
-            .get_or_create(&ScopeLabels {
-                scope: s.scope.to_string(),
-            })
+            .get_or_create(&labels)
             .set(i64::from(s.tier.number()));
+        scope_degraded
+            .get_or_create(&labels)
+            .set(i64::from(s.tier > Tier::Full));
+        scope_pinned
+            .get_or_create(&labels)
+            .set(i64::from(s.override_tier.is_some()));
+        degraded += i64::from(s.tier > Tier::Full);
     }
+
+    gauge(
+        registry,
+        "breakers",
+        "Breakers known to the cluster",
+        as_i64(views.len() as u64),
+    );
     registry.register(
         "breaker_state",
-        "1 for the breaker's current state.",
-        breaker_state,
+        "1 for the breaker's current state, 0 for the others",
+        breaker.state,
+    );
+    registry.register(
+        "breaker_open",
+        "1 while the breaker rejects calls (OPEN, HALF_OPEN or FORCED_OPEN)",
+        breaker.open,
+    );
+    registry.register(
+        "breaker_state_since_timestamp_seconds",
+        "When the breaker entered its current state, seconds since the Unix epoch",
+        breaker.since,
     );
     registry.register(
         "breaker_window_calls",
-        "Calls in the breaker's current window.",
-        window_calls,
+        "Calls in the breaker's current window",
+        breaker.window_calls,
     );
     registry.register(
         "breaker_window_failures",
-        "Failures in the breaker's current window.",
-        window_failures,
+        "Failed calls in the breaker's current window",
+        breaker.window_failures,
+    );
+    registry.register(
+        "breaker_window_slow",
+        "Slow calls in the breaker's current window",
+        breaker.window_slow,
+    );
+    registry.register(
+        "breaker_window_instances",
+        "Instances that reported in the breaker's current window",
+        breaker.window_instances,
+    );
+    registry.register(
+        "breaker_consecutive_opens",
+        "Opens since the breaker last closed",
+        breaker.consecutive_opens,
+    );
+    registry.register(
+        "breaker_probe_permits_in_use",
+        "Half-open probe permits granted and not yet returned or expired",
+        breaker.probes_in_use,
+    );
+    registry.register(
+        "breaker_probe_permits_max",
+        "Probe permits the breaker's policy allows at once",
+        breaker.probes_max,
+    );
+    registry.register(
+        "breaker_sla_calls",
+        "Completed calls over the SLA window",
+        sla.calls,
+    );
+    registry.register(
+        "breaker_sla_failures",
+        "Failed calls over the SLA window",
+        sla.failures,
+    );
+    registry.register(
+        "breaker_sla_slow",
+        "Slow calls over the SLA window",
+        sla.slow,
+    );
+    registry.register(
+        "breaker_sla_rejected",
+        "Calls rejected by the open breaker over the SLA window",
+        sla.rejected,
+    );
+    registry.register(
+        "breaker_sla_availability_ratio",
+        "Successful calls / calls over the SLA window (1 with no calls)",
+        sla.availability,
+    );
+    registry.register(
+        "breaker_sla_error_ratio",
+        "Failed calls / calls over the SLA window (0 with no calls)",
+        sla.error,
+    );
+    registry.register(
+        "breaker_sla_latency_seconds",
+        "Call latency percentiles (50, 95, 99) over the SLA window",
+        sla.latency,
+    );
+    registry.register(
+        "breaker_last_success_timestamp_seconds",
+        "Last time a successful call was reported, seconds since the Unix epoch",
+        sla.last_success,
+    );
+    registry.register(
+        "sla_breach",
+        "1 while the breaker misses the cluster's SLO for this objective over the window",
+        sla.breach,
+    );
+    gauge(
+        registry,
+        "sla_breakers_unreported",
+        "Breakers left out of the per-breaker SLA gauges by the per-scrape limit",
+        as_i64(unreported as u64),
+    );
+    gauge(
+        registry,
+        "scopes",
+        "Scopes known to the cluster",
+        as_i64(scopes.len() as u64),
     );
     registry.register(
         "scope_tier",
-        "Degradation tier per scope (1 FULL .. 5 MAINTENANCE).",
+        "Degradation tier per scope (1 FULL .. 5 MAINTENANCE)",
         scope_tier,
     );
-    gauge(
-        &mut registry,
-        "breakers",
-        "Breakers known to the cluster.",
-        as_i64(breakers.len() as u64),
+    registry.register(
+        "scope_degraded",
+        "1 while the scope's tier is worse than FULL",
+        scope_degraded,
     );
+    registry.register(
+        "scope_tier_pinned",
+        "1 while an operator pins the scope's tier",
+        scope_pinned,
+    );
+    gauge(
+        registry,
+        "scopes_degraded",
+        "Scopes whose tier is worse than FULL",
+        degraded,
+    );
+    gauge(
+        registry,
+        "audit_events",
+        "Audit events retained",
+        as_i64(audit_events as u64),
+    );
+    counter(
+        registry,
+        "audit_events_dropped",
+        "Audit events dropped by retention",
+        audit_dropped,
+    );
+    counter(
+        registry,
+        "state_deltas_dropped",
+        "Report deltas the state machine dropped at the cluster's breaker limit",
+        state_dropped,
+    );
+    let state_time: FloatGauge = Gauge::default();
+    state_time.set(seconds(now_ms));
+    registry.register(
+        "state_time_seconds",
+        "The replicated state's clock, seconds since the Unix epoch",
+        state_time,
+    );
+}
 
-    let mut out = String::new();
-    // Writing into a String cannot fail.
-    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
-    out
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_named_by_their_total_samples_in_text_format() {
+        let om = "# HELP switchyard_ticks_written Ticks.\n\
+                  # TYPE switchyard_ticks_written counter\n\
+                  switchyard_ticks_written_total 3\n\
+                  # HELP switchyard_raft_term Term.\n\
+                  # TYPE switchyard_raft_term gauge\n\
+                  switchyard_raft_term 2\n\
+                  # EOF\n";
+        assert_eq!(
+            openmetrics_to_text(om),
+            "# HELP switchyard_ticks_written_total Ticks.\n\
+             # TYPE switchyard_ticks_written_total counter\n\
+             switchyard_ticks_written_total 3\n\
+             # HELP switchyard_raft_term Term.\n\
+             # TYPE switchyard_raft_term gauge\n\
+             switchyard_raft_term 2\n"
+        );
+    }
 }

@@ -28,6 +28,7 @@ use crate::error::NodeError;
 use crate::forward::{ForwardReply, ForwardRequest};
 use crate::ingest::Ingest;
 use crate::network::Network;
+use crate::rpc_metrics::RpcMetrics;
 use crate::transport::{ChannelPool, Connector};
 
 /// How long a forwarded call may take before the caller is told to retry.
@@ -54,6 +55,7 @@ struct Inner {
     tokens: Tokens,
     ingest: Ingest,
     counters: Counters,
+    rpc_metrics: RpcMetrics,
     shutdown: watch::Sender<bool>,
 }
 
@@ -195,6 +197,7 @@ impl Node {
                 credentials,
                 tokens: deps.tokens,
                 counters: Counters::default(),
+                rpc_metrics: RpcMetrics::default(),
                 shutdown,
             }),
         };
@@ -235,6 +238,11 @@ impl Node {
     /// The node's counters.
     pub fn counters(&self) -> &Counters {
         &self.inner.counters
+    }
+
+    /// The node's per-RPC latency histograms (recorded by the gRPC server's layer).
+    pub fn rpc_metrics(&self) -> &RpcMetrics {
+        &self.inner.rpc_metrics
     }
 
     /// The node's clock.

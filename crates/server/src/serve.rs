@@ -84,6 +84,7 @@ where
         .min(64 * 1024 * 1024);
     let router = Server::builder()
         .tcp_nodelay(true)
+        .layer(node.rpc_metrics().layer())
         .add_service(health_service)
         .add_service(
             ClientServer::new(ClientService::new(node.clone()))
