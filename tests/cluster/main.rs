@@ -366,3 +366,115 @@ async fn a_new_learner_catches_up_through_a_snapshot() {
         4
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timed_transitions_happen_with_no_traffic_at_all() {
+    // Goal: OPEN -> HALF_OPEN and override expiry are written by the leader's tick on its own,
+    // with no report, probe or admin call arriving.
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_leader(ELECTION).await;
+    let addr = cluster.nodes[&leader].grpc.clone();
+    let key = "payments/timed";
+    let target = PolicyTarget::Key(BreakerKey::parse(key).unwrap());
+    let policy = Policy {
+        min_calls: 4,
+        min_instances: 2,
+        open_duration_ms: 1_000,
+        open_jitter_percent: 0,
+        ..Policy::default()
+    };
+    admin(&addr)
+        .await
+        .put_policies(apb::PutPoliciesRequest {
+            policies: vec![apb::PolicyEntry::from((&target, &policy))],
+            reason: "test".into(),
+        })
+        .await
+        .unwrap();
+
+    // phase: two instances report failures; the breaker trips
+    let mut sdk = client(&addr).await;
+    for instance in ["i-1", "i-2"] {
+        sdk.report(pb::ReportRequest {
+            instance: instance.into(),
+            deltas: vec![pb::BreakerDelta {
+                key: key.into(),
+                calls: 5,
+                failures: 5,
+                ..Default::default()
+            }],
+        })
+        .await
+        .unwrap();
+    }
+    let state = |admin_addr: String| async move {
+        let mut admin = support::try_admin(&admin_addr).await?;
+        let info = admin
+            .get_breaker(apb::GetBreakerRequest {
+                key: key.into(),
+                local: false,
+            })
+            .await
+            .ok()?
+            .into_inner();
+        info.breaker?.decision.map(|d| d.state)
+    };
+    eventually(ELECTION, "the breaker to open", || async {
+        (state(addr.clone()).await? == pb::BreakerState::Open as i32).then_some(())
+    })
+    .await;
+
+    // phase: nobody calls anything; the breaker moves to HALF_OPEN by itself
+    eventually(
+        Duration::from_secs(5),
+        "HALF_OPEN without traffic",
+        || async {
+            (state(addr.clone()).await? == pb::BreakerState::HalfOpen as i32).then_some(())
+        },
+    )
+    .await;
+
+    // phase: an override with an expiry ends by itself
+    admin(&addr)
+        .await
+        .set_override(apb::SetOverrideRequest {
+            key: key.into(),
+            mode: apb::OverrideMode::ForcedOpen as i32,
+            reason: "maintenance".into(),
+            for_ms: Some(1_000),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        state(addr.clone()).await,
+        Some(pb::BreakerState::ForcedOpen as i32)
+    );
+    eventually(Duration::from_secs(5), "the override to expire", || async {
+        (state(addr.clone()).await? == pb::BreakerState::Closed as i32).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_shuts_a_node_down_cleanly_and_it_restarts() {
+    // Goal: SIGTERM finishes in-flight work, exits 0 and leaves a store that opens again.
+    let mut cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_leader(ELECTION).await;
+    put_policy(&cluster.nodes[&leader].grpc, "svc/kept", 77)
+        .await
+        .unwrap();
+    let node = cluster.nodes.get_mut(&leader).unwrap();
+    assert_eq!(
+        node.terminate(),
+        Some(0),
+        "exit status after SIGTERM; log:\n{}",
+        node.log()
+    );
+    node.start();
+    let addr = node.grpc.clone();
+    let got = eventually(ELECTION, "the restarted node to serve", || async {
+        read_min_calls(&addr, "svc/kept", true).await
+    })
+    .await;
+    assert_eq!(got, 77);
+}
