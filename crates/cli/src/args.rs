@@ -80,6 +80,8 @@ pub enum Command {
     /// Inspect and change the cluster membership.
     #[command(subcommand)]
     Members(MembersCommand),
+    /// A local cluster, a simulated fleet and a dependency that fails and recovers, live.
+    Demo(crate::demo::DemoArgs),
     /// Benchmarks that print a table (and `--json`): sdk, ingest, writes, failover.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),

@@ -10,6 +10,7 @@
 //! - [`commands`]: one module per operator command group.
 //! - [`output`]: tables, key/value blocks, JSON, CSV, times.
 //! - [`bench`]: measurement harnesses (`bench sdk|ingest|writes|failover`).
+//! - [`demo`]: a local cluster, a simulated fleet and a failing dependency, live.
 //! - [`duration`]: `500ms` / `30s` / `10m` / `2h` / `7d`.
 //!
 //! `main` only parses, sets up tracing (stderr, `RUST_LOG`) and dispatches. Errors print on
@@ -21,6 +22,7 @@ mod admin;
 mod args;
 mod bench;
 mod commands;
+mod demo;
 mod duration;
 mod local_cluster;
 mod output;
@@ -80,6 +82,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::serve(args).await,
         Command::LocalCluster(args) => local_cluster::run(args).await,
         Command::Bench(command) => bench::run(command).await,
+        Command::Demo(args) => demo::run(args).await,
         Command::Status => commands::status::run(&ctx_of(&global)?).await,
         Command::Breaker(command) => commands::breaker::run(&ctx_of(&global)?, command).await,
         Command::Policy(command) => commands::policy::run(&ctx_of(&global)?, command).await,

@@ -1,5 +1,5 @@
-//! A throwaway cluster of `switchyard serve` child processes on free loopback ports, for
-//! benchmarks. Killed (SIGKILL) on drop.
+//! A throwaway cluster of `switchyard serve` child processes on loopback ports, for benchmarks
+//! and the demo. Killed (SIGKILL) on drop, data directories removed.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -17,7 +17,8 @@ pub struct BenchNode {
     pub id: u64,
     /// gRPC address.
     pub grpc_addr: String,
-    http_addr: String,
+    /// HTTP address (metrics, dashboard).
+    pub http_addr: String,
     data_dir: std::path::PathBuf,
     log_file: std::path::PathBuf,
     child: Option<Child>,
@@ -47,18 +48,34 @@ pub async fn connect(addr: &str) -> anyhow::Result<Channel> {
         .await?)
 }
 
+/// Where the nodes listen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ports {
+    /// Free ports picked by the OS.
+    Free,
+    /// The `local-cluster` ports: gRPC 7071.., HTTP 7081.. (predictable URLs for the demo).
+    LocalCluster,
+}
+
 impl BenchCluster {
-    /// Starts `n` nodes that form one cluster, and waits for a leader.
+    /// Starts `n` nodes on free ports that form one cluster, and waits for a leader.
     pub async fn start(n: u8) -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("switchyard-bench-")
-            .tempdir()?;
+        Self::start_on(n, Ports::Free).await
+    }
+
+    /// Starts `n` nodes listening on `ports`, and waits for a leader.
+    pub async fn start_on(n: u8, ports: Ports) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("switchyard-").tempdir()?;
         let mut nodes = Vec::new();
         for id in 1..=u64::from(n) {
+            let (grpc, http) = match ports {
+                Ports::Free => (free_port()?, free_port()?),
+                Ports::LocalCluster => (7070 + u16::from(id as u8), 7080 + u16::from(id as u8)),
+            };
             nodes.push(BenchNode {
                 id,
-                grpc_addr: format!("127.0.0.1:{}", free_port()?),
-                http_addr: format!("127.0.0.1:{}", free_port()?),
+                grpc_addr: format!("127.0.0.1:{grpc}"),
+                http_addr: format!("127.0.0.1:{http}"),
                 data_dir: dir.path().join(format!("node-{id}")),
                 log_file: dir.path().join(format!("node-{id}.log")),
                 child: None,
