@@ -124,6 +124,19 @@ impl Tokens {
     }
 }
 
+/// The operator identity a caller claims (the `x-switchyard-actor` metadata or header):
+/// accepted when non-empty, at most 64 bytes of `[A-Za-z0-9._@:-]`; otherwise `fallback`.
+/// It is recorded in the audit log; authorization itself is the admin token's job.
+pub fn operator_actor(claimed: Option<&str>, fallback: &str) -> switchyard_core::Actor {
+    let name = claimed.map(str::trim).filter(|s| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._@-:".contains(&b))
+    });
+    switchyard_core::Actor::Operator(name.unwrap_or(fallback).to_string())
+}
+
 /// What a node presents to its peers.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterCredentials {

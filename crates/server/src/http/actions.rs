@@ -59,18 +59,10 @@ pub fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// The audited operator: the `x-switchyard-actor` header if printable and short, else `http`.
 fn actor(headers: &HeaderMap) -> Actor {
-    let name = headers
+    let claimed = headers
         .get(ACTOR_METADATA_KEY)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|s| {
-            !s.is_empty()
-                && s.len() <= 64
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._@-:".contains(&b))
-        })
-        .unwrap_or(DEFAULT_HTTP_ACTOR);
-    Actor::Operator(name.to_owned())
+        .and_then(|v| v.to_str().ok());
+    crate::auth::operator_actor(claimed, DEFAULT_HTTP_ACTOR)
 }
 
 /// A JSON object body with only `allowed` fields; an empty body is `{}`.

@@ -58,18 +58,10 @@ impl AdminService {
 
 /// The operator identity from request metadata: printable, at most 64 bytes, else `anonymous`.
 fn actor_from(metadata: &tonic::metadata::MetadataMap) -> Actor {
-    let name = metadata
+    let claimed = metadata
         .get(ACTOR_METADATA_KEY)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|s| {
-            !s.is_empty()
-                && s.len() <= 64
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._@-:".contains(&b))
-        })
-        .unwrap_or("anonymous");
-    Actor::Operator(name.to_string())
+        .and_then(|v| v.to_str().ok());
+    crate::auth::operator_actor(claimed, "anonymous")
 }
 
 fn invalid(e: &ValidationError) -> Status {
