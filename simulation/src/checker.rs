@@ -1,0 +1,280 @@
+//! [`Checker`]: runs every invariant as the simulation goes, and writes the trace.
+//!
+//! Cheap checks (leaders, trial calls in flight) run after every step; checks that read
+//! logs and digest states run every [`CHECK_INTERVAL_MS`] of simulated time; the trace gets
+//! a checkpoint every [`CHECKPOINT_INTERVAL_MS`].
+
+use std::collections::BTreeMap;
+
+use openraft::ServerState;
+use switchyard_core::{BreakerKey, BreakerState};
+
+use crate::cluster::Cluster;
+use crate::dependency::Dependency;
+use crate::fleet::Fleet;
+use crate::invariants::committed_durable::CommittedDurable;
+use crate::invariants::dead_dependency::DeadDependency;
+use crate::invariants::decision_index::DecisionIndex;
+use crate::invariants::election_safety::ElectionSafety;
+use crate::invariants::leader_liveness::LeaderLiveness;
+use crate::invariants::log_matching::LogMatching;
+use crate::invariants::probe_limit::ProbeLimit;
+use crate::invariants::sdk_convergence::SdkConvergence;
+use crate::invariants::state_digest::StateDigest;
+use crate::invariants::{NodeView, StoredLog, Violation, read_log};
+use crate::scenario::{BREAKER_KEY, Scenario};
+use crate::trace::Trace;
+
+/// Simulated ms between log and state checks.
+pub const CHECK_INTERVAL_MS: u64 = 250;
+/// Simulated ms between trace checkpoints.
+pub const CHECKPOINT_INTERVAL_MS: u64 = 1_000;
+/// After healing, a followed leader must exist within this bound.
+pub const LEADER_BOUND_MS: u64 = 5_000;
+/// After healing, every SDK must show the cluster's decision within this bound.
+pub const CONVERGENCE_BOUND_MS: u64 = 10_000;
+/// The dependency dies for good this long after healing.
+pub const DEPENDENCY_DIES_AFTER_HEAL_MS: u64 = 11_000;
+/// After it dies, ordinary calls must stop within this bound.
+pub const DEAD_DEPENDENCY_BOUND_MS: u64 = 8_000;
+
+/// Every invariant's state, plus the trace.
+#[derive(Debug)]
+pub struct Checker {
+    key: BreakerKey,
+    nodes: u64,
+    heal_at_ms: u64,
+    next_check_ms: u64,
+    next_checkpoint_ms: u64,
+    last_leaders: BTreeMap<u64, (u64, String)>,
+    election_safety: ElectionSafety,
+    log_matching: LogMatching,
+    committed: CommittedDurable,
+    state_digest: StateDigest,
+    decision_index: DecisionIndex,
+    probe_limit: ProbeLimit,
+    leader_liveness: LeaderLiveness,
+    sdk_convergence: SdkConvergence,
+    dead_dependency: DeadDependency,
+    /// Everything broken so far.
+    pub violations: Vec<Violation>,
+    /// The run's trace.
+    pub trace: Trace,
+}
+
+impl Checker {
+    /// A checker for `scenario`.
+    pub fn new(scenario: &Scenario) -> Self {
+        Self {
+            key: BreakerKey::parse(BREAKER_KEY).expect("the simulation's key is valid"),
+            nodes: scenario.nodes,
+            heal_at_ms: scenario.heal_at_ms(),
+            next_check_ms: CHECK_INTERVAL_MS,
+            next_checkpoint_ms: CHECKPOINT_INTERVAL_MS,
+            last_leaders: BTreeMap::new(),
+            election_safety: ElectionSafety::default(),
+            log_matching: LogMatching,
+            committed: CommittedDurable::default(),
+            state_digest: StateDigest::default(),
+            decision_index: DecisionIndex::default(),
+            probe_limit: ProbeLimit::default(),
+            leader_liveness: LeaderLiveness::default(),
+            sdk_convergence: SdkConvergence::default(),
+            dead_dependency: DeadDependency,
+            violations: Vec::new(),
+            trace: Trace::default(),
+        }
+    }
+
+    /// After every step.
+    pub fn after_step(
+        &mut self,
+        now_ms: u64,
+        cluster: &Cluster,
+        fleet: &Fleet,
+        dependency: &Dependency,
+        probe_permits: u64,
+    ) {
+        let live = cluster.live();
+        let views: Vec<NodeView> = live.values().map(NodeView::of).collect();
+        self.election_safety
+            .observe(&views, now_ms, &mut self.violations);
+        for v in views.iter().filter(|v| v.state == ServerState::Leader) {
+            let seen = (v.term, v.vote_leader_id.clone());
+            if self.last_leaders.get(&v.id) != Some(&seen) {
+                self.trace.line(
+                    now_ms,
+                    format_args!(
+                        "leader node{} term {} vote {}",
+                        v.id, v.term, v.vote_leader_id
+                    ),
+                );
+                self.last_leaders.insert(v.id, seen);
+            }
+        }
+        self.probe_limit.observe_calls(
+            dependency.cluster_probes_in_flight_max(),
+            probe_permits,
+            &mut self.violations,
+        );
+        let healed = now_ms >= self.heal_at_ms;
+        if healed && now_ms <= self.heal_at_ms + LEADER_BOUND_MS {
+            self.leader_liveness
+                .observe(&views, self.nodes as usize, now_ms);
+        }
+        if now_ms >= self.next_check_ms {
+            self.next_check_ms += CHECK_INTERVAL_MS;
+            self.check(now_ms, cluster, &live, &views, fleet, healed);
+        }
+        if now_ms >= self.next_checkpoint_ms {
+            self.next_checkpoint_ms += CHECKPOINT_INTERVAL_MS;
+            self.checkpoint(now_ms, &live, &views, fleet, dependency);
+        }
+    }
+
+    fn check(
+        &mut self,
+        now_ms: u64,
+        cluster: &Cluster,
+        live: &BTreeMap<u64, switchyard_server::Node>,
+        views: &[NodeView],
+        fleet: &Fleet,
+        healed: bool,
+    ) {
+        let logs: Vec<(u64, StoredLog)> = cluster
+            .disks
+            .iter()
+            .map(|(id, disk)| (*id, read_log(disk)))
+            .collect();
+        self.log_matching
+            .observe(&logs, now_ms, &mut self.violations);
+        self.committed
+            .observe(views, &logs, now_ms, &mut self.violations);
+        let mut readings = Vec::new();
+        for (id, node) in live {
+            let state = node.state_machine().read();
+            readings.push((*id, state.applied_index(), state.core().digest()));
+            if let Some(view) = state.core().breaker(&self.key) {
+                self.probe_limit.observe_leases(
+                    *id,
+                    u64::from(view.probe_permits_in_use),
+                    u64::from(view.policy.probe_permits),
+                    now_ms,
+                    &mut self.violations,
+                );
+            }
+        }
+        self.state_digest
+            .observe(&readings, now_ms, &mut self.violations);
+        let instances = fleet.views();
+        self.decision_index
+            .observe(&instances, &mut self.violations);
+        if healed && now_ms <= self.heal_at_ms + CONVERGENCE_BOUND_MS {
+            let decision = self.cluster_decision(live, views);
+            self.sdk_convergence.observe(&instances, decision, now_ms);
+        }
+    }
+
+    /// The breaker's decision on the leader with the greatest term: `(state, updated_index)`.
+    fn cluster_decision(
+        &self,
+        live: &BTreeMap<u64, switchyard_server::Node>,
+        views: &[NodeView],
+    ) -> Option<(BreakerState, u64)> {
+        let leader = views
+            .iter()
+            .filter(|v| v.state == ServerState::Leader)
+            .max_by_key(|v| v.term)?;
+        let node = live.get(&leader.id)?;
+        let state = node.state_machine().read();
+        let view = state.core().breaker(&self.key)?;
+        Some((view.state, view.updated_index))
+    }
+
+    fn checkpoint(
+        &mut self,
+        now_ms: u64,
+        live: &BTreeMap<u64, switchyard_server::Node>,
+        views: &[NodeView],
+        fleet: &Fleet,
+        dependency: &Dependency,
+    ) {
+        let mut line = String::from("nodes");
+        for v in views {
+            let digest = live
+                .get(&v.id)
+                .map_or(0, |n| n.state_machine().read().core().digest());
+            let role = match v.state {
+                ServerState::Leader => "L",
+                ServerState::Candidate => "C",
+                ServerState::Follower => "F",
+                ServerState::Learner => "l",
+                ServerState::Shutdown => "S",
+            };
+            line.push_str(&format!(
+                " n{}:{role} t{} last{} c{} a{} d{digest:016x}",
+                v.id, v.term, v.last_log_index, v.commit_index, v.applied_index
+            ));
+        }
+        self.trace.line(now_ms, line);
+        let instances = fleet.views();
+        let mut by_view: BTreeMap<String, u64> = BTreeMap::new();
+        for v in &instances {
+            *by_view
+                .entry(format!(
+                    "{:?}/{:?}/{}",
+                    v.mode, v.admission, v.decision_index
+                ))
+                .or_default() += 1;
+        }
+        let summary: Vec<String> = by_view.iter().map(|(k, n)| format!("{k}x{n}")).collect();
+        self.trace
+            .line(now_ms, format_args!("fleet {}", summary.join(" ")));
+        let t = dependency.tally();
+        self.trace.line(
+            now_ms,
+            format_args!(
+                "dependency {:?} normal {} cluster_probes {} local_probes {} failed {} rejected {}",
+                dependency.health(),
+                t.normal,
+                t.cluster_probes,
+                t.local_probes,
+                t.failed,
+                t.rejected
+            ),
+        );
+    }
+
+    /// At the end of the run: the liveness verdicts.
+    pub fn finish(&mut self, dependency: &Dependency, died_at_ms: Option<u64>) {
+        self.leader_liveness
+            .verdict(LEADER_BOUND_MS, &mut self.violations);
+        self.sdk_convergence
+            .verdict(CONVERGENCE_BOUND_MS, &mut self.violations);
+        if let Some(died_at_ms) = died_at_ms {
+            self.dead_dependency.verdict(
+                died_at_ms,
+                dependency.last_normal_call_ms(),
+                DEAD_DEPENDENCY_BOUND_MS,
+                &mut self.violations,
+            );
+        }
+    }
+
+    /// Numbers for the summary: leader ids seen, highest committed index, digests compared.
+    pub fn stats(&self) -> (usize, u64, usize) {
+        (
+            self.election_safety.leaders_seen(),
+            self.committed.committed_max(),
+            self.state_digest.indexes_seen(),
+        )
+    }
+
+    /// When the healed cluster reached a followed leader and a converged fleet.
+    pub fn liveness_times(&self) -> (Option<u64>, Option<u64>) {
+        (
+            self.leader_liveness.reached_at_ms,
+            self.sdk_convergence.reached_at_ms,
+        )
+    }
+}

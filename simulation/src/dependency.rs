@@ -1,0 +1,199 @@
+//! [`Dependency`]: the service the fleet calls, simulated in process.
+//!
+//! Why in process and not a turmoil host: the dependency is not the system under test. What
+//! matters is what it answers and how many calls reach it, and counting those in one place
+//! is exact; 5 000 simulated TCP calls per second would only slow the run down without
+//! exercising a line of Switchyard.
+//!
+//! The dependency also keeps the fleet-side tallies the invariants and the fleet comparison
+//! read: calls that reached it (normal and trial), failures, trial calls in flight.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use switchyard_sdk::PermitKind;
+
+/// How the dependency behaves right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Answers every call quickly and successfully.
+    Healthy,
+    /// Fails every call quickly.
+    Down,
+    /// Answers successfully after this many ms.
+    Slow(u64),
+}
+
+/// Counters of calls that reached the dependency.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallTally {
+    /// Ordinary admitted calls.
+    pub normal: u64,
+    /// Trial calls under a cluster probe permit.
+    pub cluster_probes: u64,
+    /// Trial calls under a local probe permit.
+    pub local_probes: u64,
+    /// Calls that failed.
+    pub failed: u64,
+    /// Calls the SDK rejected (they never reached the dependency).
+    pub rejected: u64,
+}
+
+#[derive(Debug)]
+struct State {
+    health: Health,
+    normal_latency_ms: u64,
+    tally: CallTally,
+    /// Failed calls per simulated second (for the fleet comparison's onset window).
+    failed_per_s: BTreeMap<u64, u64>,
+    /// Trial calls per simulated second.
+    probes_per_s: BTreeMap<u64, u64>,
+    /// Cluster-probe calls in flight right now, fleet-wide.
+    cluster_probes_in_flight: u64,
+    /// The most cluster-probe calls ever in flight at once, and when.
+    cluster_probes_in_flight_max: (u64, u64),
+    /// When the last normal (non-trial) call reached the dependency, ms.
+    last_normal_call_ms: Option<u64>,
+}
+
+/// The simulated dependency; clones share it.
+#[derive(Debug, Clone)]
+pub struct Dependency {
+    state: Arc<Mutex<State>>,
+}
+
+/// One call in progress: what the caller must wait and report.
+#[derive(Debug, Clone, Copy)]
+pub struct CallPlan {
+    /// How long the call takes, ms.
+    pub latency_ms: u64,
+    /// Whether it fails.
+    pub fails: bool,
+}
+
+impl Dependency {
+    /// A healthy dependency answering in `normal_latency_ms`.
+    pub fn new(normal_latency_ms: u64) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(State {
+                health: Health::Healthy,
+                normal_latency_ms,
+                tally: CallTally::default(),
+                failed_per_s: BTreeMap::new(),
+                probes_per_s: BTreeMap::new(),
+                cluster_probes_in_flight: 0,
+                cluster_probes_in_flight_max: (0, 0),
+                last_normal_call_ms: None,
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Changes how the dependency behaves from now on.
+    pub fn set_health(&self, health: Health) {
+        self.lock().health = health;
+    }
+
+    /// How it behaves now.
+    pub fn health(&self) -> Health {
+        self.lock().health
+    }
+
+    /// A call of `kind` starts at `now_ms`: how long it takes and whether it fails.
+    pub fn begin(&self, kind: PermitKind, now_ms: u64) -> CallPlan {
+        let mut s = self.lock();
+        match kind {
+            PermitKind::Normal => {
+                s.tally.normal += 1;
+                s.last_normal_call_ms = Some(now_ms);
+            }
+            PermitKind::ClusterProbe => {
+                s.tally.cluster_probes += 1;
+                s.cluster_probes_in_flight += 1;
+                if s.cluster_probes_in_flight > s.cluster_probes_in_flight_max.0 {
+                    s.cluster_probes_in_flight_max = (s.cluster_probes_in_flight, now_ms);
+                }
+            }
+            PermitKind::LocalProbe => s.tally.local_probes += 1,
+        }
+        if kind != PermitKind::Normal {
+            *s.probes_per_s.entry(now_ms / 1_000).or_default() += 1;
+        }
+        let plan = match s.health {
+            Health::Healthy => CallPlan {
+                latency_ms: s.normal_latency_ms,
+                fails: false,
+            },
+            // A dead dependency fails as slowly as it answers (a refused connection behind
+            // a load balancer), so concurrent trial calls overlap as they do in production.
+            Health::Down => CallPlan {
+                latency_ms: s.normal_latency_ms,
+                fails: true,
+            },
+            Health::Slow(ms) => CallPlan {
+                latency_ms: ms,
+                fails: false,
+            },
+        };
+        if plan.fails {
+            s.tally.failed += 1;
+            *s.failed_per_s.entry(now_ms / 1_000).or_default() += 1;
+        }
+        plan
+    }
+
+    /// A call of `kind` ended.
+    pub fn end(&self, kind: PermitKind) {
+        if kind == PermitKind::ClusterProbe {
+            let mut s = self.lock();
+            s.cluster_probes_in_flight = s.cluster_probes_in_flight.saturating_sub(1);
+        }
+    }
+
+    /// The SDK turned a call away.
+    pub fn rejected(&self) {
+        self.lock().tally.rejected += 1;
+    }
+
+    /// Everything counted so far.
+    pub fn tally(&self) -> CallTally {
+        self.lock().tally.clone()
+    }
+
+    /// The most cluster-probe calls in flight at once and when (ms).
+    pub fn cluster_probes_in_flight_max(&self) -> (u64, u64) {
+        self.lock().cluster_probes_in_flight_max
+    }
+
+    /// Resets the in-flight maximum (per half-open episode accounting).
+    pub fn reset_cluster_probes_in_flight_max(&self) {
+        let mut s = self.lock();
+        s.cluster_probes_in_flight_max = (s.cluster_probes_in_flight, 0);
+    }
+
+    /// When the last normal call reached the dependency, ms.
+    pub fn last_normal_call_ms(&self) -> Option<u64> {
+        self.lock().last_normal_call_ms
+    }
+
+    /// Failed calls per simulated second.
+    pub fn failed_per_s(&self) -> Vec<(u64, u64)> {
+        self.lock()
+            .failed_per_s
+            .iter()
+            .map(|(s, n)| (*s, *n))
+            .collect()
+    }
+
+    /// Trial calls per simulated second.
+    pub fn probes_per_s(&self) -> Vec<(u64, u64)> {
+        self.lock()
+            .probes_per_s
+            .iter()
+            .map(|(s, n)| (*s, *n))
+            .collect()
+    }
+}

@@ -1,0 +1,133 @@
+//! [`Fault`]: what the safety phase does to the cluster, the fleet and the dependency.
+//!
+//! The schedule is drawn from the seed before the run ([`Fault::schedule`]); the run applies
+//! each fault at its start time and undoes it after its duration. At the end of the safety
+//! phase everything heals at once: links repaired, crashed nodes restarted, the dependency
+//! healthy again.
+
+use crate::rng::SimRng;
+use crate::scenario::Scenario;
+
+/// One fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Node–node partition; `one_way` drops only `a -> b`.
+    PartitionNodes {
+        /// A node id.
+        a: u64,
+        /// Another node id.
+        b: u64,
+        /// Only `a -> b` is cut.
+        one_way: bool,
+    },
+    /// Cut whichever node leads when the fault starts off from every other node.
+    IsolateLeader,
+    /// Fleet–node partition: instances `first..=last` cannot reach `node` (or, `one_way`,
+    /// `node` cannot reach them).
+    PartitionFleet {
+        /// First instance index.
+        first: u64,
+        /// Last instance index.
+        last: u64,
+        /// The node id.
+        node: u64,
+        /// Only `node -> instances` is cut.
+        one_way: bool,
+    },
+    /// Power loss: the node's host stops and its disk forgets unflushed writes; it restarts
+    /// when the fault ends.
+    CrashNode {
+        /// The node id.
+        node: u64,
+    },
+    /// Network latency up to `max_ms` on every link.
+    Latency {
+        /// The new maximum latency.
+        max_ms: u64,
+    },
+    /// Links fail at random (turmoil's fail rate, per step, in per-mille) and repair at random.
+    MessageLoss {
+        /// Chance per link and step that it fails, ‰.
+        fail_per_mille: u64,
+    },
+    /// The dependency fails every call.
+    DependencyDown,
+    /// The dependency answers, slowly.
+    DependencySlow {
+        /// Its latency while slow.
+        latency_ms: u64,
+    },
+}
+
+/// A fault with its start time and duration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledFault {
+    /// Simulated ms at which it starts.
+    pub at_ms: u64,
+    /// How long it lasts, ms.
+    pub duration_ms: u64,
+    /// What it is.
+    pub fault: Fault,
+}
+
+impl Fault {
+    /// The safety phase's faults: always one dependency outage (so every run exercises the
+    /// breaker), plus a seed-chosen mix of everything else, sorted by start time.
+    pub fn schedule(rng: &mut SimRng, scenario: &Scenario) -> Vec<ScheduledFault> {
+        let safety_ms = scenario.profile.safety_ms;
+        let nodes = scenario.nodes;
+        let instances = scenario.instances;
+        let mut faults = vec![ScheduledFault {
+            at_ms: rng.range(1_000, safety_ms / 3),
+            duration_ms: rng.range(3_000, safety_ms / 2),
+            fault: Fault::DependencyDown,
+        }];
+        let count = rng.range(1, scenario.profile.faults_max);
+        for _ in 0..count {
+            let at_ms = rng.range(500, safety_ms.saturating_sub(1_000));
+            let duration_ms = rng.range(300, 6_000).min(safety_ms - at_ms);
+            let fault = match rng.range(0, 9) {
+                0 | 1 => {
+                    let a = rng.range(1, nodes);
+                    let b = (a + rng.range(0, nodes - 2)) % nodes + 1;
+                    Fault::PartitionNodes {
+                        a,
+                        b,
+                        one_way: rng.percent(40),
+                    }
+                }
+                2 => Fault::IsolateLeader,
+                3 => {
+                    let first = rng.range(0, instances - 1);
+                    let last = rng.range(first, instances - 1);
+                    Fault::PartitionFleet {
+                        first,
+                        last,
+                        node: rng.range(1, nodes),
+                        one_way: rng.percent(30),
+                    }
+                }
+                4 | 5 => Fault::CrashNode {
+                    node: rng.range(1, nodes),
+                },
+                6 => Fault::Latency {
+                    max_ms: rng.range(20, 300),
+                },
+                7 => Fault::MessageLoss {
+                    fail_per_mille: rng.range(1, 5),
+                },
+                8 => Fault::DependencySlow {
+                    latency_ms: rng.range(1_000, 2_500),
+                },
+                _ => Fault::DependencyDown,
+            };
+            faults.push(ScheduledFault {
+                at_ms,
+                duration_ms,
+                fault,
+            });
+        }
+        faults.sort_by_key(|f| f.at_ms);
+        faults
+    }
+}

@@ -1,0 +1,180 @@
+//! [`Scenario`]: everything a run does, derived from its seed before the run starts.
+//!
+//! Cluster size, Raft timeouts, fleet size and call rate, the breaker policy, and the
+//! complete fault schedule of the safety phase are drawn here from one [`SimRng`], so a
+//! seed names a run exactly and `--reproduce SEED` replays it.
+//!
+//! Why every node gets a *fixed*, distinct election timeout (`max = min + 1`): openraft draws
+//! election timeouts from `rand::rng()`, which is seeded by the operating system and cannot
+//! be reached from here. A one-millisecond range leaves openraft nothing to draw, and giving
+//! each node its own seed-derived timeout still breaks the symmetry that randomization
+//! exists to break.
+
+use std::time::Duration;
+
+use switchyard_core::{Policy, WindowSpec};
+
+use crate::faults::{Fault, ScheduledFault};
+use crate::rng::SimRng;
+
+/// The breaker every SDK guards its dependency with.
+pub const BREAKER_KEY: &str = "app/dependency";
+
+/// How long and how big runs are; the CLI's default and the tests' quick profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Profile {
+    /// Simulated length of the safety phase (faults), ms.
+    pub safety_ms: u64,
+    /// Simulated length of the liveness phase (healed), ms.
+    pub liveness_ms: u64,
+    /// Smallest fleet.
+    pub fleet_min: u64,
+    /// Largest fleet.
+    pub fleet_max: u64,
+    /// Faults scheduled in the safety phase, at most.
+    pub faults_max: u64,
+}
+
+impl Profile {
+    /// The CLI and CI profile: 10–50 instances, tens of simulated seconds.
+    pub const STANDARD: Profile = Profile {
+        safety_ms: 12_000,
+        liveness_ms: 21_000,
+        fleet_min: 10,
+        fleet_max: 50,
+        faults_max: 12,
+    };
+
+    /// A short profile for debug-build tests.
+    pub const QUICK: Profile = Profile {
+        safety_ms: 8_000,
+        liveness_ms: 22_000,
+        fleet_min: 10,
+        fleet_max: 12,
+        faults_max: 5,
+    };
+}
+
+/// One run, fully determined by `seed` and the profile.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// The seed everything below came from.
+    pub seed: u64,
+    /// The profile it was drawn with.
+    pub profile: Profile,
+    /// Server nodes (3 or 5).
+    pub nodes: u64,
+    /// SDK instances.
+    pub instances: u64,
+    /// Calls per second each instance makes.
+    pub calls_per_s: u64,
+    /// Raft heartbeat interval.
+    pub heartbeat_interval_ms: u64,
+    /// Per node (index `id - 1`): its fixed election timeout.
+    pub election_timeout_ms: Vec<u64>,
+    /// Build a snapshot after this many entries.
+    pub snapshot_every_entries: u64,
+    /// Entries kept after a snapshot.
+    pub log_entries_kept_after_snapshot: u64,
+    /// Network latency bounds.
+    pub latency_min_ms: u64,
+    /// Network latency bounds.
+    pub latency_max_ms: u64,
+    /// The dependency's normal latency, ms.
+    pub dependency_latency_ms: u64,
+    /// The breaker policy the operator installs (`None`: the defaults, as in the fleet
+    /// comparison).
+    pub policy: Option<Policy>,
+    /// Faults of the safety phase, by start time.
+    pub faults: Vec<ScheduledFault>,
+}
+
+impl Scenario {
+    /// Draws the scenario of `seed`.
+    pub fn from_seed(seed: u64, profile: Profile) -> Self {
+        let mut rng = SimRng::new(seed, 0);
+        let nodes = *rng.pick(&[3, 3, 5]);
+        let instances = rng.range(profile.fleet_min, profile.fleet_max);
+        let calls_per_s = *rng.pick(&[5, 10, 20]);
+        let heartbeat_interval_ms = *rng.pick(&[40, 50, 60]);
+        let base = rng.range(heartbeat_interval_ms * 5, heartbeat_interval_ms * 8);
+        let spacing = rng.range(heartbeat_interval_ms, heartbeat_interval_ms * 2);
+        let mut election_timeout_ms: Vec<u64> = (0..nodes).map(|i| base + i * spacing).collect();
+        // Which node is the quickest to campaign is part of the seed too.
+        for i in (1..election_timeout_ms.len()).rev() {
+            let j = rng.range(0, i as u64) as usize;
+            election_timeout_ms.swap(i, j);
+        }
+        let probe_permits = rng.range(1, 3) as u32;
+        let policy = Policy {
+            window: WindowSpec::Time {
+                duration_ms: 5_000,
+                buckets: 10,
+            },
+            min_calls: rng.range(10, 20) as u32,
+            min_instances: rng.range(2, 3) as u32,
+            open_duration_ms: rng.range(2_000, 4_000),
+            open_duration_max_ms: 8_000,
+            probe_permits,
+            probe_success_threshold: rng.range(1, 3) as u32,
+            probe_lease_ms: rng.range(3_000, 6_000),
+            ..Policy::default()
+        };
+        let mut scenario = Self {
+            seed,
+            profile,
+            nodes,
+            instances,
+            calls_per_s,
+            heartbeat_interval_ms,
+            election_timeout_ms,
+            snapshot_every_entries: rng.range(100, 400),
+            log_entries_kept_after_snapshot: rng.range(20, 100),
+            latency_min_ms: 1,
+            latency_max_ms: rng.range(2, 10),
+            dependency_latency_ms: rng.range(5, 30),
+            policy: Some(policy),
+            faults: Vec::new(),
+        };
+        scenario.faults = Fault::schedule(&mut rng, &scenario);
+        scenario
+    }
+
+    /// The simulation step: openraft's internal tick period (`heartbeat * 13 / 64`), so
+    /// every host advances in whole ticks.
+    pub fn step(&self) -> Duration {
+        Duration::from_millis((self.heartbeat_interval_ms * 13 / 64).max(1))
+    }
+
+    /// The policy in force for the breaker (the installed one, or the defaults).
+    pub fn effective_policy(&self) -> Policy {
+        self.policy.clone().unwrap_or_default()
+    }
+
+    /// Simulated ms at which the safety phase ends and everything heals.
+    pub fn heal_at_ms(&self) -> u64 {
+        self.profile.safety_ms
+    }
+
+    /// Simulated ms at which the run ends.
+    pub fn end_ms(&self) -> u64 {
+        self.profile.safety_ms + self.profile.liveness_ms
+    }
+
+    /// One line describing the scenario, for the trace.
+    pub fn describe(&self) -> String {
+        format!(
+            "seed={} nodes={} instances={} calls_per_s={} heartbeat_ms={} election_timeouts_ms={:?} snapshot_every={} latency_ms={}..{} faults={}",
+            self.seed,
+            self.nodes,
+            self.instances,
+            self.calls_per_s,
+            self.heartbeat_interval_ms,
+            self.election_timeout_ms,
+            self.snapshot_every_entries,
+            self.latency_min_ms,
+            self.latency_max_ms,
+            self.faults.len()
+        )
+    }
+}
