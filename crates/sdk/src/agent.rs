@@ -24,10 +24,12 @@ use switchyard_proto::client as pb;
 use switchyard_proto::client::client_client::ClientClient;
 use tokio::sync::{Notify, watch};
 use tokio::time::{MissedTickBehavior, timeout};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::agent_state::{AgentState, Published};
 use crate::clock::{Clock, CoarseClock};
+use crate::credentials::BearerToken;
 use crate::metrics::SdkMetrics;
 use crate::{ClientOptions, SmallRng};
 use switchyard_proto::convert;
@@ -47,6 +49,8 @@ pub(crate) struct Shared {
     pub(crate) report_ready: Notify,
     pub(crate) report_endpoint: AtomicUsize,
     pub(crate) rng: SmallRng,
+    /// Attached to every call; `Debug` redacts it.
+    pub(crate) token: BearerToken,
 }
 
 impl Shared {
@@ -56,9 +60,9 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn client(&self, index: usize) -> ClientClient<Channel> {
+    fn client(&self, index: usize) -> ClientClient<InterceptedService<Channel, BearerToken>> {
         let (_, channel) = &self.channels[index % self.channels.len()];
-        ClientClient::new(channel.clone())
+        ClientClient::with_interceptor(channel.clone(), self.token.clone())
     }
 }
 
@@ -155,13 +159,16 @@ async fn acquire_probe(shared: Arc<Shared>, key: String) {
         instance: shared.instance.to_string(),
     };
     let mut client = shared.client(shared.report_endpoint.load(Relaxed));
+    // The cluster granted the permit after this moment, so its lease ends no earlier than
+    // `sent_ms + probe_lease_ms`: timing the local lease from here can never outlive the
+    // cluster's, which would let a re-granted permit and this one run trial calls at once.
+    let sent_ms = shared.clock.now_ms();
     let answer = timeout(shared.options.rpc_timeout, client.acquire_probe(request)).await;
-    let now_ms = shared.clock.now_ms();
     let release = match answer {
         Ok(Ok(resp)) if resp.get_ref().granted => {
             shared
                 .lock()
-                .on_probe_granted(&key, resp.get_ref().permit_id, now_ms)
+                .on_probe_granted(&key, resp.get_ref().permit_id, sent_ms)
         }
         Ok(Ok(resp)) => {
             tracing::debug!(key, reason = %resp.get_ref().reason, "probe permit refused");

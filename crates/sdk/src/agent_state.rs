@@ -255,6 +255,20 @@ impl AgentState {
                 .set_slow_call_duration_ms(p.slow_call_duration_ms);
             entry.policy = p.clone();
         }
+        // The fleet closed the breaker after its probes succeeded: that is fleet-wide evidence
+        // the dependency is back, so a local trip from the same episode must not keep this
+        // instance out (and send probes of its own) on top of the fleet's probe budget.
+        let was_open = self
+            .cluster
+            .get(&b.key)
+            .is_some_and(|c| matches!(c.state, BreakerState::Open | BreakerState::HalfOpen));
+        if was_open
+            && state == BreakerState::Closed
+            && let Some(entry) = self.entries.get_mut(&b.key)
+            && let Ok(key) = BreakerKey::parse(&b.key)
+        {
+            entry.local = LocalBreaker::new(key, entry.policy.clone());
+        }
         self.cluster.insert(b.key, ClusterBreaker { state, policy });
     }
 
@@ -344,11 +358,13 @@ impl AgentState {
 
     /// The cluster granted a probe permit for `key`. Returns a release to send at once when
     /// the permit is no longer wanted (the breaker left HALF_OPEN meanwhile).
+    /// The cluster granted `permit_id` for `key` in answer to a request sent at `requested_ms`;
+    /// the local lease runs from the request, so it ends no later than the cluster's.
     pub(crate) fn on_probe_granted(
         &mut self,
         key: &str,
         permit_id: u64,
-        now_ms: u64,
+        requested_ms: u64,
     ) -> Option<(String, u64, ProbeOutcome)> {
         self.metrics.probe_permits_granted.inc();
         let Some(e) = self.entries.get_mut(key) else {
@@ -358,7 +374,7 @@ impl AgentState {
         if e.shared.admission() != Admission::ClusterProbe {
             return Some((key.to_owned(), permit_id, ProbeOutcome::Unused));
         }
-        let expires_at_ms = now_ms.saturating_add(e.policy.probe_lease_ms);
+        let expires_at_ms = requested_ms.saturating_add(e.policy.probe_lease_ms);
         e.ledgers[POOL_CLUSTER].held.push_back(HeldPermit {
             id: permit_id,
             expires_at_ms,

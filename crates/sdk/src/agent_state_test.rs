@@ -424,3 +424,39 @@ fn time_window_local_breaker_trips_probes_and_recovers() {
     );
     assert_eq!(at(20_000), Some(Admission::Allow), "recovered: {trace:?}");
 }
+
+#[test]
+fn a_fleet_wide_close_clears_a_local_trip_from_the_same_episode() {
+    // The instance tripped locally during the outage; the cluster then probed and closed the
+    // breaker for the fleet. The instance follows the fleet instead of running its own probes.
+    let (mut agent, _) = agent(true);
+    let policy = Policy {
+        window: WindowSpec::Count { calls: 10 },
+        min_calls: 5,
+        ..Policy::default()
+    };
+    let key = BreakerKey::parse(KEY).expect("key");
+    let b = Breaker::from_shared(agent.breaker(&key, Some(policy)).expect("breaker"));
+    let mut closed = decision(KEY, S::Closed);
+    closed.policy = None;
+    agent.apply_event(snapshot(1, vec![closed.clone()]), 0);
+    for _ in 0..10 {
+        let p = b.allow().expect("closed");
+        b.record(p, Outcome::Failure, Duration::from_millis(1));
+    }
+    agent.tick(100);
+    assert_eq!(reason(&b), Some(RejectReason::LocalOpen));
+    // A close with no open episode in between does not touch the local breaker.
+    agent.apply_event(
+        event(2, pb::watch_event::Event::Breaker(closed.clone())),
+        150,
+    );
+    assert_eq!(reason(&b), Some(RejectReason::LocalOpen));
+
+    let mut open = decision(KEY, S::Open);
+    open.policy = None;
+    agent.apply_event(event(3, pb::watch_event::Event::Breaker(open)), 200);
+    assert_eq!(reason(&b), Some(RejectReason::ClusterOpen));
+    agent.apply_event(event(4, pb::watch_event::Event::Breaker(closed)), 300);
+    assert_eq!(reason(&b), None, "the fleet's close clears the local trip");
+}
