@@ -238,10 +238,15 @@ async fn a_killed_node_restarts_from_disk_and_loses_nothing_acknowledged() {
     }
     cluster.wait_leader(ELECTION).await;
     for node in cluster.nodes.values() {
-        assert_eq!(
-            read_min_calls(&node.grpc, "svc/during-19", false).await,
-            Some(219)
-        );
+        // A node that has not yet heard from the new leader refuses a linearizable read
+        // (Unavailable); retry until it can serve one.
+        let got = eventually(
+            ELECTION,
+            "a linearizable read after a full restart",
+            || async { read_min_calls(&node.grpc, "svc/during-19", false).await },
+        )
+        .await;
+        assert_eq!(got, 219, "node {}", node.id);
     }
 }
 

@@ -266,6 +266,11 @@ fn register_ingest(registry: &mut Registry, node: &Node) {
             &c.deltas_dropped_on_step_down,
         ),
         (
+            "report_deltas_dropped_forwarding",
+            "Report deltas a follower accepted but could not hand to a leader",
+            &c.deltas_dropped_forwarding,
+        ),
+        (
             "ticks_written",
             "Tick entries written as leader",
             &c.ticks_written,

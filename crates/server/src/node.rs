@@ -5,6 +5,7 @@
 //!                              │                                                      │
 //!                              └──no──> Forward RPC to the leader (one hop)            v
 //!   Report ──> Node::report ──> leader's Ingest ──tick──> one Tick entry     StateMachine feed
+//!                  └─follower─> forward buffer ──one batch per half tick──> leader's Ingest
 //!                                                                                      │
 //!   Watch  <── every node streams from its own applied state <─────────────────────────┘
 //! ```
@@ -54,6 +55,8 @@ struct Inner {
     credentials: ClusterCredentials,
     tokens: Tokens,
     ingest: Ingest,
+    /// On a follower: reports waiting to be forwarded to the leader in one batch.
+    forward_buffer: Ingest,
     counters: Counters,
     rpc_metrics: RpcMetrics,
     shutdown: watch::Sender<bool>,
@@ -70,6 +73,8 @@ pub struct Counters {
     pub deltas_refused: AtomicU64,
     /// Deltas dropped because this node stopped being leader before its tick.
     pub deltas_dropped_on_step_down: AtomicU64,
+    /// Deltas a follower accepted but could not hand to a leader (none known, or unreachable).
+    pub deltas_dropped_forwarding: AtomicU64,
     /// Tick entries written by this node as leader.
     pub ticks_written: AtomicU64,
     /// Watch streams currently open.
@@ -188,6 +193,10 @@ impl Node {
                     config.limits.pending_deltas_max,
                     config.limits.report_rate_per_instance_max,
                 ),
+                forward_buffer: Ingest::new(
+                    config.limits.pending_deltas_max,
+                    config.limits.report_rate_per_instance_max,
+                ),
                 config,
                 raft,
                 sm,
@@ -202,6 +211,7 @@ impl Node {
             }),
         };
         tokio::spawn(node.clone().tick_loop());
+        tokio::spawn(node.clone().forward_loop());
         Ok(node)
     }
 
@@ -358,14 +368,11 @@ impl Node {
         let result = if self.is_leader() {
             self.accept_report(&instance, deltas)
         } else {
-            let leader = self.current_leader();
-            match self
-                .forward(leader, ForwardRequest::Report { instance, deltas })
-                .await?
-            {
-                ForwardReply::Reported(n) => Ok(n),
-                other => Err(unexpected(other)),
-            }
+            // Buffered here and handed to the leader in one batch per forward interval: one
+            // Forward RPC per follower per interval instead of one per SDK report.
+            self.inner
+                .forward_buffer
+                .offer(&instance, deltas, self.inner.clock.now_ms())
         };
         let counters = &self.inner.counters;
         match &result {
@@ -446,6 +453,66 @@ impl Node {
                     }
                     Ok(Err(_)) => tracing::debug!("lost leadership before the tick was written"),
                     Err(e) => tracing::warn!(error = %e, "tick write failed"),
+                }
+            }
+        }
+    }
+
+    /// On a follower: every half tick, hand the buffered reports to the leader as one merged
+    /// batch (or, if this node has become leader, straight into its own next tick). A batch
+    /// the leader cannot take is dropped and counted: reports are telemetry, and the SDKs'
+    /// next reports carry fresh counts.
+    async fn forward_loop(self) {
+        let mut shutdown = self.shutdown_signal();
+        let period = Duration::from_millis((self.inner.config.tick_interval_ms / 2).max(5));
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let source = format!("node-{}", self.inner.id);
+        let chunk = (self.inner.config.limits.report_deltas_max as usize).max(1);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            if self.inner.forward_buffer.is_empty() {
+                continue;
+            }
+            let mut deltas = self.inner.forward_buffer.take();
+            if self.is_leader() {
+                let n = deltas.len() as u64;
+                if self.accept_report(&source, deltas).is_err() {
+                    self.inner
+                        .counters
+                        .deltas_dropped_forwarding
+                        .fetch_add(n, Ordering::Relaxed);
+                }
+                continue;
+            }
+            let leader = self.current_leader();
+            while !deltas.is_empty() {
+                let rest = deltas.split_off(deltas.len().min(chunk));
+                let batch = std::mem::replace(&mut deltas, rest);
+                let n = batch.len() as u64;
+                let request = ForwardRequest::Report {
+                    instance: source.clone(),
+                    deltas: batch,
+                };
+                match self.forward(leader, request).await {
+                    Ok(ForwardReply::Reported(_)) => {}
+                    Ok(other) => {
+                        tracing::debug!(reply = ?other, "unexpected reply to forwarded reports");
+                        self.inner
+                            .counters
+                            .deltas_dropped_forwarding
+                            .fetch_add(n, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "could not forward reports to the leader");
+                        self.inner
+                            .counters
+                            .deltas_dropped_forwarding
+                            .fetch_add(n, Ordering::Relaxed);
+                    }
                 }
             }
         }
