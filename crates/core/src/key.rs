@@ -77,6 +77,15 @@ impl BreakerKey {
     pub fn scope_id(&self) -> Scope {
         Scope::from_valid(self.scope())
     }
+
+    /// `scope/` with an empty name: not a valid key, but it sorts just before every key of
+    /// `scope` (keys sharing the `scope/` prefix are contiguous), so it bounds range scans.
+    pub(crate) fn scope_lower_bound(scope: &Scope) -> Self {
+        Self {
+            full: format!("{scope}/"),
+            slash: scope.as_str().len(),
+        }
+    }
 }
 
 impl fmt::Display for BreakerKey {

@@ -56,7 +56,7 @@ impl ScopeTier {
             since_ms: now_ms,
             pin: None,
             pending: None,
-            ledger: ScopeLedger::default(),
+            ledger: ScopeLedger::starting(now_ms),
             updated_index: 0,
         }
     }
@@ -84,6 +84,12 @@ impl ScopeTier {
     /// When the pin ends.
     pub fn override_expires_at_ms(&self) -> Option<u64> {
         self.pin.as_ref().and_then(|p| p.expires_at_ms)
+    }
+
+    /// True when evaluating the scope without tier rules would change nothing: FULL, not
+    /// pinned, no improvement pending.
+    pub(crate) fn at_rest(&self) -> bool {
+        self.tier == Tier::Full && self.pin.is_none() && self.pending.is_none()
     }
 
     /// True when a pin is active at `now_ms` (not yet expired).

@@ -2,10 +2,19 @@
 //!
 //! Per breaker, each UTC hour keeps calls, failures, slow, rejected, a [`LatencySketch`] and
 //! the milliseconds spent in each [`BreakerState`]; per scope, the milliseconds in each
-//! [`Tier`]. Hours older than `sla_retention_ms` are dropped on apply. Reports sum the hours
-//! that overlap the window, so their resolution is one hour (a 24 h report may include up to
-//! one extra partial hour at its start); the time not yet accounted (between the last apply
-//! and the report's `now_ms`) is attributed to the current state.
+//! [`Tier`]. Reports sum the hours that overlap the window, so their resolution is one hour
+//! (a 24 h report may include up to one extra partial hour at its start).
+//!
+//! Why time is accounted lazily: attributing the elapsed time to every breaker on every
+//! applied command made one operator write cost O(fleet size) on every replica. Instead each
+//! ledger remembers up to when it is accounted (`accounted_ms`) and the state (or tier) it has
+//! been in since; the time is split into hours only when the ledger is touched: just before
+//! a state change and before a delta is recorded. Hours older than `sla_retention_ms` are
+//! dropped at those touches too. A report adds the unaccounted part arithmetically without
+//! mutating anything: up to the state's last apply it is split into hours exactly as an
+//! eager pass would have, and the time after the last apply (up to the report's `now_ms`)
+//! is attributed to the current state. Hours an eager pass would already have dropped are
+//! left out, so a report reads the same numbers as if every apply had accounted every ledger.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -185,18 +194,97 @@ struct BreakerHour {
 }
 
 /// Per-breaker SLA history.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BreakerLedger {
     hours: VecDeque<BreakerHour>,
     episodes: VecDeque<OpenEpisode>,
     last_success_ms: Option<u64>,
+    /// `hours` hold the time in state up to here; the time since is in `state`.
+    accounted_ms: u64,
+    /// The breaker's state since `accounted_ms`.
+    state: BreakerState,
+}
+
+impl Default for BreakerLedger {
+    /// A CLOSED ledger accounted from the epoch; the state machine uses
+    /// [`BreakerLedger::starting`].
+    fn default() -> Self {
+        Self::starting(0)
+    }
 }
 
 fn hour_floor(ms: u64) -> u64 {
     ms - ms % HOUR_MS
 }
 
+/// The earliest time still worth accounting at `now_ms`: the start of the oldest hour not
+/// yet dropped. Time before it lies in hours retention drops, so skipping it changes nothing
+/// a report can read.
+fn retained_from_ms(now_ms: u64, retention_ms: u64) -> u64 {
+    hour_floor(now_ms.saturating_sub(retention_ms))
+}
+
+/// Whether an hour survives retention at `accounted_ms` (see [`BreakerLedger::prune`]).
+fn retained(hour_start_ms: u64, accounted_ms: u64, retention_ms: u64) -> bool {
+    hour_start_ms + HOUR_MS > accounted_ms.saturating_sub(retention_ms)
+}
+
+/// `[from_ms, to_ms)` split at hour boundaries: `(hour start, ms in that hour)`.
+fn hour_spans(from_ms: u64, to_ms: u64) -> impl Iterator<Item = (u64, u64)> {
+    let mut t = from_ms;
+    std::iter::from_fn(move || {
+        if t >= to_ms {
+            return None;
+        }
+        let start = hour_floor(t);
+        let end = (start + HOUR_MS).min(to_ms);
+        let span = (start, end - t);
+        t = end;
+        Some(span)
+    })
+}
+
 impl BreakerLedger {
+    /// An empty ledger of a breaker created CLOSED at `now_ms`.
+    pub(crate) fn starting(now_ms: u64) -> Self {
+        Self {
+            hours: VecDeque::new(),
+            episodes: VecDeque::new(),
+            last_success_ms: None,
+            accounted_ms: now_ms,
+            state: BreakerState::Closed,
+        }
+    }
+
+    /// Accounts the time since `accounted_ms` up to `now_ms` in the current state, then drops
+    /// hours past retention. Work: the hours elapsed since the last touch, at most the
+    /// retention's.
+    pub(crate) fn catch_up(&mut self, now_ms: u64, retention_ms: u64) {
+        if now_ms > self.accounted_ms {
+            let from = self
+                .accounted_ms
+                .max(retained_from_ms(now_ms, retention_ms));
+            self.account(from, now_ms, self.state);
+            self.accounted_ms = now_ms;
+        }
+        self.prune(now_ms, retention_ms);
+    }
+
+    /// The not-yet-accounted time up to `until_ms` as `(hour start, ms)` in [`Self::state`],
+    /// exactly as [`Self::catch_up`] would split it.
+    fn unaccounted(&self, until_ms: u64, retention_ms: u64) -> impl Iterator<Item = (u64, u64)> {
+        let from = self
+            .accounted_ms
+            .max(retained_from_ms(until_ms, retention_ms));
+        hour_spans(from, until_ms)
+    }
+
+    /// The state the ledger is accounting time in.
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> BreakerState {
+        self.state
+    }
+
     fn hour_mut(&mut self, at_ms: u64) -> &mut BreakerHour {
         let start = hour_floor(at_ms);
         let fresh = !matches!(self.hours.back(), Some(h) if h.hour_start_ms >= start);
@@ -211,12 +299,18 @@ impl BreakerLedger {
                 state_ms: [0; 7],
             });
         }
-        // Time never goes backwards in the state, so the last hour is the current one.
+        // Time never goes backwards in the state and every write catches up first (hours are
+        // appended in order), so the last hour is the current one.
         let last = self.hours.len() - 1;
+        debug_assert_eq!(
+            self.hours[last].hour_start_ms, start,
+            "hours are written in order"
+        );
         &mut self.hours[last]
     }
 
-    /// Adds a delta's counters at `now_ms`.
+    /// Adds a delta's counters at `now_ms`. Call [`Self::catch_up`] to `now_ms` first, so
+    /// the hours stay in order.
     pub(crate) fn record(
         &mut self,
         now_ms: u64,
@@ -226,6 +320,7 @@ impl BreakerLedger {
         rejected: u64,
         latency: &LatencySketch,
     ) {
+        debug_assert!(self.accounted_ms >= now_ms, "record after catch_up");
         let hour = self.hour_mut(now_ms);
         hour.calls += calls;
         hour.failures += failures;
@@ -238,17 +333,23 @@ impl BreakerLedger {
     }
 
     /// Attributes `[from_ms, to_ms)` to `state`, split at hour boundaries.
-    pub(crate) fn account(&mut self, from_ms: u64, to_ms: u64, state: BreakerState) {
-        let mut t = from_ms;
-        while t < to_ms {
-            let end = (hour_floor(t) + HOUR_MS).min(to_ms);
-            self.hour_mut(t).state_ms[state.index()] += end - t;
-            t = end;
+    fn account(&mut self, from_ms: u64, to_ms: u64, state: BreakerState) {
+        for (start, ms) in hour_spans(from_ms, to_ms) {
+            self.hour_mut(start).state_ms[state.index()] += ms;
         }
     }
 
-    /// Opens or closes an episode on a transition.
-    pub(crate) fn on_transition(&mut self, from: BreakerState, to: BreakerState, at_ms: u64) {
+    /// Accounts the time in `from` up to `at_ms`, then opens or closes an episode.
+    pub(crate) fn on_transition(
+        &mut self,
+        from: BreakerState,
+        to: BreakerState,
+        at_ms: u64,
+        retention_ms: u64,
+    ) {
+        debug_assert_eq!(self.state, from, "the ledger follows every state change");
+        self.catch_up(at_ms, retention_ms);
+        self.state = to;
         if !from.is_open_like() && to.is_open_like() {
             self.episodes.push_back(OpenEpisode {
                 opened_at_ms: at_ms,
@@ -269,9 +370,9 @@ impl BreakerLedger {
     }
 
     /// Drops hours entirely older than `retention_ms` before `now_ms`.
-    pub(crate) fn prune(&mut self, now_ms: u64, retention_ms: u64) {
-        let cutoff = now_ms.saturating_sub(retention_ms);
-        while matches!(self.hours.front(), Some(h) if h.hour_start_ms + HOUR_MS <= cutoff) {
+    fn prune(&mut self, now_ms: u64, retention_ms: u64) {
+        while matches!(self.hours.front(), Some(h) if !retained(h.hour_start_ms, now_ms, retention_ms))
+        {
             self.hours.pop_front();
         }
     }
@@ -292,15 +393,25 @@ struct TierHour {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScopeLedger {
     hours: VecDeque<TierHour>,
+    /// `hours` hold the time in tier up to here; the time since is in `tier`.
+    accounted_ms: u64,
+    /// The scope's tier since `accounted_ms`.
+    tier: Tier,
 }
 
 impl ScopeLedger {
+    /// An empty ledger of a scope created FULL at `now_ms`.
+    pub(crate) fn starting(now_ms: u64) -> Self {
+        Self {
+            hours: VecDeque::new(),
+            accounted_ms: now_ms,
+            tier: Tier::Full,
+        }
+    }
+
     /// Attributes `[from_ms, to_ms)` to `tier`, split at hour boundaries.
-    pub(crate) fn account(&mut self, from_ms: u64, to_ms: u64, tier: Tier) {
-        let mut t = from_ms;
-        while t < to_ms {
-            let start = hour_floor(t);
-            let end = (start + HOUR_MS).min(to_ms);
+    fn account(&mut self, from_ms: u64, to_ms: u64, tier: Tier) {
+        for (start, ms) in hour_spans(from_ms, to_ms) {
             if !matches!(self.hours.back(), Some(h) if h.hour_start_ms >= start) {
                 self.hours.push_back(TierHour {
                     hour_start_ms: start,
@@ -308,17 +419,45 @@ impl ScopeLedger {
                 });
             }
             let last = self.hours.len() - 1;
-            self.hours[last].tier_ms[tier.index()] += end - t;
-            t = end;
+            self.hours[last].tier_ms[tier.index()] += ms;
         }
     }
 
-    /// Drops hours entirely older than `retention_ms` before `now_ms`.
-    pub(crate) fn prune(&mut self, now_ms: u64, retention_ms: u64) {
-        let cutoff = now_ms.saturating_sub(retention_ms);
-        while matches!(self.hours.front(), Some(h) if h.hour_start_ms + HOUR_MS <= cutoff) {
+    /// Accounts the time since `accounted_ms` up to `now_ms` in the current tier, then drops
+    /// hours past retention.
+    pub(crate) fn catch_up(&mut self, now_ms: u64, retention_ms: u64) {
+        if now_ms > self.accounted_ms {
+            let from = self
+                .accounted_ms
+                .max(retained_from_ms(now_ms, retention_ms));
+            self.account(from, now_ms, self.tier);
+            self.accounted_ms = now_ms;
+        }
+        while matches!(self.hours.front(), Some(h) if !retained(h.hour_start_ms, now_ms, retention_ms))
+        {
             self.hours.pop_front();
         }
+    }
+
+    /// Accounts the time in `from` up to `at_ms`, then follows the scope into `to`.
+    pub(crate) fn on_change(&mut self, from: Tier, to: Tier, at_ms: u64, retention_ms: u64) {
+        debug_assert_eq!(self.tier, from, "the ledger follows every tier change");
+        self.catch_up(at_ms, retention_ms);
+        self.tier = to;
+    }
+
+    /// The tier the ledger is accounting time in.
+    #[cfg(test)]
+    pub(crate) fn tier(&self) -> Tier {
+        self.tier
+    }
+
+    /// The not-yet-accounted time up to `until_ms` as `(hour start, ms)` in `tier`.
+    fn unaccounted(&self, until_ms: u64, retention_ms: u64) -> impl Iterator<Item = (u64, u64)> {
+        let from = self
+            .accounted_ms
+            .max(retained_from_ms(until_ms, retention_ms));
+        hour_spans(from, until_ms)
     }
 }
 
@@ -327,7 +466,9 @@ pub(crate) struct ReportInput<'a> {
     pub key: &'a BreakerKey,
     pub window: SlaWindow,
     pub now_ms: u64,
+    /// The state's last apply: ledgers read as if accounted and pruned up to here.
     pub accounted_ms: u64,
+    pub retention_ms: u64,
     pub state: BreakerState,
     pub tier: Tier,
     pub slo: &'a Slo,
@@ -351,12 +492,11 @@ pub(crate) fn build_report(
     let from_ms = input.window.start_ms(to_ms);
     let (mut calls, mut failures, mut slow, mut rejected) = (0u64, 0u64, 0u64, 0u64);
     let mut latency = LatencySketch::default();
+    let (accounted_ms, retention_ms) = (input.accounted_ms, input.retention_ms);
+    let in_report =
+        |start: u64| overlaps(start, from_ms, to_ms) && retained(start, accounted_ms, retention_ms);
     let mut state_ms = [0u64; 7];
-    for h in ledger
-        .hours
-        .iter()
-        .filter(|h| overlaps(h.hour_start_ms, from_ms, to_ms))
-    {
+    for h in ledger.hours.iter().filter(|h| in_report(h.hour_start_ms)) {
         calls += h.calls;
         failures += h.failures;
         slow += h.slow;
@@ -366,19 +506,25 @@ pub(crate) fn build_report(
             *acc += v;
         }
     }
-    let tail_from = input.accounted_ms.max(from_ms);
+    for (start, ms) in ledger.unaccounted(accounted_ms, retention_ms) {
+        if in_report(start) {
+            state_ms[ledger.state.index()] += ms;
+        }
+    }
+    let tail_from = accounted_ms.max(from_ms);
     if to_ms > tail_from {
         state_ms[input.state.index()] += to_ms - tail_from;
     }
     let mut tier_ms = [0u64; 5];
     if let Some(scope) = scope {
-        for h in scope
-            .hours
-            .iter()
-            .filter(|h| overlaps(h.hour_start_ms, from_ms, to_ms))
-        {
+        for h in scope.hours.iter().filter(|h| in_report(h.hour_start_ms)) {
             for (acc, v) in tier_ms.iter_mut().zip(h.tier_ms) {
                 *acc += v;
+            }
+        }
+        for (start, ms) in scope.unaccounted(accounted_ms, retention_ms) {
+            if in_report(start) {
+                tier_ms[scope.tier.index()] += ms;
             }
         }
     }

@@ -6,17 +6,35 @@
 //! 1. advances the clock to `max(now, stamped)` and the last index (always, even on error);
 //! 2. validates the command, including the checks that need the state (unknown breaker,
 //!    stale permit, expiry in the past); an error leaves everything else unchanged;
-//! 3. attributes the elapsed time to every breaker's state and every scope's tier (SLA);
-//! 4. fires timed transitions now due (override expiry, OPEN -> HALF_OPEN, lease expiry);
-//! 5. executes the command;
-//! 6. re-evaluates tiers (rules, hysteresis, pin expiry) and enforces audit retention.
+//! 3. fires timed transitions now due (override expiry, OPEN -> HALF_OPEN, lease expiry),
+//!    in key order;
+//! 4. executes the command;
+//! 5. re-evaluates the tiers of scopes with rules or a pin (rules, hysteresis, pin expiry)
+//!    and enforces audit retention.
 //!
 //! Why one `Tick` per interval instead of one entry per SDK report: a fleet of thousands of
 //! instances reporting every 100 ms would otherwise write tens of thousands of log entries a
 //! second. The leader merges reports into one entry, and the apply path evaluates each
 //! touched breaker once per tick, so the log grows with the tick rate, not the fleet size.
+//!
+//! Why nothing in an apply walks the whole fleet: every replica applies every command, so
+//! a per-breaker pass on each apply would cap cluster write throughput and make a one-key
+//! operator write cost O(fleet). Instead:
+//!
+//! - SLA time is accounted lazily, per ledger, when that breaker (or scope) changes state or
+//!   records a delta; reports add the unaccounted tail (see [`crate::sla`]).
+//! - Timed transitions come from a deadline index, `(deadline, key)` for every breaker whose
+//!   `next_deadline_ms` is set, re-indexed for the keys a command or a firing touched. It is
+//!   derived data but serialized with the state: it is a pure function of the breakers, so
+//!   replicas that got here by replay or by snapshot agree byte for byte.
+//! - Tiers are re-evaluated for the scopes with rules or not at rest (pinned, pending, not
+//!   FULL) only, kept in a second derived set; evaluating any other scope is a no-op. Every
+//!   such scope is evaluated on every apply, not only those whose rule breakers were touched,
+//!   because window-based conditions (failure rate, p95) change as the window slides with
+//!   time alone; there are few such scopes (one rule set each) and a pass is cheap (see the
+//!   `apply_admin_tier_rules` bench).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 use serde::{Deserialize, Serialize};
@@ -170,9 +188,32 @@ struct BreakerEntry {
     breaker: Breaker,
     ledger: BreakerLedger,
     updated_index: u64,
+    /// The breaker's entry in the deadline index: its `next_deadline_ms` when last indexed.
+    indexed_deadline_ms: Option<u64>,
     /// Set while a tick ingests deltas, cleared before apply returns.
     #[serde(skip)]
     touched: bool,
+}
+
+/// Breakers with a timed transition pending, by deadline then key.
+type DeadlineIndex = BTreeSet<(u64, BreakerKey)>;
+
+/// Brings `entry`'s place in the deadline index up to date after anything may have changed
+/// its deadline. O(log n); a no-op when the deadline did not move.
+fn reindex(index: &mut DeadlineIndex, entry: &mut BreakerEntry) {
+    let deadline_ms = entry.breaker.next_deadline_ms();
+    if deadline_ms == entry.indexed_deadline_ms {
+        return;
+    }
+    let key = entry.breaker.key();
+    if let Some(old) = entry.indexed_deadline_ms {
+        let removed = index.remove(&(old, key.clone()));
+        debug_assert!(removed, "the index holds every indexed deadline");
+    }
+    if let Some(new) = deadline_ms {
+        index.insert((new, key.clone()));
+    }
+    entry.indexed_deadline_ms = deadline_ms;
 }
 
 /// The whole replicated state.
@@ -190,6 +231,11 @@ pub struct CoordinatorState {
     scopes: BTreeMap<Scope, ScopeTier>,
     tier_rules: BTreeMap<Scope, TierRules>,
     audit: AuditLog,
+    /// Derived: every breaker with `next_deadline_ms` set (see the module doc).
+    deadline_index: DeadlineIndex,
+    /// Derived: every scope with tier rules or not at rest, the only ones tier evaluation
+    /// visits. After each apply, exactly those.
+    tier_scopes: BTreeSet<Scope>,
 }
 
 /// The per-apply context for audit events.
@@ -197,9 +243,51 @@ struct Stamp {
     index: u64,
     now_ms: u64,
     actor: String,
+    /// `sla_retention_ms` when the apply began.
+    retention_ms: u64,
 }
 
 const POLICY_ACTOR: &str = "policy";
+
+/// A tick touching at least 1/8 of the breakers judges them in one pass over the map rather
+/// than one lookup each.
+const INGEST_SCAN_RATIO: usize = 8;
+
+// Tests force the scan so a reference run judges by the other path.
+#[cfg(test)]
+thread_local! {
+    static FORCE_INGEST_SCAN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[cfg(test)]
+fn force_ingest_scan() -> bool {
+    FORCE_INGEST_SCAN.with(std::cell::Cell::get)
+}
+
+#[cfg(not(test))]
+fn force_ingest_scan() -> bool {
+    false
+}
+
+/// The breaker a command may change besides the ingest of a tick (which re-indexes its own).
+/// Policy changes do not move deadlines: `set_policy` keeps the state, open-until and leases.
+fn command_breaker(command: &Command) -> Option<&BreakerKey> {
+    match command {
+        Command::SetOverride { key, .. }
+        | Command::ClearOverride { key, .. }
+        | Command::ResetBreaker { key, .. }
+        | Command::AcquireProbe { key, .. }
+        | Command::ReleaseProbe { key, .. } => Some(key),
+        Command::Tick { .. }
+        | Command::PutPolicies { .. }
+        | Command::DeletePolicy { .. }
+        | Command::PutTierRules { .. }
+        | Command::DeleteTierRules { .. }
+        | Command::SetTierOverride { .. }
+        | Command::ClearTierOverride { .. }
+        | Command::PutSettings { .. } => None,
+    }
+}
 
 impl Stamp {
     fn event(
@@ -244,7 +332,13 @@ impl Sink<'_> {
         ));
         entry.updated_index = self.stamp.index;
         if t.from != t.to {
-            entry.ledger.on_transition(t.from, t.to, t.at_ms);
+            debug_assert_eq!(
+                t.at_ms, self.stamp.now_ms,
+                "transitions happen at apply time"
+            );
+            entry
+                .ledger
+                .on_transition(t.from, t.to, self.stamp.now_ms, self.stamp.retention_ms);
             self.effects.push(Effect::BreakerChanged {
                 key: key.clone(),
                 from: t.from,
@@ -263,6 +357,8 @@ impl Sink<'_> {
         kind: &str,
     ) {
         let (from, to, reason) = change;
+        st.ledger
+            .on_change(from, to, self.stamp.now_ms, self.stamp.retention_ms);
         self.audit.push(self.stamp.event(
             actor,
             scope.as_str(),
@@ -355,6 +451,54 @@ fn rules_demand(
     (demand, why)
 }
 
+/// One scope's tier step: pin expiry, else the rules' demand with hysteresis (FULL at once
+/// without rules).
+fn evaluate_tier(
+    scope: &Scope,
+    st: &mut ScopeTier,
+    rules: Option<&TierRules>,
+    breakers: &BTreeMap<BreakerKey, BreakerEntry>,
+    sink: &mut Sink<'_>,
+) {
+    let stamp = sink.stamp;
+    let now_ms = stamp.now_ms;
+    if st.override_tier().is_some() {
+        if st.pinned_at(now_ms) {
+            return;
+        }
+        let (demand, why) = rules.map_or((Tier::Full, "no tier rules".to_owned()), |r| {
+            rules_demand(r, breakers, now_ms)
+        });
+        let text = format!("tier override expired; {why}");
+        let (from, change) = st.unpin(now_ms, demand, text.clone());
+        match change {
+            Some(c) => sink.tier(scope, st, c, POLICY_ACTOR, "tier_override"),
+            None => {
+                sink.audit.push(stamp.event(
+                    POLICY_ACTOR,
+                    scope.as_str(),
+                    "tier_override",
+                    from.as_str(),
+                    from.as_str(),
+                    &text,
+                ));
+                st.updated_index = stamp.index;
+            }
+        }
+        return;
+    }
+    let change = match rules {
+        Some(r) => {
+            let (demand, why) = rules_demand(r, breakers, now_ms);
+            st.apply_demand(now_ms, demand, &why, r.recover_after_ms)
+        }
+        None => st.force(now_ms, Tier::Full, "no tier rules"),
+    };
+    if let Some(c) = change {
+        sink.tier(scope, st, c, POLICY_ACTOR, "tier_change");
+    }
+}
+
 struct FnvWriter(u64);
 
 impl Write for FnvWriter {
@@ -396,11 +540,18 @@ impl CoordinatorState {
             index: ctx.index,
             now_ms,
             actor: envelope.actor.to_string(),
+            retention_ms: self.settings.sla_retention_ms,
         };
         let mut effects = Vec::new();
-        self.account_time(now_ms);
+        // Reports read every ledger as accounted up to here (see `crate::sla`).
+        self.accounted_ms = Some(now_ms);
         self.fire_timed(&stamp, &mut effects);
         self.execute(&stamp, &envelope.command, &mut effects);
+        if let Some(key) = command_breaker(&envelope.command)
+            && let Some(entry) = self.breakers.get_mut(key)
+        {
+            reindex(&mut self.deadline_index, entry);
+        }
         self.evaluate_tiers(&stamp, &mut effects);
         self.audit.enforce_retention(
             now_ms,
@@ -525,40 +676,41 @@ impl CoordinatorState {
         }
     }
 
-    fn account_time(&mut self, now_ms: u64) {
-        let retention = self.settings.sla_retention_ms;
-        let Some(last) = self.accounted_ms else {
-            self.accounted_ms = Some(now_ms);
-            return;
-        };
-        let from = last.max(now_ms.saturating_sub(retention));
-        for entry in self.breakers.values_mut() {
-            entry.ledger.account(from, now_ms, entry.breaker.state());
-            entry.ledger.prune(now_ms, retention);
-        }
-        for st in self.scopes.values_mut() {
-            let tier = st.tier();
-            st.ledger.account(from, now_ms, tier);
-            st.ledger.prune(now_ms, retention);
-        }
-        self.accounted_ms = Some(now_ms);
-    }
-
+    /// Fires the timed transitions due at `now_ms`: pops the due entries of the deadline
+    /// index and advances those breakers in key order (the order a full pass would take).
     fn fire_timed(&mut self, stamp: &Stamp, effects: &mut Vec<Effect>) {
+        let now_ms = stamp.now_ms;
+        let Self {
+            breakers,
+            deadline_index,
+            audit,
+            ..
+        } = self;
+        let mut due = Vec::new();
+        while deadline_index.first().is_some_and(|(d, _)| *d <= now_ms) {
+            if let Some((_, key)) = deadline_index.pop_first() {
+                due.push(key);
+            }
+        }
+        if due.is_empty() {
+            return;
+        }
+        due.sort_unstable();
         let mut sink = Sink {
-            audit: &mut self.audit,
+            audit,
             effects,
             stamp,
         };
-        for entry in self.breakers.values_mut() {
-            if entry
-                .breaker
-                .next_deadline_ms()
-                .is_some_and(|d| d <= stamp.now_ms)
-                && let Some(t) = entry.breaker.advance(stamp.now_ms)
-            {
+        for key in &due {
+            let Some(entry) = breakers.get_mut(key) else {
+                debug_assert!(false, "indexed breaker `{key}` exists");
+                continue;
+            };
+            entry.indexed_deadline_ms = None;
+            if let Some(t) = entry.breaker.advance(now_ms) {
                 sink.transition(entry, t, POLICY_ACTOR, "breaker_transition");
             }
+            reindex(deadline_index, entry);
         }
     }
 
@@ -575,8 +727,9 @@ impl CoordinatorState {
             key.clone(),
             BreakerEntry {
                 breaker,
-                ledger: BreakerLedger::default(),
+                ledger: BreakerLedger::starting(now_ms),
                 updated_index: self.last_index,
+                indexed_deadline_ms: None,
                 touched: false,
             },
         );
@@ -590,6 +743,7 @@ impl CoordinatorState {
     fn ingest(&mut self, deltas: &[Delta], stamp: &Stamp, effects: &mut Vec<Effect>) {
         let now_ms = stamp.now_ms;
         let max_instances = self.settings.max_instances_per_breaker as usize;
+        let mut touched: Vec<&BreakerKey> = Vec::new();
         let mut i = 0;
         // Deltas arrive grouped by key in practice (the leader merges per breaker), so one
         // map lookup serves a run of deltas; ungrouped input is still correct.
@@ -605,6 +759,7 @@ impl CoordinatorState {
                 continue;
             }
             if let Some(entry) = self.breakers.get_mut(key) {
+                entry.ledger.catch_up(now_ms, stamp.retention_ms);
                 for d in &deltas[i..j] {
                     let outcomes = WindowTotals {
                         calls: d.calls,
@@ -623,22 +778,49 @@ impl CoordinatorState {
                         .record(now_ms, d.calls, d.failures, d.slow, d.rejected, &d.latency);
                 }
                 entry.touched = true;
+                touched.push(key);
             }
             i = j;
         }
+        let Self {
+            breakers,
+            deadline_index,
+            audit,
+            ..
+        } = self;
         let mut sink = Sink {
-            audit: &mut self.audit,
+            audit,
             effects,
             stamp,
         };
-        for entry in self.breakers.values_mut().filter(|e| e.touched) {
+        // Judge each touched breaker once, in key order. A tick touching a large part of the
+        // fleet walks the map (cheaper than a lookup per key); a small one looks keys up.
+        let mut judge = |entry: &mut BreakerEntry| {
             entry.touched = false;
             if let Some(t) = entry.breaker.evaluate(now_ms) {
                 sink.transition(entry, t, POLICY_ACTOR, "breaker_transition");
+                reindex(deadline_index, entry);
+            }
+        };
+        if touched.len().saturating_mul(INGEST_SCAN_RATIO) >= breakers.len() || force_ingest_scan()
+        {
+            breakers
+                .values_mut()
+                .filter(|e| e.touched)
+                .for_each(&mut judge);
+        } else {
+            touched.sort_unstable();
+            touched.dedup();
+            for key in touched {
+                if let Some(entry) = breakers.get_mut(key) {
+                    judge(entry);
+                }
             }
         }
     }
 
+    /// Re-resolves the policy of the breakers a policy change affects: one key, or the keys of
+    /// one scope (a contiguous range of the map).
     fn reresolve(&mut self, scope: Option<&Scope>, key: Option<&BreakerKey>, index: u64) {
         let Self {
             breakers,
@@ -646,15 +828,25 @@ impl CoordinatorState {
             scope_policies,
             ..
         } = self;
-        for (k, entry) in breakers.iter_mut() {
-            let affected =
-                key.is_some_and(|x| x == k) || scope.is_some_and(|s| k.scope() == s.as_str());
-            if affected {
-                let policy = resolve_policy(key_policies, scope_policies, k);
-                if &policy != entry.breaker.policy() {
-                    entry.breaker.set_policy(policy);
-                    entry.updated_index = index;
-                }
+        let update = |k: &BreakerKey, entry: &mut BreakerEntry| {
+            let policy = resolve_policy(key_policies, scope_policies, k);
+            if &policy != entry.breaker.policy() {
+                entry.breaker.set_policy(policy);
+                entry.updated_index = index;
+            }
+        };
+        if let Some(k) = key
+            && let Some(entry) = breakers.get_mut(k)
+        {
+            update(k, entry);
+        }
+        if let Some(s) = scope {
+            let from = BreakerKey::scope_lower_bound(s);
+            for (k, entry) in breakers
+                .range_mut(from..)
+                .take_while(|(k, _)| k.scope() == s.as_str())
+            {
+                update(k, entry);
             }
         }
     }
@@ -785,6 +977,7 @@ impl CoordinatorState {
                     self.scopes
                         .insert(rules.scope.clone(), ScopeTier::new(now_ms));
                 }
+                self.tier_scopes.insert(rules.scope.clone());
                 effects.push(Effect::TierRulesChanged {
                     scope: rules.scope.clone(),
                 });
@@ -815,6 +1008,7 @@ impl CoordinatorState {
                     .scopes
                     .entry(scope.clone())
                     .or_insert_with(|| ScopeTier::new(now_ms));
+                self.tier_scopes.insert(scope.clone());
                 let (from, change) = st.pin(now_ms, *tier, reason, *expires_at_ms);
                 let mut sink = Sink {
                     audit: &mut self.audit,
@@ -949,13 +1143,15 @@ impl CoordinatorState {
         }
     }
 
+    /// Re-evaluates the scopes in `tier_scopes` in scope order, then drops those left at
+    /// rest without rules (evaluating them again would change nothing).
     fn evaluate_tiers(&mut self, stamp: &Stamp, effects: &mut Vec<Effect>) {
-        let now_ms = stamp.now_ms;
         let Self {
             scopes,
             tier_rules,
             breakers,
             audit,
+            tier_scopes,
             ..
         } = self;
         let mut sink = Sink {
@@ -963,44 +1159,15 @@ impl CoordinatorState {
             effects,
             stamp,
         };
-        for (scope, st) in scopes.iter_mut() {
-            let rules = tier_rules.get(scope);
-            if st.override_tier().is_some() {
-                if st.pinned_at(now_ms) {
-                    continue;
-                }
-                let (demand, why) = rules.map_or((Tier::Full, "no tier rules".to_owned()), |r| {
-                    rules_demand(r, breakers, now_ms)
-                });
-                let text = format!("tier override expired; {why}");
-                let (from, change) = st.unpin(now_ms, demand, text.clone());
-                match change {
-                    Some(c) => sink.tier(scope, st, c, POLICY_ACTOR, "tier_override"),
-                    None => {
-                        sink.audit.push(stamp.event(
-                            POLICY_ACTOR,
-                            scope.as_str(),
-                            "tier_override",
-                            from.as_str(),
-                            from.as_str(),
-                            &text,
-                        ));
-                        st.updated_index = stamp.index;
-                    }
-                }
-                continue;
-            }
-            let change = match rules {
-                Some(r) => {
-                    let (demand, why) = rules_demand(r, breakers, now_ms);
-                    st.apply_demand(now_ms, demand, &why, r.recover_after_ms)
-                }
-                None => st.force(now_ms, Tier::Full, "no tier rules"),
+        tier_scopes.retain(|scope| {
+            let Some(st) = scopes.get_mut(scope) else {
+                debug_assert!(false, "tier scope `{scope}` exists");
+                return false;
             };
-            if let Some(c) = change {
-                sink.tier(scope, st, c, POLICY_ACTOR, "tier_change");
-            }
-        }
+            let rules = tier_rules.get(scope);
+            evaluate_tier(scope, st, rules, breakers, &mut sink);
+            rules.is_some() || !st.at_rest()
+        });
     }
 
     /// The state's clock: the largest stamped time applied so far.
@@ -1020,12 +1187,11 @@ impl CoordinatorState {
 
     /// The earliest future time a timed transition is due (the leader writes an empty `Tick`
     /// then): override expiry, end of OPEN, probe lease expiry, tier pin expiry, tier recovery.
+    /// Reads the first entry of the deadline index and the scopes with rules or a pin.
     pub fn next_deadline_ms(&self) -> Option<u64> {
-        let breakers = self
-            .breakers
-            .values()
-            .filter_map(|e| e.breaker.next_deadline_ms());
-        let scopes = self.scopes.iter().filter_map(|(scope, st)| {
+        let breakers = self.deadline_index.first().map(|(d, _)| *d);
+        let scopes = self.tier_scopes.iter().filter_map(|scope| {
+            let st = self.scopes.get(scope)?;
             let pin = st.override_expires_at_ms();
             let recover = self
                 .tier_rules
@@ -1036,7 +1202,7 @@ impl CoordinatorState {
                 (a, b) => a.or(b),
             }
         });
-        breakers.chain(scopes).min()
+        breakers.into_iter().chain(scopes).min()
     }
 
     fn view(&self, entry: &BreakerEntry) -> BreakerView {
@@ -1171,6 +1337,7 @@ impl CoordinatorState {
             window,
             now_ms,
             accounted_ms: self.accounted_ms.unwrap_or(now_ms),
+            retention_ms: self.settings.sla_retention_ms,
             state: entry.breaker.state(),
             tier: scope.map_or(Tier::Full, |s| s.tier()),
             slo: &self.settings.slo,
@@ -1192,3 +1359,7 @@ impl CoordinatorState {
         w.0
     }
 }
+
+#[cfg(test)]
+#[path = "state_test.rs"]
+mod tests;
