@@ -19,6 +19,7 @@ use crate::faults::{Fault, ScheduledFault};
 use crate::fleet::FleetOptions;
 use crate::run::run_scenario;
 use crate::scenario::{Profile, Scenario};
+use switchyard_core::{Policy, WindowSpec};
 
 /// When the outage starts, ms.
 pub const OUTAGE_AT_MS: u64 = 5_000;
@@ -34,6 +35,8 @@ pub const SEED: u64 = 42;
 /// One configuration, both ways.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
+    /// The breaker policy, in words.
+    pub policy: String,
     /// Instances.
     pub instances: u64,
     /// Calls per second per instance.
@@ -59,8 +62,30 @@ pub struct Side {
     pub violations: Vec<String>,
 }
 
-/// The comparison scenario for `instances` × `calls_per_s`.
-pub fn scenario(instances: u64, calls_per_s: u64) -> Scenario {
+/// The policies compared: the DESIGN defaults (a 10 s time window), and the defaults with a
+/// count-based window of the last 100 calls.
+///
+/// Why both: with a time window already full of successes when the outage starts, the failure
+/// rate crosses its threshold at the same moment in the fleet window and in every instance's
+/// own window, so coordination cannot trip earlier (the instances' local breakers trip on their
+/// own just as fast). With a count window the fleet's last 100 calls turn over in a fraction of
+/// a second while a quiet instance's take many seconds: that is where per-instance breakers pay
+/// "instances x threshold" failed calls and the fleet pays the threshold once.
+pub fn policies() -> Vec<(String, Option<Policy>)> {
+    vec![
+        ("defaults (10 s time window)".into(), None),
+        (
+            "defaults, count window of 100 calls".into(),
+            Some(Policy {
+                window: WindowSpec::Count { calls: 100 },
+                ..Policy::default()
+            }),
+        ),
+    ]
+}
+
+/// The comparison scenario for `instances` × `calls_per_s` under `policy`.
+pub fn scenario(instances: u64, calls_per_s: u64, policy: Option<Policy>) -> Scenario {
     let mut s = Scenario::from_seed(SEED, Profile::QUICK);
     s.profile = Profile {
         safety_ms: RUN_MS,
@@ -75,7 +100,7 @@ pub fn scenario(instances: u64, calls_per_s: u64) -> Scenario {
     s.heartbeat_interval_ms = 50;
     s.election_timeout_ms = vec![300, 400, 500];
     s.snapshot_every_entries = 1_000;
-    s.policy = None;
+    s.policy = policy;
     s.faults = vec![ScheduledFault {
         at_ms: OUTAGE_AT_MS,
         duration_ms: OUTAGE_MS,
@@ -108,18 +133,21 @@ fn measure(scenario: &Scenario, local_only: bool) -> Side {
 /// Runs every configuration; `progress` gets one line per run.
 pub fn run_all(progress: impl Fn(String)) -> Vec<Row> {
     let mut rows = Vec::new();
-    for instances in [10, 50] {
-        for calls_per_s in [5, 20, 100] {
-            let s = scenario(instances, calls_per_s);
-            progress(format!(
-                "fleet comparison: {instances} instances x {calls_per_s} calls/s"
-            ));
-            rows.push(Row {
-                instances,
-                calls_per_s,
-                coordinated: measure(&s, false),
-                local_only: measure(&s, true),
-            });
+    for (name, policy) in policies() {
+        for instances in [10, 50] {
+            for calls_per_s in [5, 20, 100] {
+                let s = scenario(instances, calls_per_s, policy.clone());
+                progress(format!(
+                    "fleet comparison ({name}): {instances} instances x {calls_per_s} calls/s"
+                ));
+                rows.push(Row {
+                    policy: name.clone(),
+                    instances,
+                    calls_per_s,
+                    coordinated: measure(&s, false),
+                    local_only: measure(&s, true),
+                });
+            }
         }
     }
     rows
@@ -132,13 +160,14 @@ fn ms(v: Option<u64>) -> String {
 /// The comparison as a Markdown table.
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| instances | calls/s each | failed calls at onset (coord / local) | ratio | probe calls in recovery (coord / local) | time to fleet-wide open (coord / local) | time to close (coord / local) |\n|---|---|---|---|---|---|---|\n",
+        "| policy | instances | calls/s each | failed calls at onset (coord / local) | ratio | probe calls in recovery (coord / local) | time to fleet-wide open (coord / local) | time to close (coord / local) |\n|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let ratio = r.coordinated.failed_calls_onset as f64
             / (r.local_only.failed_calls_onset as f64).max(1.0);
         out.push_str(&format!(
-            "| {} | {} | {} / {} | {:.2} | {} / {} | {} / {} | {} / {} |\n",
+            "| {} | {} | {} | {} / {} | {:.2} | {} / {} | {} / {} | {} / {} |\n",
+            r.policy,
             r.instances,
             r.calls_per_s,
             r.coordinated.failed_calls_onset,
