@@ -1030,3 +1030,151 @@ async fn every_cli_command_refuses_bad_input_and_changes_nothing() {
     }
     let _ = BreakerKey::parse("payments/x").unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tier_rule_and_raft_rpcs_refuse_bad_input_and_change_nothing() {
+    // Goal: the RPCs the suites above do not reach (ClearTierOverride, GetTierRules,
+    // DeleteTierRules, and every Raft RPC with a corrupt payload) refuse bad input by name.
+    use switchyard_proto::raft::{RaftMessage, SnapshotChunk, raft_client::RaftClient};
+    let cluster = Cluster::start(1, &[]);
+    cluster.wait_leader(ELECTION).await;
+    let addr = cluster.nodes[&1].grpc.clone();
+    let mut admin = admin(&addr).await;
+    let before = observe(&mut admin).await;
+    let mut a = admin.clone();
+
+    // phase: tier RPCs with a malformed scope
+    let r = a
+        .clear_tier_override(apb::ClearTierOverrideRequest {
+            scope: "Not A Scope".into(),
+            reason: String::new(),
+        })
+        .await;
+    refused(
+        &mut admin,
+        &before,
+        "clear tier bad scope",
+        r,
+        Code::InvalidArgument,
+        "scope",
+    )
+    .await;
+    let r = a
+        .get_tier_rules(apb::GetTierRulesRequest {
+            scope: String::new(),
+            local: false,
+        })
+        .await;
+    refused(
+        &mut admin,
+        &before,
+        "get tier rules empty scope",
+        r,
+        Code::InvalidArgument,
+        "scope",
+    )
+    .await;
+    let r = a
+        .delete_tier_rules(apb::DeleteTierRulesRequest {
+            scope: "payments/db".into(),
+            reason: String::new(),
+        })
+        .await;
+    refused(
+        &mut admin,
+        &before,
+        "delete tier rules key as scope",
+        r,
+        Code::InvalidArgument,
+        "scope",
+    )
+    .await;
+    let r = a
+        .delete_tier_rules(apb::DeleteTierRulesRequest {
+            scope: "payments".into(),
+            reason: "bell\u{7}".into(),
+        })
+        .await;
+    refused(
+        &mut admin,
+        &before,
+        "delete tier rules control char",
+        r,
+        Code::InvalidArgument,
+        "reason",
+    )
+    .await;
+
+    // phase: Raft RPCs with empty, unknown-version and truncated payloads
+    let mut raft = RaftClient::new(support::channel(&addr).await.unwrap());
+    for (what, payload) in [
+        ("empty", vec![]),
+        ("unknown version", vec![9, 1, 2, 3]),
+        ("truncated", vec![1, 0xff]),
+    ] {
+        let r = raft
+            .vote(RaftMessage {
+                payload: payload.clone(),
+            })
+            .await;
+        refused(
+            &mut admin,
+            &before,
+            &format!("vote {what}"),
+            r,
+            Code::InvalidArgument,
+            "vote request",
+        )
+        .await;
+        let r = raft
+            .append_entries(RaftMessage {
+                payload: payload.clone(),
+            })
+            .await;
+        refused(
+            &mut admin,
+            &before,
+            &format!("append {what}"),
+            r,
+            Code::InvalidArgument,
+            "append entries",
+        )
+        .await;
+        let r = raft.forward(RaftMessage { payload }).await;
+        refused(
+            &mut admin,
+            &before,
+            &format!("forward {what}"),
+            r,
+            Code::InvalidArgument,
+            "forward request",
+        )
+        .await;
+    }
+    let r = raft
+        .install_snapshot(tokio_stream::iter(Vec::<SnapshotChunk>::new()))
+        .await;
+    refused(
+        &mut admin,
+        &before,
+        "empty snapshot stream",
+        r,
+        Code::InvalidArgument,
+        "snapshot",
+    )
+    .await;
+    let chunk = SnapshotChunk {
+        vote: vec![1, 0xff],
+        ..Default::default()
+    };
+    let r = raft.install_snapshot(tokio_stream::iter(vec![chunk])).await;
+    refused(
+        &mut admin,
+        &before,
+        "corrupt snapshot vote",
+        r,
+        Code::InvalidArgument,
+        "snapshot vote",
+    )
+    .await;
+}

@@ -468,13 +468,37 @@ async fn sigterm_shuts_a_node_down_cleanly_and_it_restarts() {
     put_policy(&cluster.nodes[&leader].grpc, "svc/kept", 77)
         .await
         .unwrap();
+    // phase: an SDK is watching this node; its stream must not hold the shutdown up
+    let mut sdk = client(&cluster.nodes[&leader].grpc).await;
+    let mut stream = sdk
+        .watch(pb::WatchRequest {
+            scopes: vec![],
+            known_index: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        stream.next().await.is_some(),
+        "the watch delivers its snapshot"
+    );
     let node = cluster.nodes.get_mut(&leader).unwrap();
+    let started = std::time::Instant::now();
     assert_eq!(
         node.terminate(),
         Some(0),
         "exit status after SIGTERM; log:\n{}",
         node.log()
     );
+    let took = started.elapsed();
+    println!("SIGTERM with an open watch: exited in {took:?}");
+    assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
+    // The watcher sees its stream end (and would reconnect to another node).
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(_)) = stream.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the watch stream did not end with the node");
     node.start();
     let addr = node.grpc.clone();
     let got = eventually(ELECTION, "the restarted node to serve", || async {

@@ -8,9 +8,14 @@
 //!
 //! Every call carries `authorization: Bearer $SWITCHYARD_ADMIN_TOKEN` (when set) and the
 //! operator identity in [`ACTOR_METADATA_KEY`], which the server records in the audit log.
+//!
+//! With `--tls-ca` (or `SWITCHYARD_TLS_CA`) every endpoint is dialled over `https://` and
+//! verified against that CA; `--tls-client-cert`/`--tls-client-key` add a client certificate.
+//! The token then never crosses the network in clear text.
 
 use std::error::Error as StdError;
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -18,7 +23,7 @@ use anyhow::{Context, bail};
 use switchyard_proto::ACTOR_METADATA_KEY;
 use switchyard_proto::admin::admin_client::AdminClient;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Request, Response, Status};
 
 /// Largest answer accepted (a full breaker or audit page can be large).
@@ -39,18 +44,75 @@ pub struct AdminOptions {
     pub actor: String,
     /// Deadline of one call at one endpoint.
     pub call_timeout: Duration,
+    /// TLS towards the nodes, if configured.
+    pub tls: Option<ClientTlsConfig>,
+}
+
+/// Where the CLI's TLS files come from: the global flags, else `SWITCHYARD_TLS_*`.
+#[derive(Debug, Clone, Default)]
+pub struct TlsPaths {
+    /// `--tls-ca` / `SWITCHYARD_TLS_CA`.
+    pub ca: Option<PathBuf>,
+    /// `--tls-client-cert` / `SWITCHYARD_TLS_CLIENT_CERT`.
+    pub client_cert: Option<PathBuf>,
+    /// `--tls-client-key` / `SWITCHYARD_TLS_CLIENT_KEY`.
+    pub client_key: Option<PathBuf>,
+}
+
+impl TlsPaths {
+    /// Reads the files into a tonic TLS configuration; `None` without a CA.
+    pub fn load(&self) -> anyhow::Result<Option<ClientTlsConfig>> {
+        let read = |flag: &str, path: &Path| {
+            std::fs::read(path).with_context(|| format!("{flag}: cannot read {}", path.display()))
+        };
+        let Some(ca) = &self.ca else {
+            if self.client_cert.is_some() {
+                bail!(
+                    "--tls-client-cert needs --tls-ca (or SWITCHYARD_TLS_CA) to verify the nodes"
+                );
+            }
+            return Ok(None);
+        };
+        let mut config =
+            ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read("--tls-ca", ca)?));
+        match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => {
+                config = config.identity(Identity::from_pem(
+                    read("--tls-client-cert", cert)?,
+                    read("--tls-client-key", key)?,
+                ));
+            }
+            (None, None) => {}
+            _ => bail!("--tls-client-cert and --tls-client-key must be given together"),
+        }
+        Ok(Some(config))
+    }
 }
 
 impl AdminOptions {
     /// Options from the `--endpoints` value and the process environment
     /// (`SWITCHYARD_ADMIN_TOKEN`, `SWITCHYARD_ACTOR`, `USER`).
-    pub fn from_env(endpoints: &str, call_timeout_ms: u64) -> anyhow::Result<Self> {
+    /// `tls` comes from the global flags; a path not given there is taken from
+    /// `SWITCHYARD_TLS_CA`, `SWITCHYARD_TLS_CLIENT_CERT`, `SWITCHYARD_TLS_CLIENT_KEY`.
+    pub fn from_env(endpoints: &str, call_timeout_ms: u64, tls: TlsPaths) -> anyhow::Result<Self> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let tls = TlsPaths {
+            ca: tls
+                .ca
+                .or_else(|| var("SWITCHYARD_TLS_CA").map(PathBuf::from)),
+            client_cert: tls
+                .client_cert
+                .or_else(|| var("SWITCHYARD_TLS_CLIENT_CERT").map(PathBuf::from)),
+            client_key: tls
+                .client_key
+                .or_else(|| var("SWITCHYARD_TLS_CLIENT_KEY").map(PathBuf::from)),
+        };
         Ok(Self {
             endpoints: parse_endpoints(endpoints)?,
             token: var("SWITCHYARD_ADMIN_TOKEN").map(|t| t.trim().to_string()),
             actor: actor_name(var("SWITCHYARD_ACTOR"), var("USER")),
             call_timeout: Duration::from_millis(call_timeout_ms.max(1)),
+            tls: tls.load()?,
         })
     }
 }
@@ -166,13 +228,24 @@ impl Admin {
     }
 
     async fn connect(&self, endpoint: &str) -> Result<Channel, String> {
+        let scheme = if self.options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let uri = if endpoint.contains("://") {
             endpoint.to_string()
         } else {
-            format!("http://{endpoint}")
+            format!("{scheme}://{endpoint}")
         };
-        let endpoint = Endpoint::from_shared(uri)
-            .map_err(|e| format!("not a valid HOST:PORT ({})", chain(&e)))?
+        let mut endpoint = Endpoint::from_shared(uri)
+            .map_err(|e| format!("not a valid HOST:PORT ({})", chain(&e)))?;
+        if let Some(tls) = &self.options.tls {
+            endpoint = endpoint
+                .tls_config(tls.clone())
+                .map_err(|e| format!("TLS settings unusable ({})", chain(&e)))?;
+        }
+        let endpoint = endpoint
             .connect_timeout(self.options.call_timeout.min(CONNECT_TIMEOUT_MAX))
             .timeout(self.options.call_timeout)
             .tcp_nodelay(true);
@@ -323,6 +396,7 @@ mod tests {
             token: None,
             actor: "test".into(),
             call_timeout: Duration::from_secs(1),
+            tls: None,
         });
         let err = admin
             .call(

@@ -53,13 +53,24 @@ pub struct GlobalArgs {
         value_parser = duration_arg
     )]
     pub timeout_ms: u64,
+    /// PEM CA certificate(s) to verify nodes with: turns TLS on towards the cluster
+    /// (`https://`). For `serve`, the CA its peers are verified with. [env: SWITCHYARD_TLS_CA]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM client certificate presented to nodes (operator commands; needs --tls-ca).
+    /// [env: SWITCHYARD_TLS_CLIENT_CERT]
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_client_key")]
+    pub tls_client_cert: Option<PathBuf>,
+    /// PEM private key of --tls-client-cert. [env: SWITCHYARD_TLS_CLIENT_KEY]
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_client_cert")]
+    pub tls_client_key: Option<PathBuf>,
 }
 
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a node.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run a real N-node cluster on loopback (gRPC 7071.., HTTP 7081..) until Ctrl-C.
     LocalCluster(LocalClusterArgs),
     /// Cluster overview: members, leader, term, indexes.
@@ -126,6 +137,49 @@ pub struct ServeArgs {
     /// File holding the cluster (node-to-node) token. [env: SWITCHYARD_CLUSTER_TOKEN]
     #[arg(long, value_name = "FILE")]
     pub cluster_token_file: Option<PathBuf>,
+    /// PEM certificate chain served on the gRPC port; turns TLS on (needs --tls-key and
+    /// --tls-ca). [env: SWITCHYARD_TLS_CERT]
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert. [env: SWITCHYARD_TLS_KEY]
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// mTLS: require Raft traffic from peers to present a client certificate signed by this
+    /// CA (the node then presents --tls-cert to its peers). [env: SWITCHYARD_TLS_CLIENT_CA]
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// The CA peers are verified with: the global --tls-ca, copied here by `main`.
+    #[arg(skip)]
+    pub tls_ca: Option<PathBuf>,
+    /// Node limits (config file: `[limits]`); over a limit a caller gets ResourceExhausted.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// `serve --limit-*`: each overrides the field of the same name in the config's `[limits]`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LimitArgs {
+    /// Deltas in one Report call [default: 10000].
+    #[arg(long = "limit-report-deltas-max", value_name = "N")]
+    pub report_deltas_max: Option<u32>,
+    /// Deltas waiting on the leader for the next tick [default: 500000].
+    #[arg(long = "limit-pending-deltas-max", value_name = "N")]
+    pub pending_deltas_max: Option<u32>,
+    /// Report calls per second from one instance id, counted on each node [default: 100].
+    #[arg(long = "limit-report-rate-per-instance-max", value_name = "N")]
+    pub report_rate_per_instance_max: Option<u32>,
+    /// Concurrent Watch streams served by this node [default: 4096].
+    #[arg(long = "limit-watch-streams-max", value_name = "N")]
+    pub watch_streams_max: Option<u32>,
+    /// Largest client or admin gRPC message, bytes (>= 65536) [default: 8388608].
+    #[arg(long = "limit-message-bytes-max", value_name = "BYTES")]
+    pub message_bytes_max: Option<u32>,
+    /// Largest audit page one query may ask for [default: 1000].
+    #[arg(long = "limit-audit-page-max", value_name = "N")]
+    pub audit_page_max: Option<u32>,
+    /// Largest snapshot accepted from a leader, bytes [default: 1073741824].
+    #[arg(long = "limit-snapshot-bytes-max", value_name = "BYTES")]
+    pub snapshot_bytes_max: Option<u64>,
 }
 
 /// `switchyard local-cluster`.

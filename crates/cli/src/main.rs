@@ -79,7 +79,10 @@ fn init_tracing(command: &Command) {
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let global = cli.global;
     match cli.command {
-        Command::Serve(args) => serve::serve(args).await,
+        Command::Serve(mut args) => {
+            args.tls_ca.clone_from(&global.tls_ca);
+            serve::serve(*args).await
+        }
         Command::LocalCluster(args) => local_cluster::run(args).await,
         Command::Bench(command) => bench::run(command).await,
         Command::Demo(args) => demo::run(args).await,
@@ -95,7 +98,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
 
 /// The operator-command context from the global flags and the environment.
 fn ctx_of(global: &args::GlobalArgs) -> anyhow::Result<Ctx> {
-    let options = AdminOptions::from_env(&global.endpoints, global.timeout_ms)?;
+    let tls = admin::TlsPaths {
+        ca: global.tls_ca.clone(),
+        client_cert: global.tls_client_cert.clone(),
+        client_key: global.tls_client_key.clone(),
+    };
+    let options = AdminOptions::from_env(&global.endpoints, global.timeout_ms, tls)?;
     Ok(Ctx {
         admin: Admin::new(options),
         json: global.json,

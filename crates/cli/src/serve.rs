@@ -21,7 +21,9 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use switchyard_server::auth::{Token, Tokens};
 use switchyard_server::config::parse_peers;
-use switchyard_server::{NodeConfig, NodeDeps, SystemClock, TcpConnector};
+use switchyard_server::{
+    Connector, NodeConfig, NodeDeps, SystemClock, TcpConnector, TlsConnector, TlsMaterial,
+};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_stream::wrappers::TcpListenerStream;
@@ -117,6 +119,16 @@ fn apply_env(config: &mut NodeConfig, env: &Env) -> anyhow::Result<()> {
         config.tick_interval_ms =
             parse_number(v, "SWITCHYARD_TICK_INTERVAL_MS", "tick_interval_ms")?;
     }
+    for (variable, field) in [
+        ("SWITCHYARD_TLS_CERT", &mut config.tls_cert),
+        ("SWITCHYARD_TLS_KEY", &mut config.tls_key),
+        ("SWITCHYARD_TLS_CA", &mut config.tls_ca),
+        ("SWITCHYARD_TLS_CLIENT_CA", &mut config.tls_client_ca),
+    ] {
+        if let Some(v) = env.get(variable) {
+            *field = Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty());
+        }
+    }
     if let Some(v) = env.get("SWITCHYARD_INSECURE") {
         config.insecure = match v.trim().to_ascii_lowercase().as_str() {
             "1" | "true" | "yes" => true,
@@ -150,6 +162,34 @@ fn apply_flags(config: &mut NodeConfig, args: &ServeArgs) -> anyhow::Result<()> 
     }
     if args.insecure {
         config.insecure = true;
+    }
+    for (flag, field) in [
+        (&args.tls_cert, &mut config.tls_cert),
+        (&args.tls_key, &mut config.tls_key),
+        (&args.tls_ca, &mut config.tls_ca),
+        (&args.tls_client_ca, &mut config.tls_client_ca),
+    ] {
+        if flag.is_some() {
+            field.clone_from(flag);
+        }
+    }
+    let (flags, limits) = (&args.limits, &mut config.limits);
+    let set = |flag: Option<u32>, field: &mut u32| {
+        if let Some(v) = flag {
+            *field = v;
+        }
+    };
+    set(flags.report_deltas_max, &mut limits.report_deltas_max);
+    set(flags.pending_deltas_max, &mut limits.pending_deltas_max);
+    set(
+        flags.report_rate_per_instance_max,
+        &mut limits.report_rate_per_instance_max,
+    );
+    set(flags.watch_streams_max, &mut limits.watch_streams_max);
+    set(flags.message_bytes_max, &mut limits.message_bytes_max);
+    set(flags.audit_page_max, &mut limits.audit_page_max);
+    if let Some(v) = flags.snapshot_bytes_max {
+        limits.snapshot_bytes_max = v;
     }
     Ok(())
 }
@@ -243,13 +283,21 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         admin_token = tokens.admin.is_some(),
         client_token = tokens.client.is_some(),
         cluster_token = tokens.cluster.is_some(),
+        tls = config.tls_enabled(),
+        mtls = config.tls_client_ca.is_some(),
         "starting node"
     );
 
+    // Peers are dialled over https when this node serves TLS: the cluster is all-TLS or
+    // all-plaintext, never mixed.
+    let connector: Arc<dyn Connector> = match TlsMaterial::load(&config)? {
+        Some(material) => Arc::new(TlsConnector::new(material)),
+        None => Arc::new(TcpConnector::default()),
+    };
     let shutdown = shutdown_signal()?;
     let deps = NodeDeps {
         clock: Arc::new(SystemClock),
-        connector: Arc::new(TcpConnector::default()),
+        connector,
         tokens,
         // The real disk: sled in `data_dir`.
         disk: None,
@@ -478,6 +526,62 @@ mod tests {
             err.contains("admin token") && err.contains("empty"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn tls_and_limits_come_from_env_and_flags() {
+        // phase: TLS paths from the environment, then a flag overriding one of them
+        let e = env(&[
+            ("SWITCHYARD_TLS_CERT", "/env/node.pem"),
+            ("SWITCHYARD_TLS_KEY", "/env/node.key"),
+            ("SWITCHYARD_TLS_CA", "/env/ca.pem"),
+        ]);
+        let s = resolve(&ServeArgs::default(), &e, &files(&[])).unwrap();
+        assert_eq!(s.config.tls_cert, Some(PathBuf::from("/env/node.pem")));
+        assert_eq!(s.config.tls_client_ca, None);
+        let args = ServeArgs {
+            tls_ca: Some("/flag/ca.pem".into()),
+            tls_client_ca: Some("/flag/ca.pem".into()),
+            ..ServeArgs::default()
+        };
+        let s = resolve(&args, &e, &files(&[])).unwrap();
+        assert_eq!(s.config.tls_ca, Some(PathBuf::from("/flag/ca.pem")));
+        assert_eq!(s.config.tls_client_ca, Some(PathBuf::from("/flag/ca.pem")));
+
+        // phase: a half-configured TLS setup names the missing setting
+        let e = env(&[("SWITCHYARD_TLS_CERT", "/env/node.pem")]);
+        let err = resolve(&ServeArgs::default(), &e, &files(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`tls_key`"), "{err}");
+
+        // phase: limit flags override the config file's [limits]
+        static LIMITS: &[(&str, &str)] = &[(
+            "limits.toml",
+            "[limits]\nwatch_streams_max = 7\nreport_deltas_max = 9\n",
+        )];
+        let args = ServeArgs {
+            config: Some("limits.toml".into()),
+            limits: crate::args::LimitArgs {
+                watch_streams_max: Some(3),
+                ..crate::args::LimitArgs::default()
+            },
+            ..ServeArgs::default()
+        };
+        let s = resolve(&args, &Env::new(), &files(LIMITS)).unwrap();
+        assert_eq!(s.config.limits.watch_streams_max, 3, "the flag wins");
+        assert_eq!(s.config.limits.report_deltas_max, 9, "kept from the file");
+        let args = ServeArgs {
+            limits: crate::args::LimitArgs {
+                message_bytes_max: Some(1_000),
+                ..crate::args::LimitArgs::default()
+            },
+            ..ServeArgs::default()
+        };
+        let err = resolve(&args, &Env::new(), &files(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("limits.message_bytes_max"), "{err}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! let client = Client::builder()
 //!     .endpoints(["10.0.0.1:7070", "10.0.0.2:7070"])
 //!     .instance_id("payments-7f9c")
+//!     .token_from_env() // SWITCHYARD_CLIENT_TOKEN, when the cluster requires one
 //!     .build()?;
 //! let ml = client.breaker("payments/ml-fraud")?;
 //! match ml.allow() {
@@ -29,6 +30,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::agent::{self, Shared};
 use crate::agent_state::{AgentConfig, AgentState, Published, ScopeInfo};
 use crate::clock::{Clock, CoarseClock, TokioClock};
+use crate::credentials::{BearerToken, CLIENT_TOKEN_ENV, ClientTls};
 use crate::metrics::SdkMetrics;
 use crate::mode::ModeOptions;
 use crate::report_queue::REPORT_QUEUE_MAX_DEFAULT;
@@ -147,6 +149,8 @@ pub struct ClientBuilder {
     instance_id: Option<String>,
     options: ClientOptions,
     clock: Option<Arc<dyn Clock>>,
+    token: Option<String>,
+    tls: Option<ClientTls>,
 }
 
 impl ClientBuilder {
@@ -230,6 +234,28 @@ impl ClientBuilder {
         self
     }
 
+    /// The client token sent with every call (`authorization: Bearer <token>`); needed when
+    /// the nodes have a client token configured. Never logged.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// The client token from `SWITCHYARD_CLIENT_TOKEN`, when set (otherwise unchanged).
+    pub fn token_from_env(self) -> Self {
+        match std::env::var(CLIENT_TOKEN_ENV) {
+            Ok(token) if !token.trim().is_empty() => self.token(token),
+            _ => self,
+        }
+    }
+
+    /// Connects to `host:port` endpoints over TLS (`https://`), verifying the nodes with
+    /// `tls`. Channels given with [`ClientBuilder::channels`] are used as they are.
+    pub fn tls(mut self, tls: ClientTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// The clock the agent reads (tests inject a [`crate::clock::ManualClock`]).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
@@ -257,12 +283,16 @@ impl ClientBuilder {
             None if has_cluster => return Err(Error::MissingInstanceId),
             None => InstanceId::parse("local")?,
         };
+        let token = BearerToken::new(self.token.as_deref())?;
         let mut channels = self.channels;
         {
             // `connect_lazy` spawns the channel's worker: it needs the runtime entered.
             let _guard = handle.enter();
             for endpoint in &self.endpoints {
-                channels.push((endpoint.clone(), lazy_channel(endpoint, &self.options)?));
+                channels.push((
+                    endpoint.clone(),
+                    lazy_channel(endpoint, &self.options, self.tls.as_ref())?,
+                ));
             }
         }
         let clock = self.clock.unwrap_or_else(|| {
@@ -296,6 +326,7 @@ impl ClientBuilder {
             channels,
             report_ready: Notify::new(),
             report_endpoint: AtomicUsize::new(0),
+            token,
         });
         let (shutdown, _) = watch::channel(());
         agent::spawn(&shared, handle, &shutdown);
@@ -308,17 +339,27 @@ impl ClientBuilder {
     }
 }
 
-fn lazy_channel(endpoint: &str, options: &ClientOptions) -> Result<Channel, Error> {
+fn lazy_channel(
+    endpoint: &str,
+    options: &ClientOptions,
+    tls: Option<&ClientTls>,
+) -> Result<Channel, Error> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let uri = if endpoint.contains("://") {
         endpoint.to_owned()
     } else {
-        format!("http://{endpoint}")
+        format!("{scheme}://{endpoint}")
     };
     let invalid = |reason: String| Error::InvalidEndpoint {
         endpoint: endpoint.to_owned(),
         reason,
     };
-    let ep = Endpoint::from_shared(uri).map_err(|e| invalid(e.to_string()))?;
+    let mut ep = Endpoint::from_shared(uri).map_err(|e| invalid(e.to_string()))?;
+    if let Some(tls) = tls {
+        ep = ep
+            .tls_config(tls.config.clone())
+            .map_err(|e| invalid(format!("TLS settings unusable: {e}")))?;
+    }
     // No per-request `timeout` on the endpoint: it would cut the long-lived watch stream.
     // Unary calls are bounded by `rpc_timeout` where they are made.
     Ok(ep

@@ -42,6 +42,17 @@ pub struct NodeConfig {
     pub limits: Limits,
     /// Bind a non-loopback address without tokens (development only).
     pub insecure: bool,
+    /// PEM certificate chain this node presents on its gRPC port (client, admin and Raft
+    /// traffic); with `tls_key`, turns TLS on. Also presented to peers as a client
+    /// certificate when `tls_client_ca` is set.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s) this node trusts when it connects to its peers over TLS.
+    pub tls_ca: Option<PathBuf>,
+    /// PEM CA certificate(s) that sign peers' client certificates: Raft and forwarded calls
+    /// must then present one (mTLS). Clients and operators may still connect without one.
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl Default for NodeConfig {
@@ -61,6 +72,10 @@ impl Default for NodeConfig {
             log_entries_kept_after_snapshot: 1_000,
             limits: Limits::default(),
             insecure: false,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
+            tls_client_ca: None,
         }
     }
 }
@@ -118,6 +133,41 @@ fn err(field: &str, rule: impl Into<String>) -> ConfigError {
 }
 
 impl NodeConfig {
+    /// Whether the gRPC port serves TLS.
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_cert.is_some()
+    }
+
+    /// The TLS settings must come as a set: a certificate with its key, and a CA to verify
+    /// peers with (a TLS node reaches its peers over https too).
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return Err(err("tls_key", "must be set when tls_cert is set")),
+            (None, Some(_)) => return Err(err("tls_cert", "must be set when tls_key is set")),
+            _ => {}
+        }
+        if self.tls_cert.is_none() {
+            for (field, value) in [
+                ("tls_ca", &self.tls_ca),
+                ("tls_client_ca", &self.tls_client_ca),
+            ] {
+                if value.is_some() {
+                    return Err(err(
+                        field,
+                        "needs tls_cert and tls_key (this node must serve TLS itself)",
+                    ));
+                }
+            }
+        } else if self.tls_ca.is_none() {
+            return Err(err(
+                "tls_ca",
+                "must be set when tls_cert is set: peers are reached over TLS and verified \
+                 against this CA",
+            ));
+        }
+        Ok(())
+    }
+
     /// The address peers use to reach this node.
     pub fn advertised(&self) -> &str {
         self.advertise_addr.as_deref().unwrap_or(&self.grpc_addr)
@@ -185,6 +235,7 @@ impl NodeConfig {
         if self.snapshot_every_entries == 0 {
             return Err(err("snapshot_every_entries", "must be >= 1"));
         }
+        self.validate_tls()?;
         let l = &self.limits;
         for (field, value) in [
             ("limits.report_deltas_max", u64::from(l.report_deltas_max)),
@@ -299,5 +350,49 @@ mod tests {
             toml_err.to_string().contains("tick_intervl_ms"),
             "{toml_err}"
         );
+    }
+
+    #[test]
+    fn tls_settings_come_as_a_set() {
+        let with = |cert: bool, key: bool, ca: bool, client_ca: bool| NodeConfig {
+            tls_cert: cert.then(|| PathBuf::from("node.pem")),
+            tls_key: key.then(|| PathBuf::from("node.key")),
+            tls_ca: ca.then(|| PathBuf::from("ca.pem")),
+            tls_client_ca: client_ca.then(|| PathBuf::from("ca.pem")),
+            ..NodeConfig::default()
+        };
+        with(false, false, false, false).validate().unwrap();
+        with(true, true, true, false).validate().unwrap();
+        with(true, true, true, true).validate().unwrap();
+        assert_eq!(
+            with(true, false, true, false).validate().unwrap_err().field,
+            "tls_key"
+        );
+        assert_eq!(
+            with(false, true, false, false)
+                .validate()
+                .unwrap_err()
+                .field,
+            "tls_cert"
+        );
+        assert_eq!(
+            with(true, true, false, false).validate().unwrap_err().field,
+            "tls_ca"
+        );
+        assert_eq!(
+            with(false, false, true, false)
+                .validate()
+                .unwrap_err()
+                .field,
+            "tls_ca"
+        );
+        let e = with(false, false, false, true).validate().unwrap_err();
+        assert_eq!(e.field, "tls_client_ca");
+        assert!(e.to_string().contains("tls_cert"), "{e}");
+        let parsed: NodeConfig = toml::from_str(
+            "tls_cert = \"a.pem\"\ntls_key = \"a.key\"\ntls_ca = \"ca.pem\"\ntls_client_ca = \"ca.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(parsed.tls_client_ca, Some(PathBuf::from("ca.pem")));
     }
 }

@@ -37,6 +37,9 @@ pub enum NodeError {
     /// The node is shutting down.
     #[error("the node is shutting down")]
     ShuttingDown,
+    /// The node's configuration cannot be used (e.g. a TLS file); it names the setting.
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 impl From<NodeError> for tonic::Status {
@@ -59,6 +62,7 @@ impl From<NodeError> for tonic::Status {
             NodeError::Remote(status) => status,
             NodeError::Raft(_) => Status::unavailable(e.to_string()),
             NodeError::NotFound(_) => Status::not_found(e.to_string()),
+            NodeError::Config(_) => Status::failed_precondition(e.to_string()),
         }
     }
 }

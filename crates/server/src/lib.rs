@@ -5,6 +5,7 @@
 //! - [`clock`] / [`transport`]: injected wall-clock time and peer connections, so the same code
 //!   runs on tokio TCP in production and on turmoil in simulation.
 //! - [`auth`]: admin, client and cluster tokens.
+//! - [`tls`]: rustls on the gRPC port and towards peers, with optional mTLS for Raft.
 //! - [`network`]: Raft RPCs to peers over tonic.
 //! - [`node`]: [`Node`], the Raft instance and the operations services call (writes with
 //!   forwarding, linearizable reads, reports, membership).
@@ -31,6 +32,7 @@ pub mod node;
 pub mod rpc_metrics;
 pub mod serve;
 pub mod services;
+pub mod tls;
 pub mod transport;
 pub mod watch;
 
@@ -39,4 +41,5 @@ pub use config::{Limits, NodeConfig};
 pub use error::NodeError;
 pub use node::{Node, NodeDeps};
 pub use serve::{run, serve_node};
+pub use tls::{TlsConnector, TlsMaterial};
 pub use transport::{Connector, TcpConnector};

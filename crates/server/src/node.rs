@@ -769,9 +769,15 @@ impl Node {
         }
     }
 
-    /// Begins a graceful shutdown: stops the tick loop and Raft, leaving the store clean.
-    pub async fn shutdown(&self) {
+    /// Ends the node's long-lived work: Watch streams close, the tick and forward loops stop.
+    /// Raft keeps running until [`Node::shutdown`], so in-flight writes can still commit.
+    pub fn begin_shutdown(&self) {
         self.inner.shutdown.send_replace(true);
+    }
+
+    /// Shuts the node down: ends streams and loops, stops Raft, flushes the store.
+    pub async fn shutdown(&self) {
+        self.begin_shutdown();
         if let Err(e) = self.inner.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }

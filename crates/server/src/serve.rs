@@ -12,6 +12,7 @@ use tonic::transport::server::Connected;
 use crate::http;
 use crate::node::{Node, NodeDeps};
 use crate::services::{AdminService, ClientService, RaftService};
+use crate::tls::TlsMaterial;
 use crate::{config::NodeConfig, error::NodeError};
 
 /// Starts a node and serves gRPC on `grpc_incoming` and (optionally) HTTP on `http_listener`
@@ -28,13 +29,16 @@ where
     IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
     IE: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    // TLS files are read before Raft starts: a bad certificate stops the node here, naming
+    // the file, instead of after it has joined the cluster.
+    let tls = TlsMaterial::load(&config).map_err(|e| NodeError::Config(e.to_string()))?;
     let node = Node::start(config, deps).await?;
     tracing::info!(
         node_id = node.id(),
         addr = node.config().advertised(),
         "node started"
     );
-    serve_node(node, grpc_incoming, http_listener, shutdown).await
+    serve_with_tls(node, tls, grpc_incoming, http_listener, shutdown).await
 }
 
 /// Serves an already started node (the simulation starts nodes itself).
@@ -49,9 +53,46 @@ where
     IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
     IE: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let tls = match TlsMaterial::load(node.config()) {
+        Ok(tls) => tls,
+        Err(e) => {
+            node.shutdown().await;
+            return Err(NodeError::Config(e.to_string()));
+        }
+    };
+    serve_with_tls(node, tls, grpc_incoming, http_listener, shutdown).await
+}
+
+async fn serve_with_tls<I, IO, IE>(
+    node: Node,
+    tls: Option<TlsMaterial>,
+    grpc_incoming: I,
+    http_listener: Option<tokio::net::TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError>
+where
+    I: Stream<Item = Result<IO, IE>> + Send + 'static,
+    IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut builder = Server::builder();
+    if let Some(tls) = &tls {
+        match builder.tls_config(tls.server_config()) {
+            Ok(with_tls) => builder = with_tls,
+            Err(e) => {
+                node.shutdown().await;
+                return Err(NodeError::Config(format!("`tls_cert`: {e}")));
+            }
+        }
+        tracing::info!(mtls = tls.mtls(), "gRPC serves TLS");
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopping = node.clone();
     tokio::spawn(async move {
         shutdown.await;
+        // End the long-lived calls first (Watch streams, the tick and forward loops): the gRPC
+        // drain below waits for every in-flight call, and a Watch never finishes by itself.
+        stopping.begin_shutdown();
         stop_tx.send_replace(true);
     });
     let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -82,8 +123,11 @@ where
     let raft_limit = usize::try_from(node.config().limits.snapshot_bytes_max)
         .unwrap_or(usize::MAX)
         .min(64 * 1024 * 1024);
-    let router = Server::builder()
+    let router = builder
         .tcp_nodelay(true)
+        .layer(tower::util::MapResponseLayer::new(
+            oversized_is_resource_exhausted,
+        ))
         .layer(node.rpc_metrics().layer())
         .add_service(health_service)
         .add_service(
@@ -114,4 +158,32 @@ where
     }
     served.map_err(|e| NodeError::Raft(format!("gRPC server: {e}")))?;
     Ok(())
+}
+
+/// tonic refuses a request over `max_decoding_message_size` with `OutOfRange`; DESIGN §8 says
+/// every limit answers `ResourceExhausted`. The refusal is a trailers-only response, so its
+/// status sits in the headers, where this rewrites the code and keeps tonic's message (which
+/// names the size and the limit).
+fn oversized_is_resource_exhausted(
+    mut response: ::http::Response<tonic::body::Body>,
+) -> ::http::Response<tonic::body::Body> {
+    const OUT_OF_RANGE: &str = "11";
+    const RESOURCE_EXHAUSTED: &str = "8";
+    let headers = response.headers_mut();
+    let oversized = headers
+        .get("grpc-status")
+        .is_some_and(|s| s.as_bytes() == OUT_OF_RANGE.as_bytes())
+        && headers.get("grpc-message").is_some_and(|m| {
+            m.to_str().is_ok_and(|m| {
+                m.contains("message%20length%20too%20large")
+                    || m.contains("message length too large")
+            })
+        });
+    if oversized {
+        headers.insert(
+            "grpc-status",
+            ::http::HeaderValue::from_static(RESOURCE_EXHAUSTED),
+        );
+    }
+    response
 }

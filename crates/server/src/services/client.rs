@@ -1,6 +1,7 @@
 //! The client service the SDKs call: Report, Watch, AcquireProbe, ReleaseProbe.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use futures::Stream;
@@ -11,6 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::auth::Role;
+use crate::ingest::ReportRateGate;
 use crate::node::Node;
 use crate::watch::{STREAM_BUFFER, ScopeFilter, run_stream};
 
@@ -18,12 +20,17 @@ use crate::watch::{STREAM_BUFFER, ScopeFilter, run_stream};
 #[derive(Debug, Clone)]
 pub struct ClientService {
     node: Node,
+    /// Per-instance report rate, checked before any other work on a report.
+    rate: Arc<ReportRateGate>,
 }
 
 impl ClientService {
     /// The service for `node`.
     pub fn new(node: Node) -> Self {
-        Self { node }
+        let rate = Arc::new(ReportRateGate::new(
+            node.config().limits.report_rate_per_instance_max,
+        ));
+        Self { node, rate }
     }
 
     fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
@@ -56,6 +63,10 @@ impl client_server::Client for ClientService {
         request: Request<pb::ReportRequest>,
     ) -> Result<Response<pb::ReportResponse>, Status> {
         self.authorize(&request)?;
+        // Cheapest refusals first: a flooding instance costs one hash lookup (see
+        // `ReportRateGate`), an oversized batch one comparison.
+        let now_ms = self.node.clock().now_ms();
+        self.rate.admit(&request.get_ref().instance, now_ms)?;
         let limit = self.node.config().limits.report_deltas_max as usize;
         if request.get_ref().deltas.len() > limit {
             return Err(Status::resource_exhausted(format!(

@@ -21,7 +21,9 @@ impl RaftService {
         Self { node }
     }
 
+    /// The cluster token (when configured) and, under mTLS, a verified client certificate.
     fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        crate::tls::require_client_cert(self.node.config(), request)?;
         self.node.tokens().check(Role::Cluster, request.metadata())
     }
 }
