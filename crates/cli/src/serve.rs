@@ -26,7 +26,6 @@ use switchyard_server::{
 };
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::args::ServeArgs;
 
@@ -305,7 +304,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     switchyard_server::run(
         config,
         deps,
-        TcpListenerStream::new(grpc_listener),
+        switchyard_server::transport::tcp_incoming(grpc_listener),
         Some(http_listener),
         shutdown,
     )
