@@ -166,7 +166,7 @@ impl ReportRateGate {
 
 /// Merges deltas of the same (breaker, instance), summing counts and latency sketches.
 pub fn merge(mut deltas: Vec<Delta>) -> Vec<Delta> {
-    deltas.sort_by(|a, b| (&a.key, &a.instance).cmp(&(&b.key, &b.instance)));
+    deltas.sort_unstable_by(|a, b| (&a.key, &a.instance).cmp(&(&b.key, &b.instance)));
     let mut out: Vec<Delta> = Vec::with_capacity(deltas.len());
     for d in deltas {
         match out.last_mut() {

@@ -306,7 +306,7 @@ impl Node {
     ) -> Result<Result<Response, Option<u64>>, NodeError> {
         let request = Request {
             stamped_ms: self.inner.clock.now_ms(),
-            envelope,
+            envelope: std::sync::Arc::new(envelope),
         };
         match self.inner.raft.client_write(request).await {
             Ok(written) => Ok(Ok(written.data)),

@@ -1,4 +1,10 @@
-//! The on-disk record format: one version byte, then the bincode encoding of the value.
+//! The on-disk and on-the-wire record format: one version byte, then the bincode encoding of
+//! the value.
+//!
+//! - Version 2 (written): bincode with variable-length integers. A fleet `Tick` entry is mostly
+//!   small counters and short strings; fixed 8-byte integers and length prefixes made it about
+//!   twice the size, and every byte of it is written, fsynced and sent to each follower.
+//! - Version 1 (still read): bincode with fixed-width integers, as the first releases wrote.
 //!
 //! A record that cannot be decoded is reported as [`CodecError`] naming what was being read,
 //! never a panic: a torn or corrupt record must not take the rest of the store down with it.
@@ -8,8 +14,18 @@ use std::io;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// The current record format version.
-pub const FORMAT_VERSION: u8 = 1;
+use bincode::Options;
+
+/// The record format version this build writes.
+pub const FORMAT_VERSION: u8 = 2;
+
+/// The oldest record format version this build still reads.
+pub const FORMAT_VERSION_OLDEST: u8 = 1;
+
+/// Version 2's bincode options: variable-length integers, no trailing bytes.
+fn v2() -> impl Options {
+    bincode::DefaultOptions::new()
+}
 
 /// A record could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +37,9 @@ pub enum CodecError {
         what: &'static str,
     },
     /// The record was written by an unknown format version.
-    #[error("{what}: unknown record format version {version} (this build reads {FORMAT_VERSION})")]
+    #[error(
+        "{what}: unknown record format version {version} (this build reads {FORMAT_VERSION_OLDEST} to {FORMAT_VERSION})"
+    )]
     Version {
         /// What was being decoded.
         what: &'static str,
@@ -49,17 +67,20 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     let mut out = vec![FORMAT_VERSION];
     // Serializing our own in-memory types into a Vec cannot fail: every field is serde-derived
     // with no custom error paths and the writer is infallible.
-    bincode::serialize_into(&mut out, value).expect("bincode encoding into a Vec is infallible");
+    v2().serialize_into(&mut out, value)
+        .expect("bincode encoding into a Vec is infallible");
     out
 }
 
 /// Decodes a versioned record.
 pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, CodecError> {
     let (&version, body) = bytes.split_first().ok_or(CodecError::Empty { what })?;
-    if version != FORMAT_VERSION {
-        return Err(CodecError::Version { what, version });
-    }
-    bincode::deserialize(body).map_err(|source| CodecError::Corrupt { what, source })
+    let decoded = match version {
+        2 => v2().deserialize(body),
+        1 => bincode::deserialize(body),
+        _ => return Err(CodecError::Version { what, version }),
+    };
+    decoded.map_err(|source| CodecError::Corrupt { what, source })
 }
 
 #[cfg(test)]
@@ -86,5 +107,31 @@ mod tests {
         let truncated = &bytes[..bytes.len() - 1];
         let err = decode::<(u64, String)>("pair", truncated).unwrap_err();
         assert!(err.to_string().starts_with("pair: corrupt record"), "{err}");
+
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        let err = decode::<(u64, String)>("pair", &trailing).unwrap_err();
+        assert!(err.to_string().starts_with("pair: corrupt record"), "{err}");
+    }
+
+    #[test]
+    fn writes_version_2_and_still_reads_version_1() {
+        let value = (7u64, 300u32, "breaker".to_string(), vec![1u64, 2, 3]);
+        let current = encode(&value);
+        assert_eq!(current[0], FORMAT_VERSION);
+
+        let mut v1 = vec![1u8];
+        bincode::serialize_into(&mut v1, &value).unwrap();
+        let back: (u64, u32, String, Vec<u64>) = decode("v1", &v1).unwrap();
+        assert_eq!(back, value);
+        let back: (u64, u32, String, Vec<u64>) = decode("v2", &current).unwrap();
+        assert_eq!(back, value);
+        // Small counters and short strings: variable-length integers at least halve them.
+        assert!(
+            current.len() * 2 <= v1.len(),
+            "v2 {} bytes, v1 {} bytes",
+            current.len(),
+            v1.len()
+        );
     }
 }

@@ -6,10 +6,11 @@
 //! lets a restarted node re-apply its own log early; losing it only delays that until the
 //! leader tells the node the commit index again.
 
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use openraft::alias::{EntryOf, LogIdOf, VoteOf};
 use openraft::entry::RaftEntry;
@@ -24,16 +25,42 @@ const KEY_VOTE: &[u8] = b"vote";
 const KEY_COMMITTED: &[u8] = b"committed";
 const KEY_LAST_PURGED: &[u8] = b"last_purged";
 
-/// The Raft log storage of one node. Cloning shares the same disk.
+/// Bytes of encoded entries the [`EntryCache`] keeps at most.
+pub const ENTRY_CACHE_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Entries the [`EntryCache`] keeps at most, whatever their size.
+pub const ENTRY_CACHE_ENTRIES_MAX: usize = 4_096;
+
+/// The Raft log storage of one node. Cloning shares the same disk and entry cache.
 #[derive(Debug, Clone)]
 pub struct LogStore {
     disk: Arc<dyn Disk>,
+    cache: Arc<Mutex<EntryCache>>,
 }
 
 impl LogStore {
     /// The log kept on `disk`.
     pub fn new(disk: Arc<dyn Disk>) -> Self {
-        Self { disk }
+        Self::with_cache_limits(disk, ENTRY_CACHE_BYTES_MAX, ENTRY_CACHE_ENTRIES_MAX)
+    }
+
+    /// The log kept on `disk`, caching at most `bytes_max` bytes and `entries_max` entries of
+    /// the most recently appended entries.
+    pub fn with_cache_limits(disk: Arc<dyn Disk>, bytes_max: usize, entries_max: usize) -> Self {
+        Self {
+            disk,
+            cache: Arc::new(Mutex::new(EntryCache::new(bytes_max, entries_max))),
+        }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, EntryCache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many reads the entry cache answered and how many went to disk, for metrics.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        let cache = self.cache();
+        (cache.hits, cache.misses)
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(
@@ -103,6 +130,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<EntryOf<TypeConfig>>, io::Error> {
+        if let Some(entries) = self.cache().get(range.start_bound(), range.end_bound()) {
+            return Ok(entries);
+        }
         let pairs = self.disk.range(
             TreeId::Log,
             key_bound(range.start_bound()),
@@ -181,11 +211,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = EntryOf<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let ops = entries
-            .into_iter()
-            .map(|entry| Op::Put(index_key(entry.index()), codec::encode(&entry)))
-            .collect();
-        self.disk.apply(TreeId::Log, ops)?;
+        let entries: Vec<EntryOf<TypeConfig>> = entries.into_iter().collect();
+        let mut ops = Vec::with_capacity(entries.len());
+        let mut sizes = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            let bytes = codec::encode(entry);
+            sizes.push(bytes.len());
+            ops.push(Op::Put(index_key(entry.index()), bytes));
+        }
+        if let Err(e) = self.disk.apply(TreeId::Log, ops) {
+            // What reached the disk is unknown: read it back from there from now on.
+            self.cache().clear();
+            return Err(e);
+        }
+        self.cache().extend(entries.into_iter().zip(sizes));
         // Flush before telling openraft the entries are durable: openraft acknowledges appends
         // to the leader (and the leader commits) only after this callback.
         let flushed = self.disk.flush().await;
@@ -202,6 +241,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         last_log_id: Option<LogIdOf<TypeConfig>>,
     ) -> Result<(), io::Error> {
         let from = last_log_id.map_or(0, |id| id.index() + 1);
+        self.cache().truncate_from(from);
         let keys = self.disk.keys(
             TreeId::Log,
             Bound::Included(index_key(from)),
@@ -217,6 +257,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // reports a consistent `last_purged_log_id`, and the leftover entries are purged again.
         self.put_meta(KEY_LAST_PURGED, &log_id)?;
         self.disk.flush().await?;
+        self.cache().purge_through(log_id.index());
         let keys = self.disk.keys(
             TreeId::Log,
             Bound::Unbounded,
@@ -225,5 +266,271 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.disk
             .apply(TreeId::Log, keys.into_iter().map(Op::Remove).collect())?;
         Ok(())
+    }
+}
+
+/// The most recently appended log entries, kept decoded in memory.
+///
+/// Why: the leader reads every entry back once per follower (to replicate it) and once more to
+/// apply it, and a fleet `Tick` entry holds thousands of deltas. Decoding it from disk each
+/// time cost the leader about a quarter of its CPU under fleet load. Entries share their
+/// command (`Request::envelope` is an `Arc`), so a hit clones no deltas.
+///
+/// The cache holds one contiguous run of indices ending at the last appended entry, and never
+/// anything the disk does not: appends extend it after they reach the disk, truncation and
+/// purge cut it before or with the disk. It is bounded by bytes (the encoded size) and by
+/// entry count; the oldest entries are evicted first, and a read it cannot answer in full goes
+/// to disk.
+#[derive(Debug)]
+struct EntryCache {
+    entries: VecDeque<(EntryOf<TypeConfig>, usize)>,
+    bytes: usize,
+    bytes_max: usize,
+    entries_max: usize,
+    hits: u64,
+    misses: u64,
+}
+
+impl EntryCache {
+    fn new(bytes_max: usize, entries_max: usize) -> Self {
+        Self {
+            entries: VecDeque::new(),
+            bytes: 0,
+            bytes_max,
+            entries_max,
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    fn first_index(&self) -> Option<u64> {
+        self.entries.front().map(|(e, _)| e.index())
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
+
+    /// Adds freshly appended entries (in index order), replacing any cached entry at or
+    /// after the first new index.
+    fn extend(&mut self, appended: impl IntoIterator<Item = (EntryOf<TypeConfig>, usize)>) {
+        for (entry, size) in appended {
+            let index = entry.index();
+            self.truncate_from(index);
+            let follows = self
+                .entries
+                .back()
+                .is_none_or(|(last, _)| last.index() + 1 == index);
+            if !follows {
+                // A gap (e.g. after a snapshot was installed): start a new run.
+                self.clear();
+            }
+            self.bytes += size;
+            self.entries.push_back((entry, size));
+            while self.bytes > self.bytes_max || self.entries.len() > self.entries_max {
+                match self.entries.pop_front() {
+                    Some((_, size)) => self.bytes -= size,
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// Drops every cached entry at or after `index`.
+    fn truncate_from(&mut self, index: u64) {
+        while self
+            .entries
+            .back()
+            .is_some_and(|(last, _)| last.index() >= index)
+        {
+            if let Some((_, size)) = self.entries.pop_back() {
+                self.bytes -= size;
+            }
+        }
+    }
+
+    /// Drops every cached entry at or before `index`.
+    fn purge_through(&mut self, index: u64) {
+        while self
+            .entries
+            .front()
+            .is_some_and(|(first, _)| first.index() <= index)
+        {
+            if let Some((_, size)) = self.entries.pop_front() {
+                self.bytes -= size;
+            }
+        }
+    }
+
+    /// The entries in the range, if the cache holds all of them; `None` sends the read to
+    /// disk. A range that starts after the last entry is answered (empty) only when the cache
+    /// is not empty and starts at or before it.
+    fn get(&mut self, start: Bound<&u64>, end: Bound<&u64>) -> Option<Vec<EntryOf<TypeConfig>>> {
+        let answer = self.lookup(start, end);
+        if answer.is_some() {
+            self.hits += 1;
+        } else {
+            self.misses += 1;
+        }
+        answer
+    }
+
+    fn lookup(&self, start: Bound<&u64>, end: Bound<&u64>) -> Option<Vec<EntryOf<TypeConfig>>> {
+        let first = self.first_index()?;
+        let start = match start {
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => i.checked_add(1)?,
+            Bound::Unbounded => return None,
+        };
+        if start < first {
+            return None;
+        }
+        let end = match end {
+            Bound::Included(i) => i.checked_add(1)?,
+            Bound::Excluded(i) => *i,
+            // Everything from `start` to the last appended entry: the cache ends where the
+            // log ends, so it holds all of it.
+            Bound::Unbounded => u64::MAX,
+        };
+        let skip = usize::try_from(start - first).ok()?;
+        let out = self
+            .entries
+            .iter()
+            .skip(skip)
+            .take_while(|(e, _)| e.index() < end)
+            .map(|(e, _)| e.clone())
+            .collect();
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use openraft::RaftLogReader;
+    use openraft::entry::RaftEntry;
+    use openraft::storage::{IOFlushed, RaftLogStorage};
+
+    use super::*;
+    use crate::disk::MemDisk;
+
+    fn entry(term: u64, index: u64) -> EntryOf<TypeConfig> {
+        EntryOf::<TypeConfig>::new_blank(openraft::testing::log_id::<TypeConfig>(term, 1, index))
+    }
+
+    fn indexes(entries: &[EntryOf<TypeConfig>]) -> Vec<(u64, u64)> {
+        entries
+            .iter()
+            .map(|e| (e.log_id().leader_id.term, e.index()))
+            .collect()
+    }
+
+    async fn append(store: &mut LogStore, entries: Vec<EntryOf<TypeConfig>>) {
+        store.append(entries, IOFlushed::noop()).await.unwrap();
+    }
+
+    /// Reads `range` from the cache-backed store and from a store over the same disk whose
+    /// cache is empty (so it reads the disk), and checks they agree.
+    async fn read_both(
+        store: &mut LogStore,
+        disk: &Arc<dyn Disk>,
+        range: impl RangeBounds<u64> + Clone + Debug + Send,
+    ) -> Vec<(u64, u64)> {
+        let cached = store.try_get_log_entries(range.clone()).await.unwrap();
+        let mut uncached = LogStore::new(disk.clone());
+        let from_disk = uncached.try_get_log_entries(range).await.unwrap();
+        assert_eq!(
+            indexes(&cached),
+            indexes(&from_disk),
+            "cache and disk disagree"
+        );
+        indexes(&cached)
+    }
+
+    #[tokio::test]
+    async fn reads_of_recent_entries_are_answered_from_the_cache_and_match_the_disk() {
+        let disk: Arc<dyn Disk> = Arc::new(MemDisk::default());
+        let mut store = LogStore::new(disk.clone());
+        append(&mut store, (1..=10).map(|i| entry(1, i)).collect()).await;
+        assert_eq!(
+            read_both(&mut store, &disk, 3..6).await,
+            vec![(1, 3), (1, 4), (1, 5)]
+        );
+        assert_eq!(
+            read_both(&mut store, &disk, 9..).await,
+            vec![(1, 9), (1, 10)]
+        );
+        assert_eq!(read_both(&mut store, &disk, 11..20).await, vec![]);
+        assert_eq!(read_both(&mut store, &disk, 10..=10).await, vec![(1, 10)]);
+        let (hits, misses) = store.cache_stats();
+        assert_eq!((hits, misses), (4, 0));
+    }
+
+    #[tokio::test]
+    async fn truncation_and_overwrite_never_leave_stale_entries_in_the_cache() {
+        let disk: Arc<dyn Disk> = Arc::new(MemDisk::default());
+        let mut store = LogStore::new(disk.clone());
+        append(&mut store, (1..=6).map(|i| entry(1, i)).collect()).await;
+        // A new leader overwrites 5 and 6 with entries of term 2, then adds 7.
+        store
+            .truncate_after(Some(openraft::testing::log_id::<TypeConfig>(1, 1, 4)))
+            .await
+            .unwrap();
+        assert_eq!(read_both(&mut store, &disk, 4..).await, vec![(1, 4)]);
+        append(&mut store, (5..=7).map(|i| entry(2, i)).collect()).await;
+        assert_eq!(
+            read_both(&mut store, &disk, 4..).await,
+            vec![(1, 4), (2, 5), (2, 6), (2, 7)]
+        );
+        // An append that overlaps the tail directly (no truncate call) replaces it too.
+        append(&mut store, vec![entry(3, 7)]).await;
+        assert_eq!(
+            read_both(&mut store, &disk, 6..).await,
+            vec![(2, 6), (3, 7)]
+        );
+    }
+
+    #[tokio::test]
+    async fn purged_entries_are_no_longer_served_from_the_cache() {
+        let disk: Arc<dyn Disk> = Arc::new(MemDisk::default());
+        let mut store = LogStore::new(disk.clone());
+        append(&mut store, (1..=5).map(|i| entry(1, i)).collect()).await;
+        store
+            .purge(openraft::testing::log_id::<TypeConfig>(1, 1, 3))
+            .await
+            .unwrap();
+        assert_eq!(
+            read_both(&mut store, &disk, 1..).await,
+            vec![(1, 4), (1, 5)]
+        );
+        assert_eq!(
+            read_both(&mut store, &disk, 4..).await,
+            vec![(1, 4), (1, 5)]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_cache_is_bounded_by_entries_and_bytes_and_older_reads_go_to_disk() {
+        let disk: Arc<dyn Disk> = Arc::new(MemDisk::default());
+        // At most 4 entries.
+        let mut store = LogStore::with_cache_limits(disk.clone(), usize::MAX, 4);
+        append(&mut store, (1..=10).map(|i| entry(1, i)).collect()).await;
+        assert_eq!(store.cache().entries.len(), 4);
+        assert_eq!(read_both(&mut store, &disk, 7..).await.len(), 4);
+        assert_eq!(store.cache_stats(), (1, 0));
+        // 6 is evicted: the read goes to disk, and still returns everything.
+        assert_eq!(read_both(&mut store, &disk, 6..).await.len(), 5);
+        assert_eq!(store.cache_stats(), (1, 1));
+
+        // At most 2 entries' worth of bytes.
+        let size = codec::encode(&entry(1, 1)).len();
+        let disk: Arc<dyn Disk> = Arc::new(MemDisk::default());
+        let mut store = LogStore::with_cache_limits(disk.clone(), 2 * size, usize::MAX);
+        append(&mut store, (1..=10).map(|i| entry(1, i)).collect()).await;
+        let cache = store.cache();
+        assert_eq!(cache.entries.len(), 2);
+        assert!(cache.bytes <= 2 * size, "{} > {}", cache.bytes, 2 * size);
     }
 }

@@ -1,6 +1,7 @@
 //! The Raft type configuration of Switchyard and the payload of its log entries.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use switchyard_core::{Applied, CommandError, Envelope};
@@ -26,8 +27,10 @@ pub type Raft = openraft::Raft<TypeConfig, crate::StateMachine>;
 pub struct Request {
     /// Leader wall-clock time when the entry was proposed, in ms since the Unix epoch.
     pub stamped_ms: u64,
-    /// The command and who issued it.
-    pub envelope: Envelope,
+    /// The command and who issued it. Shared, not copied: an entry is handed to every
+    /// replication stream and to the state machine, and a fleet `Tick` carries thousands of
+    /// deltas.
+    pub envelope: Arc<Envelope>,
 }
 
 impl fmt::Display for Request {
