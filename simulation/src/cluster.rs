@@ -13,17 +13,23 @@
 //! The disk of each node lives here, outside its host, so it survives the host: a crash
 //! drops the host's runtime (every task, every socket), then [`MemDisk::crash`] throws away
 //! the writes that were never flushed, and the next incarnation opens what is left.
+//!
+//! Each incarnation's software runs inside `RaftRuntime::scope` with a seed of its own
+//! ([`raft_seed`]: the scenario's openraft seed, the node id, the incarnation), so every
+//! election timeout and tick phase openraft draws, in every task it spawns, follows the seed.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use switchyard_core::{Actor, Command, PolicyTarget};
 use switchyard_server::auth::Tokens;
 use switchyard_server::{Node, NodeConfig, NodeDeps};
-use switchyard_store::{Disk, MemDisk};
+use switchyard_store::{Disk, MemDisk, RaftRuntime};
 
 use crate::clock::SimClock;
 use crate::net::{GRPC_PORT, SimConnector, incoming};
+use crate::rng::SimRng;
 use crate::scenario::{BREAKER_KEY, Scenario};
 
 /// The host name of node `id`.
@@ -102,12 +108,17 @@ impl Cluster {
         let disk: Arc<dyn Disk> = Arc::new(self.disks[&id].clone());
         let cluster = self.clone();
         let policy = scenario.policy.clone();
+        let scenario_raft_seed = scenario.raft_seed;
+        // Bumped each time turmoil (re)starts the host's software.
+        let incarnation = Cell::new(0);
         sim.host(node_host(id), move || {
             let config = config.clone();
             let disk = Arc::clone(&disk);
             let cluster = cluster.clone();
             let policy = policy.clone();
-            async move {
+            incarnation.set(incarnation.get() + 1);
+            let raft_seed = raft_seed(scenario_raft_seed, id, incarnation.get());
+            RaftRuntime::scope(raft_seed, async move {
                 let listener = turmoil::net::TcpListener::bind(("0.0.0.0", GRPC_PORT)).await?;
                 let deps = NodeDeps {
                     clock: Arc::new(SimClock),
@@ -130,9 +141,16 @@ impl Cluster {
                 )
                 .await?;
                 Ok(())
-            }
+            })
         });
     }
+}
+
+/// The seed of openraft's random draws (election timeouts, tick phase) in incarnation
+/// `incarnation` (1 on the first start, +1 per restart) of node `id`, from the scenario's
+/// [`Scenario::raft_seed`]. A restarted node draws afresh, as a restarted process would.
+pub fn raft_seed(scenario_raft_seed: u64, id: u64, incarnation: u64) -> u64 {
+    SimRng::new(scenario_raft_seed, (id << 32) | incarnation).next_u64()
 }
 
 /// The operator's one write: the breaker policy of the run, retried until committed.

@@ -9,6 +9,9 @@
 //! waiting for it would wait forever. Every call therefore carries a deadline (the server sets
 //! one on each Raft and forward RPC, the SDK bounds its calls by `rpc_timeout`), and the
 //! connector bounds connection setup by [`CONNECT_TIMEOUT`].
+//!
+//! Channels also keep h2's memory of reset streams off the machine's clock
+//! ([`RESET_STREAM_MEMORY`]), so that a seed replays.
 
 use std::io;
 use std::pin::Pin;
@@ -25,6 +28,16 @@ use tonic::transport::{Channel, Endpoint, Uri};
 /// How long establishing a simulated connection may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// How long a channel's HTTP/2 connection remembers a stream it reset, so that frames still
+/// arriving on it are ignored rather than answered with `RST_STREAM(STREAM_CLOSED)`.
+///
+/// Why an hour and not h2's default second: h2 measures this on the machine's clock, which a
+/// simulation must never depend on (a second of machine time is tens of simulated seconds,
+/// and more or fewer of them depending on the machine's load). An hour outlasts every run, so
+/// remembering depends only on h2's count limit, which is deterministic; and it is what a real
+/// network mostly sees, where the late frames of a reset stream arrive within a second.
+pub const RESET_STREAM_MEMORY: Duration = Duration::from_secs(3_600);
+
 /// The port every node serves gRPC on.
 pub const GRPC_PORT: u16 = 7070;
 
@@ -38,6 +51,7 @@ impl SimConnector {
         let target = addr.to_string();
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
             .connect_timeout(CONNECT_TIMEOUT)
+            .http2_reset_stream_duration(RESET_STREAM_MEMORY)
             .http2_keep_alive_interval(Duration::from_secs(2))
             .keep_alive_timeout(Duration::from_secs(2));
         Ok(

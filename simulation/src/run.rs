@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use switchyard_sdk::Admission;
+use switchyard_store::RaftRuntime;
 
 use crate::checker::{Checker, DEPENDENCY_DIES_AFTER_HEAL_MS};
 use crate::clock::EPOCH_MS;
@@ -47,7 +48,7 @@ pub struct RunReport {
     pub scenario: String,
     /// Every broken invariant (empty: the run passed).
     pub violations: Vec<Violation>,
-    /// Digest of the trace.
+    /// Digest of the whole trace; the same seed gives the same digest.
     pub trace_digest: u64,
     /// The trace.
     pub trace: String,
@@ -213,7 +214,7 @@ impl World<'_> {
                 *n += 1;
                 if *n == 1 {
                     self.cluster.forget(*node);
-                    self.sim.crash(node_host(*node));
+                    self.power_off(*node);
                     self.cluster.disks[node].crash();
                 }
                 Undo::Restart(*node)
@@ -237,6 +238,34 @@ impl World<'_> {
             }
         };
         self.active.push(Active { ends_at_ms, undo });
+    }
+
+    /// Stops node `node`'s host as a power loss does: its software dies, and the packets in
+    /// flight to or from it are lost, as are the FIN and RST segments turmoil would send for
+    /// its sockets as they are dropped. Peers learn of the crash when they next send to it.
+    ///
+    /// Why every link of the host is cut, both ways, while it stops (besides fidelity to a
+    /// power loss): tokio drops a stopped runtime's tasks in an order set by process-wide
+    /// task ids, so the order of those segments, and of the simulated network's random draws
+    /// for them, would depend on what else the process had run, and a seed run beside or
+    /// after others would not replay. On a link cut both ways a segment is dropped whatever
+    /// the draw, and the draws are as many in any order.
+    fn power_off(&mut self, node: u64) {
+        let host = node_host(node);
+        let others: Vec<String> = (1..=self.scenario.nodes)
+            .filter(|n| *n != node)
+            .map(node_host)
+            .chain((0..self.scenario.instances).map(instance_host))
+            .collect();
+        let silenced: Vec<(String, String)> = others
+            .iter()
+            .flat_map(|other| [(host.clone(), other.clone()), (other.clone(), host.clone())])
+            .collect();
+        self.cut_all(&silenced);
+        self.sim.crash(host);
+        for (from, to) in &silenced {
+            self.links.uncut(&mut self.sim, from, to);
+        }
     }
 
     fn cut_all(&mut self, cut: &[(String, String)]) {
@@ -308,6 +337,7 @@ impl World<'_> {
 pub fn run_scenario(scenario: &Scenario, fleet_options: FleetOptions) -> RunReport {
     let step = scenario.step();
     let step_ms = step.as_millis() as u64;
+    let unseeded_draws_before = RaftRuntime::unseeded_draws();
     let sim = turmoil::Builder::new()
         .rng_seed(scenario.seed)
         .tick_duration(step)
@@ -407,6 +437,14 @@ pub fn run_scenario(scenario: &Scenario, fleet_options: FleetOptions) -> RunRepo
             .trace
             .controlled(now_ms, format_args!("VIOLATION {v}"));
     }
+    // Every node starts in a seed scope (see `Cluster::add_host`); a draw outside one would
+    // make this trace impossible to replay, so it is a bug of the simulation itself.
+    assert_eq!(
+        RaftRuntime::unseeded_draws(),
+        unseeded_draws_before,
+        "seed {}: openraft drew from an unseeded random source",
+        scenario.seed
+    );
     let (leaders_seen, committed_max, digests_compared) = checker.stats();
     RunReport {
         seed: scenario.seed,

@@ -4,11 +4,16 @@
 //! complete fault schedule of the safety phase are drawn here from one [`SimRng`], so a
 //! seed names a run exactly and `--reproduce SEED` replays it.
 //!
-//! Why every node gets a *fixed*, distinct election timeout (`max = min + 1`): openraft draws
-//! election timeouts from `rand::rng()`, which is seeded by the operating system and cannot
-//! be reached from here. A one-millisecond range leaves openraft nothing to draw, and giving
-//! each node its own seed-derived timeout still breaks the symmetry that randomization
-//! exists to break.
+//! openraft's own random draws (election timeouts, the phase of its tick loop) come from
+//! [`Scenario::raft_seed`] too: each node starts inside a seed scope of
+//! `switchyard_store::RaftRuntime` (see [`crate::cluster`]).
+//!
+//! Why every node gets a *fixed*, distinct election timeout (`max = min + 1`): the pin dates
+//! from when openraft drew its timeouts from an OS-seeded generator, and it still makes
+//! which node campaigns first a visible part of the scenario (`election_timeouts_ms` in its
+//! description) rather than the outcome of a draw. A seed-derived timeout per node breaks the
+//! symmetry that randomization exists to break. Widening these to production-like ranges
+//! would replay just as well now, but would change the run of every seed.
 
 use std::time::Duration;
 
@@ -19,6 +24,9 @@ use crate::rng::SimRng;
 
 /// The breaker every SDK guards its dependency with.
 pub const BREAKER_KEY: &str = "app/dependency";
+
+/// The [`SimRng`] stream of [`Scenario::raft_seed`] (the scenario itself draws from 0).
+const RAFT_STREAM: u64 = 1;
 
 /// How long and how big runs are; the CLI's default and the tests' quick profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +95,9 @@ pub struct Scenario {
     pub policy: Option<Policy>,
     /// Faults of the safety phase, by start time.
     pub faults: Vec<ScheduledFault>,
+    /// Where every node's openraft random draws come from (a stream of its own, so it moves
+    /// nothing above; per node and incarnation see `cluster::raft_seed`).
+    pub raft_seed: u64,
 }
 
 impl Scenario {
@@ -135,6 +146,7 @@ impl Scenario {
             dependency_latency_ms: rng.range(5, 30),
             policy: Some(policy),
             faults: Vec::new(),
+            raft_seed: SimRng::new(seed, RAFT_STREAM).next_u64(),
         };
         scenario.faults = Fault::schedule(&mut rng, &scenario);
         scenario

@@ -3,7 +3,8 @@
 //! The trace holds only values the simulation controls or observes at fixed simulated
 //! times (faults, leaders seen, indexes and state digests at each checkpoint, fleet
 //! tallies), in a fixed order, with no map iteration order and no wall-clock time. Two
-//! runs of one seed are compared by [`Trace::digest`].
+//! runs of one seed give the same text byte for byte, and are compared by [`Trace::digest`];
+//! [`first_difference`] says where two traces part.
 
 use std::fmt::Write;
 
@@ -51,5 +52,46 @@ impl Trace {
     /// FNV-1a of the whole text.
     pub fn digest(&self) -> u64 {
         fnv1a(self.text.as_bytes())
+    }
+}
+
+/// Where traces `a` and `b` first differ, as a line number (from 1) and the two lines, or
+/// `None` if they are identical.
+pub fn first_difference(a: &str, b: &str) -> Option<String> {
+    if a == b {
+        return None;
+    }
+    let mut a_lines = a.lines();
+    let mut b_lines = b.lines();
+    let mut number = 1;
+    loop {
+        match (a_lines.next(), b_lines.next()) {
+            (Some(x), Some(y)) if x == y => number += 1,
+            (x, y) => {
+                return Some(format!(
+                    "line {number}:\n  first:  {}\n  second: {}",
+                    x.unwrap_or("<end of trace>"),
+                    y.unwrap_or("<end of trace>")
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_difference_names_the_line() {
+        assert_eq!(first_difference("a\nb\n", "a\nb\n"), None);
+        let diff = first_difference("a\nb\nc\n", "a\nx\nc\n").expect("differs");
+        assert!(diff.starts_with("line 2:"), "{diff}");
+        assert!(
+            diff.contains("first:  b") && diff.contains("second: x"),
+            "{diff}"
+        );
+        let diff = first_difference("a\n", "a\nb\n").expect("differs");
+        assert!(diff.contains("<end of trace>"), "{diff}");
     }
 }

@@ -16,6 +16,8 @@
 //! - [`http`] / [`metrics`]: health, readiness, Prometheus metrics, the JSON API and the
 //!   dashboard.
 //! - [`rpc_metrics`]: per-RPC latency histograms, a tower layer on the gRPC server.
+//! - [`response_date`]: the `date` header of gRPC responses, from the node's clock (so the
+//!   simulation's bytes on the wire never depend on the machine's clock).
 //! - [`serve`]: [`run`], which wires a node to its listeners until shutdown.
 //! - [`error`]: [`NodeError`] and its one conversion to `tonic::Status`.
 
@@ -29,6 +31,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod response_date;
 pub mod rpc_metrics;
 pub mod serve;
 pub mod services;

@@ -11,6 +11,7 @@ use tonic::transport::server::Connected;
 
 use crate::http;
 use crate::node::{Node, NodeDeps};
+use crate::response_date::ResponseDateLayer;
 use crate::services::{AdminService, ClientService, RaftService};
 use crate::tls::TlsMaterial;
 use crate::{config::NodeConfig, error::NodeError};
@@ -125,6 +126,7 @@ where
         .min(64 * 1024 * 1024);
     let router = builder
         .tcp_nodelay(true)
+        .layer(ResponseDateLayer::new(std::sync::Arc::clone(node.clock())))
         .layer(tower::util::MapResponseLayer::new(
             oversized_is_resource_exhausted,
         ))

@@ -1,6 +1,8 @@
 //! Durable storage for a Switchyard node: openraft's log storage and state machine on sled.
 //!
 //! - [`types`]: the Raft type configuration and the request/response carried by the log.
+//! - [`runtime`]: [`RaftRuntime`], openraft's runtime: tokio, with random draws (election
+//!   timeouts, tick phase) that a seed scope fixes for the simulation.
 //! - [`log_store`]: [`LogStore`], the Raft log, vote, committed index and purge marker.
 //! - [`state_machine`]: [`StateMachine`], the core [`CoordinatorState`] applied in log order,
 //!   snapshots built from it and installed into it, and the feed of applied changes that watches
@@ -30,12 +32,14 @@
 pub mod codec;
 pub mod disk;
 pub mod log_store;
+pub mod runtime;
 pub mod state_machine;
 pub mod types;
 
 pub use codec::CodecError;
 pub use disk::{Disk, MemDisk, SledDisk};
 pub use log_store::LogStore;
+pub use runtime::RaftRuntime;
 pub use state_machine::{AppliedBatch, StateMachine};
 pub use types::{NodeId, Raft, Request, Response, TypeConfig};
 

@@ -6,15 +6,19 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use switchyard_core::{Applied, CommandError, Envelope};
 
+use crate::RaftRuntime;
+
 /// A node's identity in the cluster.
 pub type NodeId = u64;
 
 openraft::declare_raft_types!(
     /// Switchyard's openraft type configuration: `u64` node ids, `BasicNode` addresses,
-    /// [`Request`] entries and [`Response`] results, on tokio.
+    /// [`Request`] entries and [`Response`] results, on tokio through [`RaftRuntime`] (whose
+    /// random draws a seed scope can fix).
     pub TypeConfig:
         D = Request,
         R = Response,
+        AsyncRuntime = RaftRuntime,
 );
 
 /// The Raft handle of a Switchyard node.

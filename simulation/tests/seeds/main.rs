@@ -1,16 +1,39 @@
-//! The simulation's own tests: seeds pass, a seed replays, and the checker catches a
-//! planted bug. Runs in debug with the short profile, so each run is a few seconds of work.
+//! The simulation's own tests: seeds pass, a seed replays its trace byte for byte (and the
+//! replay check sees planted drift), and the checker catches a planted bug. Runs in debug
+//! with the short profile, so each run is a few seconds of work.
 
 use switchyard_simulation::fleet::FleetOptions;
 use switchyard_simulation::report::{Summary, reproduce_command};
 use switchyard_simulation::run::run_scenario;
-use switchyard_simulation::{Profile, RunOptions, Scenario, Violation, run_seed};
+use switchyard_simulation::trace::first_difference;
+use switchyard_simulation::{Profile, RunOptions, RunReport, Scenario, Violation, run_seed};
+
+/// Seeds the replay test runs twice (a 3-node and a 5-node cluster among them).
+const REPLAY_SEEDS: [u64; 3] = [3, 11, 4711];
 
 fn quick() -> RunOptions {
     RunOptions {
         profile: Profile::QUICK,
         ..RunOptions::default()
     }
+}
+
+/// Fails with the first differing line unless two runs of `seed` left the same trace.
+fn assert_same_trace(seed: u64, first: &RunReport, second: &RunReport) {
+    assert_eq!(first.scenario, second.scenario, "seed {seed}: scenario");
+    if let Some(difference) = first_difference(&first.trace, &second.trace) {
+        panic!(
+            "seed {seed}: two runs left different traces ({:016x} / {:016x}), first at {difference}\nreproduce: {} --quick",
+            first.trace_digest,
+            second.trace_digest,
+            reproduce_command(seed)
+        );
+    }
+    assert_eq!(
+        first.trace_digest, second.trace_digest,
+        "seed {seed}: digest"
+    );
+    assert_eq!(first.violations, second.violations, "seed {seed}: verdict");
 }
 
 #[test]
@@ -33,20 +56,43 @@ fn a_few_seeds_pass() {
 }
 
 #[test]
-fn the_same_seed_replays_the_same_run() {
-    // Goal: a seed names a run. The controlled trace (scenario, fault schedule, healing,
-    // verdicts) is identical byte for byte; the full observation trace is compared too and
-    // reported (see "Determinism" in the crate docs for the one source it cannot pin: openraft's
-    // OS-seeded tick phase).
-    let first = run_seed(3, quick());
-    let second = run_seed(3, quick());
+fn the_same_seed_replays_the_same_trace_byte_for_byte() {
+    // Goal: a seed names a run, down to the last observation. Each seed runs twice, at once,
+    // on threads of their own (as the CLI runs seeds), so nothing a thread or the process
+    // carries (thread-locals, global counters, the pace of the machine's clock) can hide; the
+    // whole trace (leaders, terms, indexes, state digests, fleet views, tallies at every
+    // checkpoint), not only the scenario and verdict, must match.
+    for seed in REPLAY_SEEDS {
+        let (first, second) = std::thread::scope(|s| {
+            let first = s.spawn(|| run_seed(seed, quick()));
+            let second = s.spawn(|| run_seed(seed, quick()));
+            (
+                first.join().expect("first run"),
+                second.join().expect("second run"),
+            )
+        });
+        assert_same_trace(seed, &first, &second);
+    }
+}
+
+#[test]
+fn the_replay_check_catches_openraft_drawing_differently() {
+    // Goal: the replay test can fail. The drift it guards against is openraft drawing its
+    // election timeouts and tick phase differently in two runs (as it did from an OS-seeded
+    // generator). Plant exactly that: the same scenario, another openraft seed. The schedule
+    // stays the same; the full trace must not.
+    let seed = REPLAY_SEEDS[0];
+    let scenario = Scenario::from_seed(seed, Profile::QUICK);
+    let mut drifted = scenario.clone();
+    drifted.raft_seed ^= 1;
+    let first = run_scenario(&scenario, FleetOptions::default());
+    let second = run_scenario(&drifted, FleetOptions::default());
     assert_eq!(first.schedule_digest, second.schedule_digest);
-    assert_eq!(first.scenario, second.scenario);
-    assert_eq!(first.violations, second.violations);
-    eprintln!(
-        "full trace digests: {:016x} / {:016x}",
-        first.trace_digest, second.trace_digest
+    assert_ne!(
+        first.trace_digest, second.trace_digest,
+        "seed {seed}: another openraft seed left the trace unchanged, so the replay test could not see drift"
     );
+    assert!(first_difference(&first.trace, &second.trace).is_some());
 }
 
 #[test]
