@@ -105,6 +105,7 @@ impl Node {
     /// Opens the store, starts Raft and, on a fresh data directory, forms the initial cluster:
     /// a node with no peers initializes itself as a single-node cluster; with `peers`, the
     /// lowest id initializes the whole membership and the others join when it contacts them.
+    /// With `join`, a fresh node initializes nothing and waits to be added.
     pub async fn start(config: NodeConfig, deps: NodeDeps) -> Result<Self, NodeError> {
         config
             .validate()
@@ -153,7 +154,11 @@ impl Node {
         .map_err(raft_err)?;
 
         let initialized = raft.is_initialized().await.map_err(raft_err)?;
-        if !initialized {
+        if !initialized && config.join {
+            tracing::info!(
+                "fresh data directory and --join: waiting to be added by an existing cluster"
+            );
+        } else if !initialized {
             let lowest = config
                 .peers
                 .keys()
