@@ -509,6 +509,44 @@ async fn sigterm_shuts_a_node_down_cleanly_and_it_restarts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_of_the_leader_hands_leadership_over_before_it_exits() {
+    // Goal: a leader stopped with SIGTERM transfers leadership before exiting, so by the time
+    // its process is gone the survivors already follow a new leader (without a transfer they
+    // would still honour the old leader's lease, then run an election).
+    let mut cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_leader(ELECTION).await;
+    put_policy(&cluster.nodes[&leader].grpc, "svc/before-handover", 5)
+        .await
+        .unwrap();
+    let node = cluster.nodes.get_mut(&leader).unwrap();
+    assert_eq!(node.terminate(), Some(0), "log:\n{}", node.log());
+    assert!(
+        node.log()
+            .contains("handed leadership over before stopping"),
+        "log:\n{}",
+        node.log()
+    );
+    let mut views = Vec::new();
+    for (id, n) in cluster.nodes.iter().filter(|(id, _)| **id != leader) {
+        let s = status(&n.grpc, true).await.unwrap();
+        views.push((*id, s.leader_id));
+    }
+    let new_leader = views[0].1;
+    assert!(
+        new_leader.is_some() && new_leader != Some(leader),
+        "the survivors should already follow a new leader: {views:?}"
+    );
+    assert!(
+        views.iter().all(|(_, l)| *l == new_leader),
+        "the survivors disagree: {views:?}"
+    );
+    let new_leader_addr = cluster.nodes[&new_leader.unwrap()].grpc.clone();
+    put_policy(&new_leader_addr, "svc/after-handover", 6)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_that_lost_its_disk_rejoins_with_join_and_initializes_nothing() {
     // Goal: node 1 (the one that formed the cluster from `--peers`) loses its disk. Restarted
     // empty with `--join` and the same `--peers`, it must not form a cluster of its own: it

@@ -102,7 +102,7 @@ pub enum Command {
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServeArgs {
     /// TOML file with node settings (lowest precedence after the defaults).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "SWITCHYARD_CONFIG")]
     pub config: Option<PathBuf>,
     /// This node's id (>= 1). [env: SWITCHYARD_NODE_ID] [default: 1]
     #[arg(long, value_name = "N")]
