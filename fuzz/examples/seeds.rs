@@ -92,6 +92,8 @@ fn delta(k: &str, instance: &str) -> Delta {
         slow: 2,
         rejected: 1,
         latency,
+        first_attempts: 30,
+        retries: 4,
     }
 }
 

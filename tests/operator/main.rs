@@ -113,6 +113,8 @@ async fn report(grpc: &str, instance: &str, key: &str, calls: u64, failures: u64
         slow: 0,
         rejected: 0,
         latency,
+        first_attempts: 0,
+        retries: 0,
     };
     client(grpc)
         .await

@@ -1,15 +1,20 @@
 //! The SDK against a real three-node cluster: fleet-wide trips, fail-static behaviour with the
-//! whole cluster gone, and the return to cluster mode.
+//! whole cluster gone, and the return to cluster mode; the fleet retry budget and its fall back
+//! to per-process budgets; watch streams that keep the SDK in cluster mode under load.
 
 #[path = "../support/mod.rs"]
 mod support;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use support::{Cluster, admin};
 use switchyard_core::{BreakerKey, Policy, PolicyTarget};
 use switchyard_proto::admin as apb;
-use switchyard_sdk::{Client, Mode, Outcome, RejectReason};
+use switchyard_sdk::{
+    Backoff, CallError, Client, Guard, Mode, Outcome, RejectReason, RetryBudgetOptions,
+    RetryBudgetSource,
+};
 
 const ELECTION: Duration = Duration::from_secs(15);
 const REPORT_INTERVAL: Duration = Duration::from_millis(100);
@@ -205,4 +210,248 @@ async fn with_the_whole_cluster_gone_calls_are_decided_locally_and_the_sdk_comes
     }
     cluster.wait_leader(ELECTION).await;
     wait_mode(&client, Mode::Cluster, Duration::from_secs(20)).await;
+}
+
+/// A policy that never trips (min_calls out of reach): the retry tests want failures to be
+/// retried, not rejected by an open breaker, in cluster mode and in local-only mode alike.
+fn never_trips() -> Policy {
+    Policy {
+        min_calls: 1_000_000,
+        ..Policy::default()
+    }
+}
+
+/// Retries allowed per instance by the budget options below: 10/s × 10 s = 100, plus 20 %.
+const RETRY_FLOOR: u64 = 100;
+const RETRY_PERCENT: u64 = 20;
+
+fn retry_options() -> RetryBudgetOptions {
+    RetryBudgetOptions {
+        ttl: Duration::from_secs(10),
+        min_retries_per_sec: 10,
+        retry_percent: RETRY_PERCENT as u32,
+    }
+}
+
+/// Runs `calls` failing guarded calls, `pace` apart; returns (first attempts, retries) made.
+async fn failing_calls(guard: &Guard, calls: u64, pace: Duration) -> (u64, u64) {
+    let attempts = AtomicU64::new(0);
+    for _ in 0..calls {
+        let result = guard
+            .call(|| async {
+                attempts.fetch_add(1, Ordering::Relaxed);
+                Err::<(), _>("dependency down")
+            })
+            .await;
+        assert!(
+            matches!(result, Err(CallError::Failed(_))),
+            "a failure, not a rejection: {result:?}"
+        );
+        tokio::time::sleep(pace).await;
+    }
+    let attempts = attempts.load(Ordering::Relaxed);
+    (calls, attempts - calls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_shares_one_retry_budget_and_falls_back_to_per_process_budgets() {
+    // Goal: five instances retrying failures on one breaker, each far within its own budget,
+    // together stay within the fleet budget (one floor plus 20 % of the fleet's first
+    // attempts) instead of five floors; with the cluster gone each has its own budget again.
+    let mut cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_leader(ELECTION).await;
+    let key = "payments/retry-budget";
+    let target = PolicyTarget::Key(BreakerKey::parse(key).unwrap());
+    admin(&cluster.nodes[&leader].grpc)
+        .await
+        .put_policies(apb::PutPoliciesRequest {
+            policies: vec![apb::PolicyEntry::from((&target, &never_trips()))],
+            reason: "retry budget test".into(),
+        })
+        .await
+        .expect("put policy");
+    let clients: Vec<Client> = (0..5)
+        .map(|i| {
+            Client::builder()
+                .endpoints(cluster.endpoints().split(','))
+                .instance_id(format!("retry-instance-{i}"))
+                .report_interval(REPORT_INTERVAL)
+                .stale_after(Duration::from_secs(1))
+                .fallback_after(Duration::from_secs(2))
+                .default_policy(never_trips())
+                .build()
+                .expect("sdk client")
+        })
+        .collect();
+    for c in &clients {
+        wait_mode(c, Mode::Cluster, ELECTION).await;
+    }
+    let guards: Vec<Guard> = clients
+        .iter()
+        .map(|c| {
+            let retry = c
+                .retry(4, c.retry_budget(retry_options()))
+                .with_backoff(Backoff {
+                    base: Duration::from_millis(1),
+                    max: Duration::from_millis(4),
+                });
+            Guard::new(c.breaker(key).unwrap()).retry(retry)
+        })
+        .collect();
+
+    // phase: a few successful calls from every instance bring the fleet figures into force
+    let warm_up_started = Instant::now();
+    for g in &guards {
+        for _ in 0..5 {
+            g.call(|| async { Ok::<_, ()>(()) })
+                .await
+                .expect("succeeds");
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while guards
+        .iter()
+        .any(|g| g.breaker().retry_budget_source() != RetryBudgetSource::Fleet)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the fleet budget never came into force"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // phase: every instance fails 100 calls in 2 s, each wanting up to 3 retries
+    let storm = futures::future::join_all(
+        guards
+            .iter()
+            .map(|g| failing_calls(g, 100, Duration::from_millis(20))),
+    )
+    .await;
+    let storm_ended = Instant::now();
+    let first_attempts: u64 = 5 * 5 + storm.iter().map(|(f, _)| f).sum::<u64>();
+    let retries: Vec<u64> = storm.iter().map(|(_, r)| *r).collect();
+    let total: u64 = retries.iter().sum();
+    let fleet_bound = RETRY_FLOOR + RETRY_PERCENT * first_attempts / 100;
+    let local_bound = 5 * RETRY_FLOOR + RETRY_PERCENT * first_attempts / 100;
+    println!(
+        "fleet: {total} retries for {first_attempts} first attempts (per instance {retries:?}); \
+         fleet budget {fleet_bound}, five per-process budgets {local_bound}"
+    );
+    assert!(
+        warm_up_started.elapsed() < Duration::from_secs(9),
+        "the storm must fit in one 10 s window"
+    );
+    // The figures come back a report, a tick and a push late: a little slack for that.
+    assert!(
+        total <= fleet_bound + fleet_bound / 5,
+        "the fleet retried {total} times, over its budget of {fleet_bound}"
+    );
+    assert!(
+        total >= RETRY_FLOOR / 2,
+        "the fleet budget was not used: {total} retries"
+    );
+    assert!(
+        retries.iter().all(|&r| r > 0 && r < RETRY_FLOOR),
+        "every instance retried, each far within its own budget: {retries:?}"
+    );
+    let metrics = clients[0].metrics().encode_text();
+    assert!(
+        metrics.contains(
+            "switchyard_sdk_retry_budget_source{key=\"payments/retry-budget\",source=\"fleet\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        "switchyard_sdk_retries_denied_total{key=\"payments/retry-budget\",source=\"fleet\"}"
+    ));
+    // the operator sees the figures too
+    let info = admin(&cluster.nodes[&leader].grpc)
+        .await
+        .get_breaker(apb::GetBreakerRequest {
+            key: key.into(),
+            local: false,
+        })
+        .await
+        .expect("get breaker")
+        .into_inner()
+        .breaker
+        .expect("breaker");
+    let figures = info
+        .decision
+        .expect("decision")
+        .fleet_retries
+        .expect("fleet figures");
+    println!("cluster view: {figures:?}");
+    assert_eq!(figures.instances, 5);
+    assert!(figures.first_attempts >= first_attempts - 50 && figures.retries >= total / 2);
+
+    // phase: the whole cluster goes away: every instance falls back to its own budget
+    for node in cluster.nodes.values_mut() {
+        node.kill();
+    }
+    for (c, g) in clients.iter().zip(&guards) {
+        wait_mode(c, Mode::LocalOnly, Duration::from_secs(10)).await;
+        assert_eq!(g.breaker().retry_budget_source(), RetryBudgetSource::Local);
+    }
+    // Let the storm leave the per-process windows, so each budget is the full floor again.
+    let window_clear = storm_ended + Duration::from_millis(10_500);
+    tokio::time::sleep_until(window_clear.into()).await;
+    let storm = futures::future::join_all(
+        guards
+            .iter()
+            .map(|g| failing_calls(g, 50, Duration::from_millis(5))),
+    )
+    .await;
+    let retries: Vec<u64> = storm.iter().map(|(_, r)| *r).collect();
+    let total: u64 = retries.iter().sum();
+    let per_process = RETRY_FLOOR + RETRY_PERCENT * 50 / 100;
+    println!("local-only: {total} retries (per instance {retries:?}), {per_process} each allowed");
+    assert!(
+        retries.iter().all(|&r| r.abs_diff(per_process) <= 2),
+        "each instance gets its own per-process budget: {retries:?}, expected {per_process}"
+    );
+    assert!(total > 2 * (RETRY_FLOOR + RETRY_PERCENT * 250 / 100));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reporting_sdk_stays_in_cluster_mode_on_a_busy_cluster() {
+    // Goal: ticks that change nothing a watch stream follows must not silence the stream:
+    // an SDK reporting steadily (so the leader writes a tick every 100 ms) with the short
+    // stale_after/fallback_after of the example keeps hearing from the cluster and stays in
+    // cluster mode (it used to fall to local_only between watch reconnects while reporting).
+    let cluster = Cluster::start(3, &[]);
+    cluster.wait_leader(ELECTION).await;
+    let client = Client::builder()
+        .endpoints(cluster.endpoints().split(','))
+        .instance_id("busy-reporter")
+        .report_interval(REPORT_INTERVAL)
+        .stale_after(Duration::from_secs(2))
+        .fallback_after(Duration::from_secs(3))
+        .build()
+        .expect("sdk client");
+    wait_mode(&client, Mode::Cluster, ELECTION).await;
+    let breaker = client.breaker("payments/busy").unwrap();
+
+    // phase: 8 s of steady calls, longer than the watch idle timeout (5 s)
+    let started = Instant::now();
+    let sent_before = client.stats().reports_sent;
+    let mut modes = vec![client.mode()];
+    while started.elapsed() < Duration::from_secs(8) {
+        let permit = breaker.allow().expect("closed");
+        breaker.record(permit, Outcome::Success, Duration::from_millis(2));
+        if modes.last() != Some(&client.mode()) {
+            modes.push(client.mode());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = client.stats();
+    assert!(
+        stats.reports_sent > sent_before + 40,
+        "the SDK kept reporting: {stats:?}"
+    );
+    assert_eq!(modes, vec![Mode::Cluster], "modes seen while reporting");
+    assert_eq!(
+        stats.watch_reconnects, 0,
+        "the stream was never idle: {stats:?}"
+    );
 }

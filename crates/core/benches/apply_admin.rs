@@ -38,6 +38,8 @@ fn warm_tick(breakers: usize) -> Envelope {
                 slow: 0,
                 rejected: 0,
                 latency,
+                first_attempts: 0,
+                retries: 0,
             }
         })
         .collect();

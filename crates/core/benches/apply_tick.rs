@@ -1,5 +1,7 @@
 //! Applies one `Tick` of 10 000 per-instance deltas (500 breakers × 20 instances, each delta
-//! with a few latency buckets) to a warmed-up state: the state machine's ingest rate.
+//! with a few latency buckets) to a warmed-up state: the state machine's ingest rate. The
+//! `_with_retries` variant carries fleet retry figures in every delta (first attempts and
+//! retries), so the retry figures and their push rule run for every breaker on every tick.
 
 use std::hint::black_box;
 
@@ -14,7 +16,7 @@ const INSTANCES: usize = 20;
 const TICK_MS: u64 = 100;
 const T0: u64 = 1_700_000_000_000;
 
-fn tick() -> Envelope {
+fn tick(with_retries: bool) -> Envelope {
     let mut deltas = Vec::with_capacity(BREAKERS * INSTANCES);
     for b in 0..BREAKERS {
         let key = BreakerKey::parse(&format!("svc-{}/dep-{b}", b % 25)).expect("valid key");
@@ -32,6 +34,8 @@ fn tick() -> Envelope {
                 slow: (i % 2) as u64,
                 rejected: 0,
                 latency,
+                first_attempts: if with_retries { 45 } else { 0 },
+                retries: if with_retries { (i % 4) as u32 } else { 0 },
             });
         }
     }
@@ -41,8 +45,8 @@ fn tick() -> Envelope {
     }
 }
 
-fn apply_tick(c: &mut Criterion) {
-    let envelope = tick();
+fn bench_ticks(c: &mut Criterion, name: &str, with_retries: bool) {
+    let envelope = tick(with_retries);
     let mut state = CoordinatorState::default();
     let mut index = 0;
     let mut now = T0;
@@ -62,7 +66,7 @@ fn apply_tick(c: &mut Criterion) {
     }
     let mut group = c.benchmark_group("apply_tick");
     group.throughput(Throughput::Elements((BREAKERS * INSTANCES) as u64));
-    group.bench_function("500x20_deltas", |b| {
+    group.bench_function(name, |b| {
         b.iter(|| {
             index += 1;
             now += TICK_MS;
@@ -77,6 +81,11 @@ fn apply_tick(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+fn apply_tick(c: &mut Criterion) {
+    bench_ticks(c, "500x20_deltas", false);
+    bench_ticks(c, "500x20_deltas_with_retries", true);
 }
 
 criterion_group!(benches, apply_tick);

@@ -43,7 +43,9 @@
 //! last report and of its last failure and slow call. Entries that fell out of the window are
 //! pruned at every evaluation; the table is also bounded by `max_instances_per_breaker` and
 //! when it is full the instance with the oldest report is evicted (it is the one least likely
-//! to still be in the window).
+//! to still be in the window). The table also marks each instance's last first attempt of a
+//! retry-budgeted call: the retrying instances of [`FleetRetries`]. An instance joins the
+//! table by its completed calls only, so retry figures never change the trip rule's `live`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -51,7 +53,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    BreakerKey, CommandError, InstanceId, LatencySketch, Policy, Window, WindowSpec, WindowTotals,
+    BreakerKey, CommandError, FleetRetries, InstanceId, LatencySketch, Policy, RetryTotals, Window,
+    WindowSpec, WindowTotals,
 };
 
 /// The effective state of a breaker: the automatic state, or the active override.
@@ -218,11 +221,16 @@ struct ProbeLease {
     expires_at_ms: u64,
 }
 
+/// Window positions of an instance's last report and, one past, of its last failure, slow
+/// call and first attempt under a retry budget (0: none). Plain integers rather than
+/// `Option`s: the table is looked up for every delta and walked on every evaluation, so its
+/// entries are kept to 32 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct InstanceMarks {
     last_report: u64,
-    last_failure: Option<u64>,
-    last_slow: Option<u64>,
+    last_failure_next: u64,
+    last_slow_next: u64,
+    last_attempt_next: u64,
 }
 
 /// One breaker: automatic state machine, window, override and probe leases.
@@ -433,29 +441,81 @@ impl Breaker {
         latency: Option<&LatencySketch>,
         max_instances: usize,
     ) {
+        self.record_inner::<false>(
+            now_ms,
+            instance,
+            outcomes,
+            RetryTotals::default(),
+            latency,
+            max_instances,
+        );
+    }
+
+    /// [`Breaker::record`] with the retry figures of the same report (see [`FleetRetries`]).
+    /// Figures from an instance the table does not know yet (a report with no completed
+    /// call) are windowed, but do not mark it.
+    pub fn record_with_retries(
+        &mut self,
+        now_ms: u64,
+        instance: Option<&InstanceId>,
+        outcomes: WindowTotals,
+        retries: RetryTotals,
+        latency: Option<&LatencySketch>,
+        max_instances: usize,
+    ) {
+        self.record_inner::<true>(now_ms, instance, outcomes, retries, latency, max_instances);
+    }
+
+    /// Both records; `RETRIES` = false compiles the retry figures away, so reports without
+    /// them (the apply path's common case) cost what they did before fleet retry budgets.
+    #[inline(always)]
+    fn record_inner<const RETRIES: bool>(
+        &mut self,
+        now_ms: u64,
+        instance: Option<&InstanceId>,
+        outcomes: WindowTotals,
+        retries: RetryTotals,
+        latency: Option<&LatencySketch>,
+        max_instances: usize,
+    ) {
         let WindowTotals {
             calls,
             failures,
             slow,
         } = outcomes;
-        if calls == 0 {
+        let retrying = RETRIES && retries.first_attempts | retries.retries != 0;
+        if calls == 0 && !retrying {
             return;
         }
-        let position = self.window.record(now_ms, outcomes, latency);
+        let position = if retrying {
+            self.window
+                .record_with_retries(now_ms, outcomes, retries, latency)
+        } else {
+            self.window.record(now_ms, outcomes, latency)
+        };
         if self.mode == TripMode::Local {
             return;
         }
         let Some(id) = instance else { return };
-        let failure = (failures > 0).then_some(position);
-        let slowed = (slow > 0).then_some(position);
+        let next = position.saturating_add(1);
+        let mark = |hit: bool| if hit { next } else { 0 };
+        let attempt = RETRIES && retries.first_attempts > 0;
         if let Some(marks) = self.instances.get_mut(id) {
-            marks.last_report = position;
-            if failure.is_some() {
-                marks.last_failure = failure;
+            if calls > 0 {
+                marks.last_report = position;
             }
-            if slowed.is_some() {
-                marks.last_slow = slowed;
+            if failures > 0 {
+                marks.last_failure_next = next;
             }
+            if slow > 0 {
+                marks.last_slow_next = next;
+            }
+            if attempt {
+                marks.last_attempt_next = next;
+            }
+            return;
+        }
+        if calls == 0 {
             return;
         }
         if self.instances.len() >= max_instances.max(1) {
@@ -476,18 +536,60 @@ impl Breaker {
             id.clone(),
             InstanceMarks {
                 last_report: position,
-                last_failure: failure,
-                last_slow: slowed,
+                last_failure_next: mark(failures > 0),
+                last_slow_next: mark(slow > 0),
+                last_attempt_next: mark(attempt),
             },
         );
     }
 
+    /// The fleet's retry figures over the window at `now_ms` (see [`FleetRetries`]).
+    pub fn fleet_retries(&self, now_ms: u64) -> FleetRetries {
+        let oldest = self.window.oldest_position(now_ms);
+        let instances = self
+            .instances
+            .values()
+            .filter(|m| m.last_report >= oldest && m.last_attempt_next > oldest)
+            .count();
+        self.fleet_retries_of(now_ms, u32::try_from(instances).unwrap_or(u32::MAX))
+    }
+
+    fn fleet_retries_of(&self, now_ms: u64, instances: u32) -> FleetRetries {
+        let totals = self.window.retry_totals(now_ms);
+        FleetRetries {
+            first_attempts: totals.first_attempts,
+            retries: totals.retries,
+            instances,
+            window_ms: self.window.span_ms(now_ms),
+        }
+    }
+
+    /// [`Breaker::evaluate`], then the fleet's retry figures at the same time, counting the
+    /// retrying instances in the pass that prunes the instance table (equal to
+    /// [`Breaker::fleet_retries`], without a second walk over the table).
+    pub fn evaluate_with_retries(&mut self, now_ms: u64) -> (Option<Transition>, FleetRetries) {
+        let mut retrying = 0u32;
+        let transition = self.evaluate_counting(now_ms, Some(&mut retrying));
+        (transition, self.fleet_retries_of(now_ms, retrying))
+    }
+
     /// Judges the window at `now_ms`: CLOSED -> OPEN if the trip rule holds.
     pub fn evaluate(&mut self, now_ms: u64) -> Option<Transition> {
+        self.evaluate_counting(now_ms, None)
+    }
+
+    fn evaluate_counting(&mut self, now_ms: u64, retrying: Option<&mut u32>) -> Option<Transition> {
         self.window.expire(now_ms);
         let oldest = self.window.oldest_position(now_ms);
         if self.mode == TripMode::Fleet {
-            self.instances.retain(|_, m| m.last_report >= oldest);
+            match retrying {
+                None => self.instances.retain(|_, m| m.last_report >= oldest),
+                Some(count) => self.instances.retain(|_, m| {
+                    let live = m.last_report >= oldest;
+                    *count += u32::from(live && m.last_attempt_next > oldest);
+                    live
+                }),
+            }
         }
         if self.state_override.is_some() || self.auto_state != BreakerState::Closed {
             return None;
@@ -525,8 +627,8 @@ impl Breaker {
         let (mut live, mut failing, mut slowing) = (0usize, 0usize, 0usize);
         for m in self.instances.values() {
             live += 1;
-            failing += usize::from(m.last_failure.is_some_and(|p| p >= oldest));
-            slowing += usize::from(m.last_slow.is_some_and(|p| p >= oldest));
+            failing += usize::from(m.last_failure_next > oldest);
+            slowing += usize::from(m.last_slow_next > oldest);
         }
         let min_instances = self.policy.min_instances as usize;
         let required = min_instances.min(live).max(min_instances.min(2));

@@ -14,6 +14,7 @@
 //! - `policy_file` — [`PolicyFile`], TOML/JSON policy files.
 //! - `sketch` — [`LatencySketch`], a mergeable latency histogram.
 //! - `delta` — [`Delta`], one instance's outcomes for one breaker.
+//! - `fleet_retries` — [`FleetRetries`], a breaker's fleet-wide retry figures and when to push them.
 //! - `window` — [`Window`], a breaker's sliding window (time or count).
 //! - `breaker` — [`Breaker`], the state machine (with [`BreakerState`], overrides, probes).
 //! - `local` — [`LocalBreaker`], the SDK's local fallback breaker.
@@ -34,6 +35,7 @@ mod command;
 mod command_error;
 mod delta;
 mod error;
+mod fleet_retries;
 mod instance;
 mod key;
 mod local;
@@ -61,6 +63,7 @@ pub use command::{Command, Envelope};
 pub use command_error::CommandError;
 pub use delta::{DELTA_COUNT_MAX, Delta};
 pub use error::ValidationError;
+pub use fleet_retries::{FLEET_RETRIES_REPUSH_MS, FleetRetries};
 pub use instance::{INSTANCE_ID_MAX_BYTES, InstanceId};
 pub use key::{BREAKER_KEY_MAX_BYTES, BreakerKey};
 pub use local::LocalBreaker;
@@ -78,7 +81,7 @@ pub use tier_rules::{
     ConditionState, TierCondition, TierRule, TierRules, parse_tier_rules_json,
     parse_tier_rules_toml, validate_feature_name,
 };
-pub use window::{COUNT_WINDOW_MAX_CHUNKS, Window, WindowTotals};
+pub use window::{COUNT_WINDOW_MAX_CHUNKS, RetryTotals, Window, WindowTotals};
 
 /// Milliseconds since the Unix epoch.
 pub type TimestampMs = u64;

@@ -33,6 +33,11 @@
 //!   because window-based conditions (failure rate, p95) change as the window slides with
 //!   time alone; there are few such scopes (one rule set each) and a pass is cheap (see the
 //!   `apply_admin_tier_rules` bench).
+//! - Fleet retry figures ([`crate::FleetRetries`]) are computed only for the breakers a tick
+//!   touched with retry figures (or whose pushed figures are still to be retired), and an
+//!   [`Effect::FleetRetriesChanged`] is emitted only when they drifted enough to be worth a
+//!   push to every watcher; deltas without retry figures take the path they always took,
+//!   for the price of one branch (see the `apply_tick` bench and its `_with_retries` twin).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -44,9 +49,9 @@ use crate::scope_tier::{ScopeTier, TierChange};
 use crate::sla::{BreakerLedger, ReportInput, build_report};
 use crate::{
     AuditEvent, AuditLog, Breaker, BreakerKey, BreakerState, ClusterSettings, Command,
-    CommandError, ConditionState, Delta, Envelope, InstanceId, Policy, PolicyTarget, Scope,
-    SlaReport, SlaWindow, Tier, TierCondition, TierRules, Transition, TripMode, ValidationError,
-    WindowTotals,
+    CommandError, ConditionState, Delta, Envelope, FleetRetries, InstanceId, Policy, PolicyTarget,
+    RetryTotals, Scope, SlaReport, SlaWindow, Tier, TierCondition, TierRules, Transition, TripMode,
+    ValidationError, WindowTotals,
 };
 
 /// Where an entry sits in the log and when the leader stamped it.
@@ -125,6 +130,12 @@ pub enum Effect {
         /// The breaker.
         key: BreakerKey,
     },
+    /// A breaker's fleet retry figures moved enough to be pushed to SDKs (see
+    /// [`crate::FleetRetries::worth_pushing`]); its state did not change.
+    FleetRetriesChanged {
+        /// The breaker.
+        key: BreakerKey,
+    },
     /// The cluster settings changed.
     SettingsChanged,
 }
@@ -160,6 +171,8 @@ pub struct BreakerView {
     pub consecutive_opens: u32,
     /// Log index of the last decision change.
     pub updated_index: u64,
+    /// Fleet-wide first attempts and retries of retry-budgeted calls in the window.
+    pub fleet_retries: FleetRetries,
 }
 
 /// A read-only view of one scope.
@@ -190,9 +203,15 @@ struct BreakerEntry {
     updated_index: u64,
     /// The breaker's entry in the deadline index: its `next_deadline_ms` when last indexed.
     indexed_deadline_ms: Option<u64>,
+    /// The fleet retry figures last pushed to SDKs (by an effect), and when.
+    retries_pushed: FleetRetries,
+    retries_pushed_at_ms: u64,
     /// Set while a tick ingests deltas, cleared before apply returns.
     #[serde(skip)]
     touched: bool,
+    /// Set while a tick ingests deltas with retry figures, cleared before apply returns.
+    #[serde(skip)]
+    touched_retries: bool,
 }
 
 /// Breakers with a timed transition pending, by deadline then key.
@@ -730,7 +749,10 @@ impl CoordinatorState {
                 ledger: BreakerLedger::starting(now_ms),
                 updated_index: self.last_index,
                 indexed_deadline_ms: None,
+                retries_pushed: FleetRetries::default(),
+                retries_pushed_at_ms: now_ms,
                 touched: false,
+                touched_retries: false,
             },
         );
         if !self.scopes.contains_key(key.scope()) {
@@ -760,24 +782,42 @@ impl CoordinatorState {
             }
             if let Some(entry) = self.breakers.get_mut(key) {
                 entry.ledger.catch_up(now_ms, stamp.retention_ms);
+                let mut retry_figures = false;
                 for d in &deltas[i..j] {
                     let outcomes = WindowTotals {
                         calls: d.calls,
                         failures: d.failures,
                         slow: d.slow,
                     };
-                    entry.breaker.record(
-                        now_ms,
-                        Some(&d.instance),
-                        outcomes,
-                        Some(&d.latency),
-                        max_instances,
-                    );
+                    if d.first_attempts | d.retries == 0 {
+                        entry.breaker.record(
+                            now_ms,
+                            Some(&d.instance),
+                            outcomes,
+                            Some(&d.latency),
+                            max_instances,
+                        );
+                    } else {
+                        let retries = RetryTotals {
+                            first_attempts: u64::from(d.first_attempts),
+                            retries: u64::from(d.retries),
+                        };
+                        entry.breaker.record_with_retries(
+                            now_ms,
+                            Some(&d.instance),
+                            outcomes,
+                            retries,
+                            Some(&d.latency),
+                            max_instances,
+                        );
+                        retry_figures = true;
+                    }
                     entry
                         .ledger
                         .record(now_ms, d.calls, d.failures, d.slow, d.rejected, &d.latency);
                 }
                 entry.touched = true;
+                entry.touched_retries |= retry_figures;
                 touched.push(key);
             }
             i = j;
@@ -797,9 +837,28 @@ impl CoordinatorState {
         // fleet walks the map (cheaper than a lookup per key); a small one looks keys up.
         let mut judge = |entry: &mut BreakerEntry| {
             entry.touched = false;
-            if let Some(t) = entry.breaker.evaluate(now_ms) {
+            // Retry figures are looked at only where there are some: a fleet that does not use
+            // retry budgets pays one branch per touched breaker.
+            let retries =
+                std::mem::take(&mut entry.touched_retries) || !entry.retries_pushed.is_empty();
+            let (transition, figures) = if retries {
+                let (t, figures) = entry.breaker.evaluate_with_retries(now_ms);
+                (t, Some(figures))
+            } else {
+                (entry.breaker.evaluate(now_ms), None)
+            };
+            if let Some(t) = transition {
                 sink.transition(entry, t, POLICY_ACTOR, "breaker_transition");
                 reindex(deadline_index, entry);
+            }
+            if let Some(figures) = figures
+                && figures.worth_pushing(&entry.retries_pushed, entry.retries_pushed_at_ms, now_ms)
+            {
+                entry.retries_pushed = figures;
+                entry.retries_pushed_at_ms = now_ms;
+                sink.effects.push(Effect::FleetRetriesChanged {
+                    key: entry.breaker.key().clone(),
+                });
             }
         };
         if touched.len().saturating_mul(INGEST_SCAN_RATIO) >= breakers.len() || force_ingest_scan()
@@ -1223,6 +1282,7 @@ impl CoordinatorState {
             window_instances: b.live_instances(self.now_ms),
             consecutive_opens: b.consecutive_opens(),
             updated_index: entry.updated_index,
+            fleet_retries: b.fleet_retries(self.now_ms),
         }
     }
 

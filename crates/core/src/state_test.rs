@@ -277,6 +277,8 @@ fn command(s: &Step, now: &mut u64) -> Command {
                 slow: 0,
                 rejected: *failures / 2,
                 latency: crate::LatencySketch::default(),
+                first_attempts: u32::try_from(*calls / 2).unwrap_or(u32::MAX),
+                retries: u32::try_from(*failures / 3).unwrap_or(u32::MAX),
             }],
         },
         Step::Acquire(k, i) => Command::AcquireProbe {
@@ -358,6 +360,8 @@ fn start() -> (CoordinatorState, Vec<Envelope>) {
                     slow: 0,
                     rejected: 0,
                     latency: crate::LatencySketch::default(),
+                    first_attempts: 0,
+                    retries: 0,
                 })
                 .collect(),
         },

@@ -11,6 +11,10 @@
 //!   evicted while the rest still hold at least `calls` calls. So the window holds between
 //!   `calls` and `calls + one chunk` calls: "the last N calls, approximately", at a bounded
 //!   memory cost regardless of N.
+//!
+//! Slots also count the first attempts and retries of retry-budgeted calls ([`RetryTotals`],
+//! through [`Window::record_with_retries`]); count windows keep and evict them with the calls
+//! of their chunk.
 
 use std::collections::VecDeque;
 
@@ -32,11 +36,28 @@ pub struct WindowTotals {
     pub slow: u64,
 }
 
+/// First attempts and retries of retry-budgeted calls, in one slot or a whole window.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryTotals {
+    /// First attempts (each call's first try).
+    pub first_attempts: u64,
+    /// Retries (attempts after the first).
+    pub retries: u64,
+}
+
+impl RetryTotals {
+    fn add(&mut self, other: RetryTotals) {
+        self.first_attempts = self.first_attempts.saturating_add(other.first_attempts);
+        self.retries = self.retries.saturating_add(other.retries);
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Slot {
     position: u64,
     at_ms: u64,
     totals: WindowTotals,
+    retries: RetryTotals,
     latency: LatencySketch,
 }
 
@@ -91,19 +112,9 @@ impl Window {
         }
     }
 
-    /// Adds outcomes at `now_ms`; returns the position they were recorded at.
-    pub fn record(
-        &mut self,
-        now_ms: u64,
-        outcomes: WindowTotals,
-        latency: Option<&LatencySketch>,
-    ) -> u64 {
-        let WindowTotals {
-            calls,
-            failures,
-            slow,
-        } = outcomes;
-        let position = match self.spec {
+    /// Makes the last slot the one a record at `now_ms` lands in; returns its position.
+    fn open_slot(&mut self, now_ms: u64) -> u64 {
+        match self.spec {
             WindowSpec::Time {
                 duration_ms,
                 buckets,
@@ -116,6 +127,7 @@ impl Window {
                         position,
                         at_ms: now_ms,
                         totals: WindowTotals::default(),
+                        retries: RetryTotals::default(),
                         latency: LatencySketch::default(),
                     });
                 }
@@ -128,13 +140,29 @@ impl Window {
                         position: self.next_chunk,
                         at_ms: now_ms,
                         totals: WindowTotals::default(),
+                        retries: RetryTotals::default(),
                         latency: LatencySketch::default(),
                     });
                     self.next_chunk += 1;
                 }
                 self.slots.back().map_or(0, |s| s.position)
             }
-        };
+        }
+    }
+
+    /// Adds outcomes at `now_ms`; returns the position they were recorded at.
+    pub fn record(
+        &mut self,
+        now_ms: u64,
+        outcomes: WindowTotals,
+        latency: Option<&LatencySketch>,
+    ) -> u64 {
+        let WindowTotals {
+            calls,
+            failures,
+            slow,
+        } = outcomes;
+        let position = self.open_slot(now_ms);
         if let Some(slot) = self.slots.back_mut() {
             slot.totals.calls = slot.totals.calls.saturating_add(calls);
             slot.totals.failures = slot.totals.failures.saturating_add(failures);
@@ -149,6 +177,22 @@ impl Window {
         position
     }
 
+    /// [`Window::record`] with retry figures.
+    pub fn record_with_retries(
+        &mut self,
+        now_ms: u64,
+        outcomes: WindowTotals,
+        retries: RetryTotals,
+        latency: Option<&LatencySketch>,
+    ) -> u64 {
+        let position = self.record(now_ms, outcomes, latency);
+        // `record` left the slot of `now_ms` last (compaction only merges the oldest two).
+        if let Some(slot) = self.slots.back_mut() {
+            slot.retries.add(retries);
+        }
+        position
+    }
+
     fn compact_count(&mut self, keep: u64) {
         while self.slots.len() > COUNT_WINDOW_MAX_CHUNKS {
             // Merge the second-oldest into the oldest (keeping the oldest position, so
@@ -158,6 +202,7 @@ impl Window {
                 first.totals.calls += second.totals.calls;
                 first.totals.failures += second.totals.failures;
                 first.totals.slow += second.totals.slow;
+                first.retries.add(second.retries);
                 first.latency.merge(&second.latency);
             }
         }
@@ -193,6 +238,28 @@ impl Window {
             t.slow += s.totals.slow;
         }
         t
+    }
+
+    /// Retry figures of the slots inside the window at `now_ms`.
+    pub fn retry_totals(&self, now_ms: u64) -> RetryTotals {
+        let oldest = self.oldest_position(now_ms);
+        let mut t = RetryTotals::default();
+        for s in self.slots.iter().filter(|s| s.position >= oldest) {
+            t.add(s.retries);
+        }
+        t
+    }
+
+    /// The time the window covers at `now_ms`: a time window's duration; for a count window,
+    /// the age of its oldest chunk (0 when empty).
+    pub fn span_ms(&self, now_ms: u64) -> u64 {
+        match self.spec {
+            WindowSpec::Time { duration_ms, .. } => duration_ms,
+            WindowSpec::Count { .. } => self
+                .slots
+                .front()
+                .map_or(0, |s| now_ms.saturating_sub(s.at_ms)),
+        }
     }
 
     /// The merged latency of the slots inside the window at `now_ms`.

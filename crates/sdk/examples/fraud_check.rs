@@ -176,7 +176,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = Client::builder()
         .endpoints_from_env("127.0.0.1:7070")
         .instance_id(format!("fraud-check-{}", std::process::id()))
-        .stale_after(Duration::from_secs(1))
+        // Twice the nodes' 1 s watch heartbeat, so an idle stream never looks stale.
+        .stale_after(Duration::from_secs(2))
         .fallback_after(Duration::from_secs(3))
         .build()?;
     // Short windows so the demo trips and recovers within seconds (the cluster's policy,

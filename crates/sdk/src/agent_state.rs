@@ -7,10 +7,13 @@
 //!
 //! Per tick (every `report_interval`):
 //!
-//! 1. swap each breaker's striped counters into a delta; feed it to the breaker's
-//!    [`LocalBreaker`] (same policy as the cluster's, received with the decisions);
+//! 1. swap each breaker's striped counters into a delta (with the first attempts and retries
+//!    of calls under a retry budget); feed it to the breaker's [`LocalBreaker`] (same policy
+//!    as the cluster's, received with the decisions);
 //! 2. re-derive the [`Mode`] from the time since the last watch event;
-//! 3. evaluate the decision rule ([`crate::decide`]) and publish each breaker's admission;
+//! 3. evaluate the decision rule ([`crate::decide`]) and publish each breaker's admission,
+//!    and whether its fleet retry figures are in force for retry budgets (cluster mode and
+//!    figures with a retrying instance; see [`crate::RetryBudget`]);
 //! 4. manage probe permits: ask the cluster for one where calls were turned away for lack
 //!    of a permit, hand granted permits to the hot path, return outcomes, expire leases;
 //! 5. queue one report with every non-empty delta (bounded queue, drop-oldest).
@@ -25,7 +28,8 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 
 use switchyard_core::{
-    BreakerKey, BreakerState, DELTA_COUNT_MAX, InstanceId, LocalBreaker, Policy, ProbeOutcome, Tier,
+    BreakerKey, BreakerState, DELTA_COUNT_MAX, FleetRetries, InstanceId, LocalBreaker, Policy,
+    ProbeOutcome, Tier,
 };
 use switchyard_proto::client as pb;
 
@@ -33,7 +37,7 @@ use crate::breaker::{BreakerShared, DrainedCounts, POOL_CLUSTER, POOL_LOCAL};
 use crate::metrics::SdkMetrics;
 use crate::mode::{ModeOptions, ModeTracker};
 use crate::report_queue::ReportQueue;
-use crate::{Admission, Error, Mode, decide};
+use crate::{Admission, Error, Mode, RetryBudgetSource, decide};
 use switchyard_proto::convert;
 
 /// A scope's tier and feature flags as last received from the cluster.
@@ -72,7 +76,13 @@ pub(crate) struct AgentConfig {
 struct ClusterBreaker {
     state: BreakerState,
     policy: Option<Policy>,
+    /// The fleet retry figures of the decision (absent from nodes that predate them).
+    fleet_retries: Option<FleetRetries>,
 }
+
+/// Drains whose retry counts may still be on their way into the cluster's figures when new
+/// figures arrive: a report interval to send, a leader tick to merge, a push to come back.
+const RETRY_DRAINS_IN_FLIGHT: usize = 3;
 
 #[derive(Debug, Clone, Copy)]
 struct HeldPermit {
@@ -95,6 +105,26 @@ struct Entry {
     local: LocalBreaker,
     policy: Policy,
     ledgers: [Ledger; 2],
+    /// `(first attempts, retries)` of the last drains, newest at `recent_retry_next - 1`.
+    recent_retry_counts: [(u64, u64); RETRY_DRAINS_IN_FLIGHT],
+    recent_retry_next: usize,
+    /// The retry budget source last exported as a metric; `None` until calls through the
+    /// breaker use a retry budget.
+    retry_source_metric: Option<RetryBudgetSource>,
+}
+
+impl Entry {
+    /// Installs fleet retry figures in the breaker's cell, counting the last drains as not
+    /// yet included in them.
+    fn install_fleet_retries(&self, figures: FleetRetries) {
+        let recent = self
+            .recent_retry_counts
+            .iter()
+            .fold((0u64, 0u64), |(a, r), &(x, y)| {
+                (a.saturating_add(x), r.saturating_add(y))
+            });
+        self.shared.fleet.install(figures, recent);
+    }
 }
 
 /// RPCs the agent must make after a tick.
@@ -187,7 +217,13 @@ impl AgentState {
             local: LocalBreaker::new(key.clone(), policy.clone()),
             policy,
             ledgers: Default::default(),
+            recent_retry_counts: Default::default(),
+            recent_retry_next: 0,
+            retry_source_metric: None,
         };
+        if let Some(figures) = self.cluster.get(key.as_str()).and_then(|c| c.fleet_retries) {
+            entry.install_fleet_retries(figures);
+        }
         self.entries.insert(key.as_str().to_owned(), entry);
         self.publish_one(key.as_str());
         Ok(shared)
@@ -246,6 +282,10 @@ impl AgentState {
             return;
         };
         let policy = b.policy.and_then(|p| Policy::try_from(p).ok());
+        let fleet_retries = b.fleet_retries.map(FleetRetries::from);
+        if let Some(entry) = self.entries.get(&b.key) {
+            entry.install_fleet_retries(fleet_retries.unwrap_or_default());
+        }
         if let (Some(entry), Some(p)) = (self.entries.get_mut(&b.key), policy.as_ref())
             && entry.policy != *p
         {
@@ -269,7 +309,14 @@ impl AgentState {
         {
             entry.local = LocalBreaker::new(key, entry.policy.clone());
         }
-        self.cluster.insert(b.key, ClusterBreaker { state, policy });
+        self.cluster.insert(
+            b.key,
+            ClusterBreaker {
+                state,
+                policy,
+                fleet_retries,
+            },
+        );
     }
 
     /// Re-derives the mode and republishes every breaker's admission.
@@ -288,12 +335,27 @@ impl AgentState {
     }
 
     fn publish_one(&mut self, key: &str) {
-        let Some(entry) = self.entries.get(key) else {
+        let Some(entry) = self.entries.get_mut(key) else {
             return;
         };
-        let cluster = self.cluster.get(key).map(|c| c.state);
-        let admission = decide(self.mode, cluster, entry.local.state());
+        let cluster = self.cluster.get(key);
+        let admission = decide(self.mode, cluster.map(|c| c.state), entry.local.state());
         entry.shared.publish(admission, self.applied_index);
+        // The fleet retry budget needs fresh contact and figures that say someone retries.
+        let fleet_in_force = self.mode == Mode::Cluster
+            && cluster
+                .and_then(|c| c.fleet_retries)
+                .is_some_and(|f| f.instances > 0);
+        entry.shared.fleet.set_in_force(fleet_in_force);
+        let source = if fleet_in_force {
+            RetryBudgetSource::Fleet
+        } else {
+            RetryBudgetSource::Local
+        };
+        if entry.retry_source_metric.is_some_and(|s| s != source) {
+            entry.retry_source_metric = Some(source);
+            self.metrics.set_retry_budget_source(key, source);
+        }
     }
 
     /// One agent tick at `now_ms` (see the module docs).
@@ -304,6 +366,17 @@ impl AgentState {
             let drained = e.shared.drain();
             self.metrics
                 .add_calls(key, drained.calls, &drained.rejected);
+            e.recent_retry_counts[e.recent_retry_next] = (drained.first_attempts, drained.retries);
+            e.recent_retry_next = (e.recent_retry_next + 1) % RETRY_DRAINS_IN_FLIGHT;
+            let verdicts = e.shared.fleet.take_verdicts();
+            if verdicts != [[0; 2]; 2] {
+                self.metrics.add_retry_verdicts(key, &verdicts);
+                if e.retry_source_metric.is_none() {
+                    let source = e.shared.retry_budget_source();
+                    e.retry_source_metric = Some(source);
+                    self.metrics.set_retry_budget_source(key, source);
+                }
+            }
             if drained.calls > 0 {
                 e.local
                     .record(now_ms, drained.calls, drained.failures, drained.slow);
@@ -527,6 +600,9 @@ fn delta(key: &str, d: &DrainedCounts) -> pb::BreakerDelta {
         slow: scale(d.slow).min(calls),
         rejected: scale(d.rejected_total()),
         latency,
+        // Not scaled with the calls: they are not a part of them. Capped at the limit.
+        first_attempts: d.first_attempts.min(DELTA_COUNT_MAX),
+        retries: d.retries.min(DELTA_COUNT_MAX),
     }
 }
 

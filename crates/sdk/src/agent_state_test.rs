@@ -349,9 +349,16 @@ fn oversized_deltas_are_scaled_to_the_wire_limit() {
         slow: 0,
         rejected: [0; RejectReason::COUNT],
         latency: vec![(3, 2 * DELTA_COUNT_MAX), (9, DELTA_COUNT_MAX)],
+        first_attempts: 2 * DELTA_COUNT_MAX,
+        retries: 7,
     };
     let w = delta(KEY, &d);
     assert!(w.calls <= DELTA_COUNT_MAX && w.failures <= w.calls);
+    assert_eq!(
+        (w.first_attempts, w.retries),
+        (DELTA_COUNT_MAX, 7),
+        "retry counts are capped, not scaled"
+    );
     assert_eq!(w.calls, w.latency.iter().map(|b| b.count).sum::<u64>());
     assert!(
         (w.failures as f64 / w.calls as f64 - 1.0 / 3.0).abs() < 1e-3,
@@ -459,4 +466,210 @@ fn a_fleet_wide_close_clears_a_local_trip_from_the_same_episode() {
     assert_eq!(reason(&b), Some(RejectReason::ClusterOpen));
     agent.apply_event(event(4, pb::watch_event::Event::Breaker(closed)), 300);
     assert_eq!(reason(&b), None, "the fleet's close clears the local trip");
+}
+
+// ------------------------------------------------------------ fleet retry budget
+
+fn with_fleet(
+    mut d: pb::BreakerDecision,
+    first_attempts: u64,
+    retries: u64,
+    instances: u32,
+) -> pb::BreakerDecision {
+    d.fleet_retries = Some(pb::FleetRetries {
+        first_attempts,
+        retries,
+        instances,
+        window_ms: 10_000,
+    });
+    d
+}
+
+/// 20 % of calls plus a floor of 10 retries/s: 100 over a 10 s window.
+fn budget() -> crate::RetryBudget {
+    crate::RetryBudget::new(
+        crate::RetryBudgetOptions {
+            ttl: Duration::from_secs(10),
+            min_retries_per_sec: 10,
+            retry_percent: 20,
+        },
+        crate::clock::CoarseClock::new(0),
+    )
+}
+
+#[test]
+fn the_fleet_budget_applies_in_cluster_mode_and_the_local_one_otherwise() {
+    // Goal: with fresh fleet figures a retry draws on this instance's share of the fleet's
+    // pool; stale or local-only, the per-process budget decides as it would without a cluster.
+    use crate::RetryBudgetSource::{Fleet, Local};
+    let (mut agent, metrics) = agent(true);
+    let b = breaker(&mut agent, KEY);
+    let budget = budget();
+    assert_eq!(b.retry_budget_source(), Local, "no contact yet");
+    assert_eq!(budget.balance_for(&b), (100, Local), "the floor alone");
+
+    // phase: the fleet (4 instances) made 1 000 first attempts and 250 retries in the window:
+    // pool = 100 + 20 % × 1 000 − 250 = 50, this instance's share 12 (of 12.5)
+    let fleet = with_fleet(decision(KEY, S::Closed), 1_000, 250, 4);
+    agent.apply_event(snapshot(5, vec![fleet]), 1_000);
+    assert_eq!(b.retry_budget_source(), Fleet);
+    assert_eq!(budget.balance_for(&b), (12, Fleet));
+    // own first attempts the figures cannot include yet earn 20 % each
+    for _ in 0..10 {
+        budget.deposit_for(&b);
+    }
+    assert_eq!(budget.balance_for(&b), (14, Fleet));
+    let allowed = (0..20).filter(|_| budget.try_withdraw_for(&b)).count();
+    assert_eq!(
+        allowed, 14,
+        "the share is spent, whatever the local budget says"
+    );
+    assert_eq!(
+        budget.balance(),
+        100 + 2 - 14,
+        "the local window saw it all"
+    );
+
+    // phase: a tick (the counts wait in the stripes for calls to report with) moves nothing
+    agent.tick(1_100);
+    assert_eq!(budget.balance_for(&b), (0, Fleet));
+    let text = metrics.encode_text();
+    assert!(
+        text.contains(
+            "switchyard_sdk_retries_allowed_total{key=\"payments/ml-fraud\",source=\"fleet\"} 14"
+        ),
+        "{text}"
+    );
+    assert!(text.contains(
+        "switchyard_sdk_retries_denied_total{key=\"payments/ml-fraud\",source=\"fleet\"} 6"
+    ));
+    assert!(text.contains(
+        "switchyard_sdk_retry_budget_source{key=\"payments/ml-fraud\",source=\"fleet\"} 1"
+    ));
+
+    // phase: silence past stale_after: the per-process budget decides again
+    agent.tick(6_001);
+    assert_eq!(agent.mode(), Mode::Stale);
+    assert_eq!(b.retry_budget_source(), Local);
+    assert_eq!(budget.balance_for(&b), (88, Local));
+    assert!(budget.try_withdraw_for(&b));
+    assert!(metrics.encode_text().contains(
+        "switchyard_sdk_retry_budget_source{key=\"payments/ml-fraud\",source=\"local\"} 1"
+    ));
+    agent.tick(31_002);
+    assert_eq!(agent.mode(), Mode::LocalOnly);
+    assert_eq!(budget.balance_for(&b).1, Local);
+
+    // phase: contact again: the figures held are in force again
+    agent.apply_event(heartbeat(6), 32_000);
+    assert_eq!(b.retry_budget_source(), Fleet);
+}
+
+#[test]
+fn the_fleet_floor_is_split_and_an_exhausted_fleet_refuses_retries() {
+    use crate::RetryBudgetSource::Fleet;
+    let (mut agent, _) = agent(true);
+    let b = breaker(&mut agent, KEY);
+    let budget = budget();
+    // phase: a quiet fleet of 5: the 100-retry floor is split, 20 each
+    agent.apply_event(
+        snapshot(1, vec![with_fleet(decision(KEY, S::Closed), 0, 0, 5)]),
+        0,
+    );
+    assert_eq!(budget.balance_for(&b), (20, Fleet));
+    // phase: the fleet spent more than its pool: nothing, though this process retried little
+    let exhausted = with_fleet(decision(KEY, S::Closed), 1_000, 400, 5);
+    agent.apply_event(event(2, pb::watch_event::Event::Breaker(exhausted)), 100);
+    assert_eq!(budget.balance_for(&b), (-20, Fleet));
+    assert!(!budget.try_withdraw_for(&b));
+    assert!(
+        budget.try_withdraw(),
+        "the per-process budget alone would allow it"
+    );
+}
+
+#[test]
+fn without_fleet_figures_the_local_budget_decides() {
+    // Goal: a node that predates fleet figures, or figures with no retrying instance, leave
+    // retries to the per-process budget even in cluster mode.
+    use crate::RetryBudgetSource::{Fleet, Local};
+    let (mut agent, _) = agent(true);
+    let b = breaker(&mut agent, KEY);
+    let budget = budget();
+    agent.apply_event(snapshot(1, vec![decision(KEY, S::Closed)]), 0);
+    assert_eq!(agent.mode(), Mode::Cluster);
+    assert_eq!(budget.balance_for(&b), (100, Local));
+    agent.apply_event(
+        snapshot(2, vec![with_fleet(decision(KEY, S::Closed), 0, 0, 0)]),
+        0,
+    );
+    assert_eq!(b.retry_budget_source(), Local);
+    // a breaker created after the figures arrived picks them up
+    agent.apply_event(
+        snapshot(
+            3,
+            vec![with_fleet(decision("payments/db", S::Closed), 10, 0, 1)],
+        ),
+        0,
+    );
+    let db = breaker(&mut agent, "payments/db");
+    assert_eq!(db.retry_budget_source(), Fleet);
+    assert_eq!(budget.balance_for(&db), (102, Fleet));
+    // a snapshot without the breaker takes its figures out of force
+    agent.apply_event(snapshot(4, vec![]), 0);
+    assert_eq!(db.retry_budget_source(), Local);
+}
+
+#[test]
+fn retry_counts_are_reported_with_calls_and_count_as_recent_on_new_figures() {
+    // Goal: first attempts and retries go out in the next report that has calls (never alone:
+    // older nodes refuse a delta without calls), and new figures count the last drains as not
+    // yet included.
+    let (mut agent, _) = agent(true);
+    let b = breaker(&mut agent, KEY);
+    let budget = budget();
+    agent.apply_event(
+        snapshot(1, vec![with_fleet(decision(KEY, S::Closed), 100, 0, 1)]),
+        0,
+    );
+    // phase: first attempts without a completed call stay in the stripes
+    for _ in 0..5 {
+        budget.deposit_for(&b);
+    }
+    assert!(budget.try_withdraw_for(&b));
+    agent.tick(100);
+    assert!(agent.reports.is_empty(), "nothing to report without calls");
+    // phase: the calls complete: all of it goes out
+    let p = b.allow().expect("closed");
+    b.record(p, Outcome::Failure, Duration::from_millis(2));
+    agent.tick(200);
+    let (_, report) = agent.reports.front().expect("a report");
+    let d = &report.deltas[0];
+    assert_eq!((d.calls, d.first_attempts, d.retries), (1, 5, 1));
+    // phase: new figures that do not include the drain yet: it still counts as own
+    let balance = budget.balance_for(&b).0;
+    agent.apply_event(
+        event(
+            2,
+            pb::watch_event::Event::Breaker(with_fleet(decision(KEY, S::Closed), 100, 0, 1)),
+        ),
+        250,
+    );
+    assert_eq!(
+        budget.balance_for(&b).0,
+        balance,
+        "the drain counts until it is old"
+    );
+    // three drains later it is assumed in the figures
+    for t in [300, 400, 500] {
+        agent.tick(t);
+    }
+    agent.apply_event(
+        event(
+            3,
+            pb::watch_event::Event::Breaker(with_fleet(decision(KEY, S::Closed), 105, 1, 1)),
+        ),
+        550,
+    );
+    assert_eq!(budget.balance_for(&b).0, balance);
 }

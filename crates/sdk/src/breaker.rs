@@ -20,15 +20,21 @@ use std::time::Duration;
 
 use switchyard_core::BreakerKey;
 
+use crate::fleet_retry::FleetRetryCell;
 use crate::latency::{self, LATENCY_SLOTS};
 use crate::stripe::{self, CachePadded};
-use crate::{Admission, CallError, Classifier, ErrorIsFailure, Outcome, RejectReason};
+use crate::{
+    Admission, CallError, Classifier, ErrorIsFailure, Outcome, RejectReason, RetryBudgetSource,
+};
 
 /// One thread's counters for one breaker.
 #[derive(Debug)]
 pub(crate) struct Stripe {
     failures: AtomicU64,
     slow: AtomicU64,
+    /// First attempts and retries of calls made under a retry budget (fleet retry budget).
+    first_attempts: AtomicU64,
+    retries: AtomicU64,
     rejected: [AtomicU64; RejectReason::COUNT],
     latency: [AtomicU64; LATENCY_SLOTS],
 }
@@ -38,6 +44,8 @@ impl Stripe {
         Self {
             failures: AtomicU64::new(0),
             slow: AtomicU64::new(0),
+            first_attempts: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
             rejected: std::array::from_fn(|_| AtomicU64::new(0)),
             latency: std::array::from_fn(|_| AtomicU64::new(0)),
         }
@@ -87,6 +95,9 @@ pub(crate) struct DrainedCounts {
     pub(crate) rejected: [u64; RejectReason::COUNT],
     /// Sparse `(bucket index, count)`, sorted by index.
     pub(crate) latency: Vec<(u16, u64)>,
+    /// First attempts and retries under a retry budget (see [`BreakerShared::drain`]).
+    pub(crate) first_attempts: u64,
+    pub(crate) retries: u64,
 }
 
 impl DrainedCounts {
@@ -112,6 +123,8 @@ pub(crate) struct BreakerShared {
     stripes: Box<[CachePadded<Stripe>]>,
     /// Cluster (0) and local (1) probe pools.
     pub(crate) probes: [CachePadded<ProbePool>; 2],
+    /// The fleet retry figures for retry budgets (written on retries: its own lines).
+    pub(crate) fleet: CachePadded<FleetRetryCell>,
     /// Failures swapped out before their calls (a race with `record`): carried over so a
     /// delta never has `failures > calls`.
     carry: std::sync::Mutex<(u64, u64)>,
@@ -135,6 +148,7 @@ impl BreakerShared {
                 CachePadded(ProbePool::default()),
                 CachePadded(ProbePool::default()),
             ],
+            fleet: CachePadded(FleetRetryCell::default()),
             carry: std::sync::Mutex::new((0, 0)),
         }
     }
@@ -162,6 +176,36 @@ impl BreakerShared {
 
     pub(crate) fn count_rejection(&self, reason: RejectReason) {
         self.stripe().rejected[reason as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Counts a first attempt made under a retry budget, for the cluster's fleet figures.
+    #[inline]
+    pub(crate) fn count_first_attempt(&self) {
+        self.stripe().first_attempts.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a retry made under a retry budget.
+    pub(crate) fn count_retry(&self) {
+        self.stripe().retries.fetch_add(1, Relaxed);
+    }
+
+    /// Which budget retries through this breaker use now.
+    pub(crate) fn retry_budget_source(&self) -> RetryBudgetSource {
+        if self.fleet.in_force() {
+            RetryBudgetSource::Fleet
+        } else {
+            RetryBudgetSource::Local
+        }
+    }
+
+    /// This instance's first attempts and retries not yet handed to the fleet cell by a drain.
+    pub(crate) fn undrained_retry_counts(&self) -> (u64, u64) {
+        self.stripes.iter().fold((0, 0), |(a, r), s| {
+            (
+                a + s.first_attempts.load(Relaxed),
+                r + s.retries.load(Relaxed),
+            )
+        })
     }
 
     /// Swaps every stripe to zero and returns the sums.
@@ -196,7 +240,35 @@ impl BreakerShared {
         out.failures = failures.min(out.calls);
         out.slow = slow.min(out.calls);
         *carry = (failures - out.failures, slow - out.slow);
+        drop(carry);
+        // Retry counts ride along only with calls or rejections: a delta of retry counts alone
+        // would be refused by nodes that predate them (and dropped with its whole report).
+        if !out.is_empty() {
+            self.drain_retry_counts(&mut out);
+        }
         out
+    }
+
+    /// Moves the stripes' retry counts into `out` and into the fleet cell's "since the
+    /// figures" counts. The cell is credited before the stripes are debited, so a retry budget
+    /// reading both in between counts some twice (refuses a little early), never zero times.
+    fn drain_retry_counts(&self, out: &mut DrainedCounts) {
+        let mut loaded = [(0u64, 0u64); stripe::STRIPES_MAX];
+        for (slot, s) in loaded.iter_mut().zip(self.stripes.iter()) {
+            *slot = (s.first_attempts.load(Relaxed), s.retries.load(Relaxed));
+        }
+        let (first_attempts, retries) =
+            loaded.iter().fold((0, 0), |(a, r), &(x, y)| (a + x, r + y));
+        if first_attempts == 0 && retries == 0 {
+            return;
+        }
+        self.fleet.add_since(first_attempts, retries);
+        for (s, &(x, y)) in self.stripes.iter().zip(&loaded) {
+            s.first_attempts.fetch_sub(x, Relaxed);
+            s.retries.fetch_sub(y, Relaxed);
+        }
+        out.first_attempts = first_attempts;
+        out.retries = retries;
     }
 }
 
@@ -290,6 +362,12 @@ impl Breaker {
     /// The cluster applied index of the decision in force (0 before any).
     pub fn applied_index(&self) -> u64 {
         self.shared.applied_index.load(Relaxed)
+    }
+
+    /// Which budget a retry budget applies to this breaker's retries right now: the fleet's
+    /// (cluster mode, with fleet figures for the breaker) or the process's own.
+    pub fn retry_budget_source(&self) -> RetryBudgetSource {
+        self.shared.retry_budget_source()
     }
 
     /// Asks to make one call. Hot path: one atomic load when CLOSED or OPEN.

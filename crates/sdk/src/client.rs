@@ -490,7 +490,9 @@ impl Client {
         self.shared().coarse.clone()
     }
 
-    /// A retry budget following this client's coarse clock.
+    /// A retry budget following this client's coarse clock. Used through a breaker (as
+    /// [`crate::Guard`] does), it is the fleet retry budget while the cluster's figures for the
+    /// breaker are fresh, and this process's own budget otherwise (see [`RetryBudget`]).
     pub fn retry_budget(&self, options: RetryBudgetOptions) -> Arc<RetryBudget> {
         Arc::new(RetryBudget::new(options, self.coarse_clock()))
     }

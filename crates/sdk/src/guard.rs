@@ -8,7 +8,8 @@
 //!
 //! Rejections by the breaker are never retried (the breaker just said the dependency is
 //! down). A `Result` that the classifier calls a success (a 4xx, say) is returned as is,
-//! not retried.
+//! not retried. Retries draw on the retry budget through the guarded breaker, so in cluster
+//! mode the fleet retry budget bounds them (see [`crate::RetryBudget`]).
 
 use std::future::Future;
 use std::time::Duration;
@@ -89,7 +90,7 @@ impl Guard {
             None => None,
         };
         if let Some(retry) = &self.retry {
-            retry.budget.deposit();
+            retry.budget.deposit_for(&self.breaker);
         }
         let mut attempt: u32 = 0;
         loop {
@@ -121,7 +122,7 @@ impl Guard {
             let Some(retry) = &self.retry else {
                 return failed;
             };
-            if attempt >= retry.attempts_max || !retry.budget.try_withdraw() {
+            if attempt >= retry.attempts_max || !retry.budget.try_withdraw_for(&self.breaker) {
                 return failed;
             }
             tokio::time::sleep(retry.backoff.delay(attempt - 1, &retry.rng)).await;

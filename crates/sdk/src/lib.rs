@@ -16,7 +16,9 @@
 //! - `mode` — [`Mode`], [`ModeTracker`]: Cluster → Stale → LocalOnly.
 //! - `outcome` — [`Outcome`], [`Classifier`]: what counts as a failure (user closure).
 //! - `guard` — [`Guard`]: breaker + timeout + retry + bulkhead around one call.
-//! - `retry` — [`Retry`], [`RetryBudget`], [`Backoff`], [`SmallRng`]: budgeted retries.
+//! - `retry` — [`Retry`], [`RetryBudget`], [`Backoff`], [`SmallRng`]: retries under a fleet
+//!   retry budget (the per-process budget when the cluster cannot say).
+//! - `fleet_retry` — the fleet retry figures a breaker publishes to the budget (crate-internal).
 //! - `bulkhead` — [`Bulkhead`]: a concurrency limit that rejects at once.
 //! - `fallback` — [`Fallback`]: try A, then B, then C, skipping open breakers.
 //! - `layer` — [`SwitchyardLayer`]: a tower `Layer`.
@@ -43,6 +45,7 @@ mod credentials;
 mod decision;
 mod error;
 mod fallback;
+mod fleet_retry;
 mod guard;
 mod latency;
 mod layer;
@@ -64,9 +67,12 @@ pub use fallback::{Attempt, AttemptOutcome, Decided, FALLBACK_STEPS_MAX, Fallbac
 pub use guard::Guard;
 pub use latency::{LATENCY_RECORDED_MAX_US, LATENCY_SLOTS};
 pub use layer::{ResponseFuture, SwitchyardLayer, SwitchyardService};
-pub use metrics::{KeyLabels, ModeLabels, RejectLabels, SdkMetrics};
+pub use metrics::{KeyLabels, ModeLabels, RejectLabels, RetryLabels, SdkMetrics};
 pub use mode::{Mode, ModeOptions, ModeTracker};
 pub use outcome::{Classifier, ErrorIsFailure, Outcome};
 pub use report_queue::{Dropped, REPORT_QUEUE_MAX_DEFAULT, ReportQueue};
-pub use retry::{Backoff, RETRY_ATTEMPTS_MAX, Retry, RetryBudget, RetryBudgetOptions, SmallRng};
+pub use retry::{
+    Backoff, RETRY_ATTEMPTS_MAX, Retry, RetryBudget, RetryBudgetOptions, RetryBudgetSource,
+    SmallRng,
+};
 pub use switchyard_core::{BreakerState, Policy, Tier, WindowSpec};

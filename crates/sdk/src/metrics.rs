@@ -1,9 +1,9 @@
 //! Prometheus metrics of the SDK (`prometheus-client`), names prefixed `switchyard_sdk_`.
 //!
 //! The hot path never touches these: a `Family` lookup hashes labels and takes a lock.
-//! Calls and rejections are counted in the breaker's striped atomics and added to these
-//! counters by the agent once per report interval, so the metrics lag by at most
-//! `report_interval`.
+//! Calls and rejections are counted in the breaker's striped atomics, and retry verdicts in
+//! its fleet retry cell, and added to these counters by the agent once per report interval,
+//! so the metrics lag by at most `report_interval`.
 
 use std::sync::atomic::AtomicU64;
 
@@ -13,7 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::{Mode, RejectReason};
+use crate::{Mode, RejectReason, RetryBudgetSource};
 
 /// Labels of per-breaker series.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -29,6 +29,15 @@ pub struct RejectLabels {
     pub key: String,
     /// The [`RejectReason`] name.
     pub reason: String,
+}
+
+/// Labels of retry budget series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RetryLabels {
+    /// The breaker key.
+    pub key: String,
+    /// The [`RetryBudgetSource`] name: `fleet` or `local`.
+    pub source: String,
 }
 
 /// Labels of the mode series.
@@ -61,6 +70,13 @@ pub struct SdkMetrics {
     pub applied_index: Gauge<u64, AtomicU64>,
     /// Probe permits granted to this instance by the cluster.
     pub probe_permits_granted: Counter,
+    /// Retries a retry budget allowed, per breaker and budget source.
+    pub retries_allowed: Family<RetryLabels, Counter>,
+    /// Retries a retry budget refused, per breaker and budget source.
+    pub retries_denied: Family<RetryLabels, Counter>,
+    /// 1 for the budget source retries through the breaker use now, 0 for the other (only for
+    /// breakers whose calls used a retry budget).
+    pub retry_budget_source: Family<RetryLabels, Gauge>,
 }
 
 impl SdkMetrics {
@@ -117,6 +133,52 @@ impl SdkMetrics {
             "Probe permits granted by the cluster",
             self.probe_permits_granted.clone(),
         );
+        r.register(
+            "retries_allowed",
+            "Retries allowed by a retry budget, by budget source",
+            self.retries_allowed.clone(),
+        );
+        r.register(
+            "retries_denied",
+            "Retries refused by a retry budget, by budget source",
+            self.retries_denied.clone(),
+        );
+        r.register(
+            "retry_budget_source",
+            "1 for the retry budget (fleet or local) in force for the breaker",
+            self.retry_budget_source.clone(),
+        );
+    }
+
+    /// Adds retry verdicts (`[source][allowed]`, as the fleet retry cell counts them).
+    pub(crate) fn add_retry_verdicts(&self, key: &str, verdicts: &[[u64; 2]; 2]) {
+        for source in RetryBudgetSource::ALL {
+            let [denied, allowed] = verdicts[source as usize];
+            let labels = || RetryLabels {
+                key: key.to_owned(),
+                source: source.as_str().to_owned(),
+            };
+            if allowed > 0 {
+                self.retries_allowed
+                    .get_or_create(&labels())
+                    .inc_by(allowed);
+            }
+            if denied > 0 {
+                self.retries_denied.get_or_create(&labels()).inc_by(denied);
+            }
+        }
+    }
+
+    pub(crate) fn set_retry_budget_source(&self, key: &str, in_force: RetryBudgetSource) {
+        for source in RetryBudgetSource::ALL {
+            let labels = RetryLabels {
+                key: key.to_owned(),
+                source: source.as_str().to_owned(),
+            };
+            self.retry_budget_source
+                .get_or_create(&labels)
+                .set(i64::from(source == in_force));
+        }
     }
 
     pub(crate) fn set_mode(&self, mode: Mode) {

@@ -74,7 +74,8 @@ impl fmt::Display for Mode {
 /// The thresholds between modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModeOptions {
-    /// No contact for this long → [`Mode::Stale`]. Default 5 s.
+    /// No contact for this long → [`Mode::Stale`]. Default 5 s. An idle watch stream hears
+    /// from its node once a second (a heartbeat): keep this well above that.
     pub stale_after: Duration,
     /// No contact for longer than this → [`Mode::LocalOnly`]. Default 30 s.
     pub fallback_after: Duration,

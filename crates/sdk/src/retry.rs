@@ -1,13 +1,41 @@
-//! Retries: exponential backoff with full jitter, bounded by a retry budget.
+//! Retries: exponential backoff with full jitter, bounded by a fleet retry budget.
 //!
 //! Why a budget and not only a maximum attempt count: "retry 3 times" multiplies load by
 //! up to 4 exactly when the dependency is struggling, and every layer of a call graph
 //! multiplies again (a retry storm). A budget caps retries at a fraction of recent
 //! traffic (`retry_percent`, default 20 %), plus a small floor so a quiet service can
 //! still retry (`min_retries_per_sec`). This is the design of tower's `retry::budget`
-//! and of Finagle before it. The budget here is per process; a fleet-wide budget
-//! (reported and enforced through the cluster, as DESIGN §5 envisions) is future work,
-//! and a per-process budget already bounds the fleet's amplification to the same ratio.
+//! and of Finagle before it.
+//!
+//! Why a *fleet* budget: per-process budgets bound each process to `retry_percent` of its own
+//! traffic, but the floor is multiplied by the fleet (a hundred quiet replicas with a floor of
+//! 10 retries/s may send 1 000 retries/s at a dependency that gets almost no first attempts),
+//! and a replica that happens to take the failing requests cannot use the budget its healthy
+//! peers earn and never spend. So the fleet shares one budget per breaker:
+//!
+//! ```text
+//!   fleet may retry   = floor · window + retry_percent · A − R      (the pool)
+//!   this instance may = pool / n + retry_percent · a' − r'
+//! ```
+//!
+//! where `A` and `R` are the fleet's first attempts and retries in the breaker's window and
+//! `n` the instances retrying in it, as the cluster last pushed them (figures reported by
+//! every SDK with its outcome deltas and summed in the replicated state), and `a'`, `r'` this
+//! instance's own first attempts and retries the figures cannot include yet. Each instance
+//! spends from its share of what is left, so the fleet as a whole stays within the pool plus
+//! `retry_percent` of its new traffic, the floor is split across the fleet instead of being
+//! multiplied by it, and an instance whose peers do not retry may use their share as the
+//! figures come back. The cluster pushes the figures only when they drift (see
+//! `switchyard_core::FleetRetries`); the own counts are what keep slightly old figures sound.
+//!
+//! **When the fleet budget applies.** Only for a retry through a breaker of a client in
+//! [`crate::Mode::Cluster`] whose latest decision carries fleet figures with at least one
+//! retrying instance. Otherwise (a stale or local-only client, a node that predates fleet
+//! figures, a breaker without retry data yet, a [`RetryBudget`] used without a breaker) the
+//! per-process budget decides, exactly as without a cluster, over the same window of this
+//! process's deposits and withdrawals (which are always kept). No call waits for the cluster.
+//! [`crate::Breaker::retry_budget_source`] and the `switchyard_sdk_retry_budget_source` metric
+//! say which applies.
 //!
 //! Why full jitter: backoff without jitter makes every client that failed together retry
 //! together. Full jitter draws the delay uniformly in `[0, min(cap, base · 2^attempt)]`.
@@ -15,15 +43,47 @@
 //! SDK needs no `rand` dependency and a test can fix the seed.
 //!
 //! The budget's window is kept in time slots indexed by the agent's coarse clock, so
-//! depositing and withdrawing never read the OS clock.
+//! depositing and withdrawing never read the OS clock. A deposit is two relaxed increments
+//! (the budget's slot and the breaker's stripe); a withdrawal reads a few atomics more, and
+//! neither locks nor allocates.
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use crate::Breaker;
 use crate::clock::CoarseClock;
+use crate::fleet_retry::FleetFigures;
 use crate::mode::duration_ms;
+
+/// Which budget decided a retry: the fleet's (through the cluster) or this process's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RetryBudgetSource {
+    /// The fleet budget, from the cluster's figures for the breaker.
+    Fleet = 0,
+    /// The per-process budget.
+    Local = 1,
+}
+
+impl RetryBudgetSource {
+    /// Both sources, for metrics that export one series per source.
+    pub const ALL: [RetryBudgetSource; 2] = [RetryBudgetSource::Fleet, RetryBudgetSource::Local];
+
+    /// `fleet` or `local`, as in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetryBudgetSource::Fleet => "fleet",
+            RetryBudgetSource::Local => "local",
+        }
+    }
+}
+
+impl fmt::Display for RetryBudgetSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A small, lock-free pseudo-random generator (splitmix64). Not cryptographic.
 #[derive(Debug)]
@@ -137,9 +197,13 @@ struct BudgetSlot {
 
 /// A token budget for retries shared by many calls (see the module docs).
 ///
-/// Every first attempt [`deposit`](RetryBudget::deposit)s; every retry must
-/// [`withdraw`](RetryBudget::try_withdraw). Concurrent withdrawals may overshoot the
-/// budget by the number of racing threads; the bound is approximate by design (no lock).
+/// Every first attempt deposits; every retry must withdraw. Through a breaker
+/// ([`deposit_for`](RetryBudget::deposit_for), [`try_withdraw_for`](RetryBudget::try_withdraw_for),
+/// as [`crate::Guard`] does) the counts are reported to the cluster and the fleet budget
+/// applies when it can; [`deposit`](RetryBudget::deposit) and
+/// [`try_withdraw`](RetryBudget::try_withdraw) use the per-process budget alone. Concurrent
+/// withdrawals may overshoot the budget by the number of racing threads; the bound is
+/// approximate by design (no lock).
 pub struct RetryBudget {
     options: RetryBudgetOptions,
     clock: CoarseClock,
@@ -195,7 +259,7 @@ impl RetryBudget {
         self.current_slot().deposits.fetch_add(1, Relaxed);
     }
 
-    /// Retries still allowed now.
+    /// Retries the per-process budget still allows now.
     pub fn balance(&self) -> i64 {
         let now_epoch = self.clock.now_ms() / self.slot_ms + 1;
         let (mut deposits, mut withdrawals) = (0u64, 0u64);
@@ -214,13 +278,77 @@ impl RetryBudget {
             - i64::try_from(withdrawals).unwrap_or(i64::MAX)
     }
 
-    /// Takes one retry from the budget; false when it is exhausted.
+    /// Takes one retry from the per-process budget; false when it is exhausted.
     pub fn try_withdraw(&self) -> bool {
         if self.balance() < 1 {
             return false;
         }
         self.current_slot().withdrawals.fetch_add(1, Relaxed);
         true
+    }
+
+    /// Counts one call (a first attempt) made through `breaker`: in this budget, and in the
+    /// breaker's report to the cluster.
+    #[inline]
+    pub fn deposit_for(&self, breaker: &Breaker) {
+        self.deposit();
+        breaker.shared.count_first_attempt();
+    }
+
+    /// Retries still allowed now for a call through `breaker`, and which budget says so (see
+    /// the module docs).
+    pub fn balance_for(&self, breaker: &Breaker) -> (i64, RetryBudgetSource) {
+        match breaker.shared.fleet.read() {
+            Some(figures) => {
+                let (first_attempts, retries) = breaker.shared.undrained_retry_counts();
+                let own = (
+                    figures.since_first_attempts.saturating_add(first_attempts),
+                    figures.since_retries.saturating_add(retries),
+                );
+                (self.fleet_balance(&figures, own), RetryBudgetSource::Fleet)
+            }
+            None => (self.balance(), RetryBudgetSource::Local),
+        }
+    }
+
+    /// Takes one retry for a call through `breaker` from the fleet budget or the per-process
+    /// one (see the module docs); false when it is exhausted. An allowed retry is counted in
+    /// both, so the per-process window stays right for a fall back.
+    pub fn try_withdraw_for(&self, breaker: &Breaker) -> bool {
+        let (balance, source) = self.balance_for(breaker);
+        let allowed = balance >= 1;
+        breaker.shared.fleet.count_verdict(source, allowed);
+        if allowed {
+            self.current_slot().withdrawals.fetch_add(1, Relaxed);
+            breaker.shared.count_retry();
+        }
+        allowed
+    }
+
+    /// This instance's share of the fleet pool plus what its own unreported traffic earned:
+    /// `pool / n + retry_percent · a' − r'`, computed in units of `1 / (100 n)` retries so the
+    /// split loses nothing to rounding until the final floor division.
+    fn fleet_balance(
+        &self,
+        figures: &FleetFigures,
+        (own_attempts, own_retries): (u64, u64),
+    ) -> i64 {
+        let fleet = &figures.fleet;
+        let percent = i128::from(self.options.retry_percent);
+        let window_ms = if fleet.window_ms > 0 {
+            fleet.window_ms
+        } else {
+            duration_ms(self.options.ttl)
+        };
+        let n = i128::from(fleet.instances.max(1));
+        // floor · window, in hundredths: retries/s · ms / 1000 · 100.
+        let reserve = i128::from(self.options.min_retries_per_sec) * i128::from(window_ms) / 10;
+        let pool =
+            reserve + percent * i128::from(fleet.first_attempts) - 100 * i128::from(fleet.retries);
+        let own = percent * i128::from(own_attempts) - 100 * i128::from(own_retries);
+        let scaled = pool + n * own;
+        let balance = scaled.div_euclid(100 * n);
+        i64::try_from(balance).unwrap_or(if balance > 0 { i64::MAX } else { i64::MIN })
     }
 }
 

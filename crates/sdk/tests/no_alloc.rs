@@ -1,5 +1,6 @@
 //! Goal: prove the hot path allocates nothing: `allow()` + `record()` (admitted and
-//! rejected) and the wrapped async call, counted by a `#[global_allocator]`.
+//! rejected), the wrapped async call, and retry budget deposits and withdrawals, counted by a
+//! `#[global_allocator]`.
 //!
 //! One test function only: the counting allocator is process-wide, so a concurrent test
 //! (or a running agent) would pollute the count. The client runs on a current-thread
@@ -79,6 +80,22 @@ fn hot_path_allocates_nothing() {
         (stats.allocations, stats.reallocations),
         (0, 0),
         "wrapped call allocated: {stats:?}"
+    );
+
+    // phase: retry budget deposits and withdrawals through a breaker (off the hot path, but
+    // kept as cheap: no lock, no allocation)
+    let budget = client.retry_budget(switchyard_sdk::RetryBudgetOptions::default());
+    budget.deposit_for(&closed);
+    let region = Region::new(GLOBAL);
+    for _ in 0..CALLS {
+        budget.deposit_for(&closed);
+        let _ = budget.try_withdraw_for(&closed);
+    }
+    let stats = region.change();
+    assert_eq!(
+        (stats.allocations, stats.reallocations),
+        (0, 0),
+        "retry budget allocated: {stats:?}"
     );
 
     // phase: trip the local breaker (the agent runs while the runtime is driven)

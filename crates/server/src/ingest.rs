@@ -175,6 +175,8 @@ pub fn merge(mut deltas: Vec<Delta>) -> Vec<Delta> {
                 last.failures = last.failures.saturating_add(d.failures);
                 last.slow = last.slow.saturating_add(d.slow);
                 last.rejected = last.rejected.saturating_add(d.rejected);
+                last.first_attempts = last.first_attempts.saturating_add(d.first_attempts);
+                last.retries = last.retries.saturating_add(d.retries);
                 last.latency.merge(&d.latency);
             }
             _ => out.push(d),
@@ -199,6 +201,8 @@ mod tests {
             slow: 0,
             rejected: 0,
             latency,
+            first_attempts: u32::try_from(calls).unwrap_or(u32::MAX),
+            retries: u32::try_from(failures).unwrap_or(u32::MAX),
         }
     }
 
@@ -225,6 +229,11 @@ mod tests {
             ("a", 7, 1)
         );
         assert_eq!(merged[0].latency.count(), 7);
+        assert_eq!(
+            (merged[0].first_attempts, merged[0].retries),
+            (7, 1),
+            "retry figures are summed too"
+        );
         assert_eq!((merged[1].instance.as_str(), merged[1].calls), ("b", 3));
         assert_eq!(merged[2].key.as_str(), "s/y");
         assert!(ingest.is_empty());

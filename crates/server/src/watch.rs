@@ -2,9 +2,10 @@
 //!
 //! A stream starts with a full snapshot of the watched scopes, then sends each breaker or scope
 //! that an applied entry changed, every event stamped with the applied index it reflects, plus a
-//! heartbeat when nothing changed for a while. The stream subscribes to the applied feed before
-//! it reads the snapshot, so no change can fall between the two; changes at or below the
-//! snapshot's index are skipped. A watcher that falls too far behind the feed is sent a fresh
+//! heartbeat when nothing was sent for [`HEARTBEAT_INTERVAL`] (entries that change nothing the
+//! stream follows do not count: they must not starve the SDK of the contact its mode needs).
+//! The stream subscribes to the applied feed before it reads the snapshot, so no change can fall
+//! between the two; changes at or below the snapshot's index are skipped. A watcher that falls too far behind the feed is sent a fresh
 //! snapshot instead of the changes it missed.
 
 use std::collections::BTreeSet;
@@ -36,6 +37,7 @@ pub fn decision(view: &BreakerView) -> DecisionUpdate {
         override_expires_at_ms: view.override_expires_at_ms,
         probe_permits_in_use: view.probe_permits_in_use,
         policy: view.policy.clone(),
+        fleet_retries: Some(view.fleet_retries),
     }
 }
 
@@ -96,7 +98,8 @@ fn changes(core: &CoordinatorState, effects: &[Effect], filter: &ScopeFilter) ->
         match effect {
             Effect::BreakerChanged { key, .. }
             | Effect::BreakerCreated { key }
-            | Effect::ProbeGranted { key, .. } => {
+            | Effect::ProbeGranted { key, .. }
+            | Effect::FleetRetriesChanged { key } => {
                 keys.insert(key.clone());
             }
             Effect::PolicyChanged {
@@ -191,6 +194,13 @@ pub async fn run_stream(
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 };
+                // Only what was sent postpones the heartbeat: a busy cluster applies an entry
+                // every tick, most of them changing nothing this stream follows, and resetting
+                // on those starved the SDK of any event until its idle timeout, so it fell to
+                // Stale and LocalOnly while connected.
+                if outgoing.is_empty() {
+                    continue;
+                }
                 for (index, update) in outgoing {
                     sent_index = sent_index.max(index);
                     if tx.send(event(index, update)).await.is_err() {

@@ -78,6 +78,7 @@ fn report(instance: u32, breakers: u32, seq: u64) -> ReportRequest {
                     index: 100,
                     count: 10,
                 }],
+                ..Default::default()
             })
             .collect(),
     }

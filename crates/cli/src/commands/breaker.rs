@@ -182,6 +182,10 @@ async fn get(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
             ),
         )
         .add("failing instances", info.window_instances.to_string())
+        .add(
+            "fleet retries",
+            fleet_retries_line(d.fleet_retries.as_ref()),
+        )
         .add("consecutive opens", info.consecutive_opens.to_string())
         .add("updated at index", info.updated_index.to_string());
     if let Some(p) = &d.policy {
@@ -206,6 +210,32 @@ async fn get(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
     }
     print_text(&f.render());
     Ok(())
+}
+
+/// The fleet retry figures in one line, e.g. `37 per 212 first attempts (17%) from 4
+/// instances over 10s`.
+fn fleet_retries_line(f: Option<&switchyard_proto::client::FleetRetries>) -> String {
+    let Some(f) = f else {
+        return "not reported by this node".to_string();
+    };
+    if f.first_attempts == 0 && f.retries == 0 {
+        return "none in the window".to_string();
+    }
+    let percent = if f.first_attempts == 0 {
+        String::new()
+    } else {
+        format!(
+            " ({}%)",
+            u128::from(f.retries) * 100 / u128::from(f.first_attempts)
+        )
+    };
+    format!(
+        "{} per {} first attempts{percent} from {} instances over {}",
+        f.retries,
+        f.first_attempts,
+        f.instances,
+        format_duration_ms(f.window_ms)
+    )
 }
 
 /// The override a state stands for, if it is an operator override (`FORCED_OPEN`, ...).
@@ -237,6 +267,12 @@ pub fn breaker_json(info: &apb::BreakerInfo) -> serde_json::Value {
             "slow": info.window_slow,
             "failing_instances": info.window_instances,
         },
+        "fleet_retries": d.fleet_retries.as_ref().map(|f| json!({
+            "first_attempts": f.first_attempts,
+            "retries": f.retries,
+            "instances": f.instances,
+            "window_ms": f.window_ms,
+        })),
         "consecutive_opens": info.consecutive_opens,
         "updated_index": info.updated_index,
         "policy": d.policy.as_ref().map(|p| policy_json(None, p)),

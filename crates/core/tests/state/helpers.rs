@@ -27,6 +27,8 @@ pub fn delta(k: &str, i: &str, calls: u64, failures: u64, slow: u64) -> Delta {
         slow,
         rejected: 0,
         latency: LatencySketch::default(),
+        first_attempts: 0,
+        retries: 0,
     }
 }
 

@@ -8,4 +8,5 @@ mod helpers;
 mod overrides;
 mod probes;
 mod props;
+mod retries;
 mod tiers;

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use switchyard_core::{
-    BreakerKey, BreakerState, BreakerView, Policy, Scope, ScopeView, Tier, ValidationError,
-    validate_feature_name,
+    BreakerKey, BreakerState, BreakerView, FleetRetries, Policy, Scope, ScopeView, Tier,
+    ValidationError, validate_feature_name,
 };
 
 use super::policy::policy_at;
@@ -38,6 +38,31 @@ pub struct DecisionUpdate {
     pub probe_permits_in_use: u32,
     /// The effective policy (also used by the SDK's local fallback breaker).
     pub policy: Policy,
+    /// The fleet's retry figures over the window; `None` from a node that predates them.
+    pub fleet_retries: Option<FleetRetries>,
+}
+
+impl From<&FleetRetries> for pb::FleetRetries {
+    fn from(f: &FleetRetries) -> Self {
+        pb::FleetRetries {
+            first_attempts: f.first_attempts,
+            retries: f.retries,
+            instances: f.instances,
+            window_ms: f.window_ms,
+        }
+    }
+}
+
+/// Any figures are acceptable: they are counts the SDK divides with care.
+impl From<pb::FleetRetries> for FleetRetries {
+    fn from(f: pb::FleetRetries) -> Self {
+        FleetRetries {
+            first_attempts: f.first_attempts,
+            retries: f.retries,
+            instances: f.instances,
+            window_ms: f.window_ms,
+        }
+    }
 }
 
 impl From<&DecisionUpdate> for pb::BreakerDecision {
@@ -51,6 +76,7 @@ impl From<&DecisionUpdate> for pb::BreakerDecision {
             override_expires_at_ms: d.override_expires_at_ms,
             probe_permits_in_use: d.probe_permits_in_use,
             policy: Some((&d.policy).into()),
+            fleet_retries: d.fleet_retries.as_ref().map(pb::FleetRetries::from),
         }
     }
 }
@@ -69,6 +95,7 @@ impl TryFrom<pb::BreakerDecision> for DecisionUpdate {
             override_expires_at_ms: d.override_expires_at_ms,
             probe_permits_in_use: d.probe_permits_in_use,
             policy: policy_at(d.policy, "policy")?,
+            fleet_retries: d.fleet_retries.map(FleetRetries::from),
         })
     }
 }
@@ -247,6 +274,7 @@ impl From<&BreakerView> for DecisionUpdate {
             override_expires_at_ms: v.override_expires_at_ms,
             probe_permits_in_use: v.probe_permits_in_use,
             policy: v.policy.clone(),
+            fleet_retries: Some(v.fleet_retries),
         }
     }
 }
@@ -262,6 +290,7 @@ impl From<&BreakerView> for pb::BreakerDecision {
             override_expires_at_ms: v.override_expires_at_ms,
             probe_permits_in_use: v.probe_permits_in_use,
             policy: Some((&v.policy).into()),
+            fleet_retries: Some((&v.fleet_retries).into()),
         }
     }
 }
@@ -303,6 +332,7 @@ impl TryFrom<apb::BreakerInfo> for BreakerView {
             window_instances: i.window_instances,
             consecutive_opens: i.consecutive_opens,
             updated_index: i.updated_index,
+            fleet_retries: d.fleet_retries.unwrap_or_default(),
         })
     }
 }

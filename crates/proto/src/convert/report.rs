@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use switchyard_core::{Delta, InstanceId, LatencySketch, ValidationError};
+use switchyard_core::{DELTA_COUNT_MAX, Delta, InstanceId, LatencySketch, ValidationError};
 
 use super::{at, parse_instance, parse_key, within};
 use crate::client as pb;
@@ -59,6 +59,8 @@ impl From<&Delta> for pb::BreakerDelta {
             slow: delta.slow,
             rejected: delta.rejected,
             latency: latency_to_wire(&delta.latency),
+            first_attempts: u64::from(delta.first_attempts),
+            retries: u64::from(delta.retries),
         }
     }
 }
@@ -79,9 +81,24 @@ pub fn delta_from_wire(
         slow: delta.slow,
         rejected: delta.rejected,
         latency,
+        first_attempts: retry_count(delta.first_attempts, "first_attempts")?,
+        retries: retry_count(delta.retries, "retries")?,
     };
     delta.validate()?;
     Ok(delta)
+}
+
+/// A retry figure of a wire delta: at most [`DELTA_COUNT_MAX`] (so it fits the domain's `u32`).
+fn retry_count(value: u64, field: &str) -> Result<u32, ValidationError> {
+    u32::try_from(value)
+        .ok()
+        .filter(|v| u64::from(*v) <= DELTA_COUNT_MAX)
+        .ok_or_else(|| {
+            ValidationError::new(
+                field,
+                format!("must be at most {DELTA_COUNT_MAX}, got {value}"),
+            )
+        })
 }
 
 /// The sketch's sparse buckets as wire buckets.

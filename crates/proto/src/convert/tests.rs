@@ -188,6 +188,8 @@ fn delta(key_str: &str) -> Delta {
         slow: 1,
         rejected: 2,
         latency: LatencySketch::from_buckets(vec![(5, 4), (9, 6)]).unwrap(),
+        first_attempts: 8,
+        retries: 3,
     }
 }
 
@@ -250,11 +252,58 @@ fn report_rejects_inconsistent_counts() {
     wire.deltas[0].failures = 0;
     wire.deltas[0].slow = 0;
     wire.deltas[0].rejected = 0;
+    wire.deltas[0].first_attempts = 0;
+    wire.deltas[0].retries = 0;
     wire.deltas[0].latency.clear();
     assert_field(Report::try_from(wire), "deltas[0].calls");
     let mut wire = pb::ReportRequest::from(&report());
     wire.deltas[0].latency[1].count = 100;
     assert_field(Report::try_from(wire), "deltas[0].latency");
+}
+
+#[test]
+fn report_retry_figures_round_trip_and_are_bounded() {
+    // Goal: retry figures reach the domain as sent; over the per-delta limit they are refused
+    // naming the field; alone (calls completing in a later report) they are a valid delta.
+    let wire = pb::ReportRequest::from(&report());
+    assert_eq!(
+        (wire.deltas[0].first_attempts, wire.deltas[0].retries),
+        (8, 3)
+    );
+    for field in ["first_attempts", "retries"] {
+        let mut wire = pb::ReportRequest::from(&report());
+        let d = &mut wire.deltas[1];
+        match field {
+            "first_attempts" => d.first_attempts = switchyard_core::DELTA_COUNT_MAX + 1,
+            _ => d.retries = u64::MAX,
+        }
+        let err = Report::try_from(wire).expect_err("over the limit");
+        assert_eq!(err.field, format!("deltas[1].{field}"));
+        let status = status_from_validation(&err);
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().contains(&format!("deltas[1].{field}")));
+    }
+    let mut wire = pb::ReportRequest::from(&report());
+    let d = &mut wire.deltas[0];
+    (d.calls, d.failures, d.slow, d.rejected, d.first_attempts) = (0, 0, 0, 0, 0);
+    d.latency.clear();
+    let report = Report::try_from(wire).expect("retries alone are valid");
+    assert_eq!(report.deltas[0].retries, 3);
+}
+
+#[test]
+fn a_delta_from_an_sdk_without_retry_figures_still_decodes() {
+    // Goal: backward compatibility: fields 7 and 8 absent from an older SDK's delta mean zero.
+    let mut wire = pb::ReportRequest::from(&report());
+    wire.deltas[0].first_attempts = 0;
+    wire.deltas[0].retries = 0;
+    let bytes = prost::Message::encode_to_vec(&wire);
+    let back: pb::ReportRequest = prost::Message::decode(bytes.as_slice()).unwrap();
+    let report = Report::try_from(back).unwrap();
+    assert_eq!(
+        (report.deltas[0].first_attempts, report.deltas[0].retries),
+        (0, 0)
+    );
 }
 
 #[test]
@@ -459,6 +508,12 @@ fn decision() -> DecisionUpdate {
         override_expires_at_ms: None,
         probe_permits_in_use: 0,
         policy: count_policy(),
+        fleet_retries: Some(switchyard_core::FleetRetries {
+            first_attempts: 1_000,
+            retries: 170,
+            instances: 7,
+            window_ms: 10_000,
+        }),
     }
 }
 
@@ -488,6 +543,12 @@ fn decisions_round_trip() {
     );
     assert_eq!(s.feature_enabled("ml_fraud"), Some(false));
     assert_eq!(s.feature_enabled("nope"), None);
+    // a node that predates fleet retry figures sends none: the SDK keeps its local budget
+    let old = pb::BreakerDecision {
+        fleet_retries: None,
+        ..(&d).into()
+    };
+    assert_eq!(DecisionUpdate::try_from(old).unwrap().fleet_retries, None);
 }
 
 #[test]
@@ -916,6 +977,12 @@ fn breaker_view() -> switchyard_core::BreakerView {
         window_instances: 7,
         consecutive_opens: 1,
         updated_index: 99,
+        fleet_retries: switchyard_core::FleetRetries {
+            first_attempts: 180,
+            retries: 31,
+            instances: 5,
+            window_ms: 10_000,
+        },
     }
 }
 
