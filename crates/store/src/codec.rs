@@ -22,7 +22,6 @@ use bincode::Options;
 /// The record format version this build writes.
 pub const FORMAT_VERSION: u8 = 2;
 
-
 /// Version 2's bincode options: variable-length integers, no trailing bytes.
 fn v2() -> impl Options {
     bincode::DefaultOptions::new()
@@ -99,10 +98,7 @@ mod tests {
         let mut wrong = bytes.clone();
         wrong[0] = 9;
         let err = decode::<(u64, String)>("pair", &wrong).unwrap_err();
-        assert!(
-            err.to_string().contains("record format version 9"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("record format version 9"), "{err}");
 
         let truncated = &bytes[..bytes.len() - 1];
         let err = decode::<(u64, String)>("pair", truncated).unwrap_err();
@@ -138,5 +134,4 @@ mod tests {
             "{err}"
         );
     }
-
 }
