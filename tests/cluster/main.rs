@@ -507,3 +507,142 @@ async fn sigterm_shuts_a_node_down_cleanly_and_it_restarts() {
     .await;
     assert_eq!(got, 77);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_of_the_leader_hands_leadership_over_before_it_exits() {
+    // Goal: a leader stopped with SIGTERM transfers leadership before exiting, so by the time
+    // its process is gone the survivors already follow a new leader (without a transfer they
+    // would still honour the old leader's lease, then run an election).
+    let mut cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_leader(ELECTION).await;
+    put_policy(&cluster.nodes[&leader].grpc, "svc/before-handover", 5)
+        .await
+        .unwrap();
+    let node = cluster.nodes.get_mut(&leader).unwrap();
+    assert_eq!(node.terminate(), Some(0), "log:\n{}", node.log());
+    assert!(
+        node.log()
+            .contains("handed leadership over before stopping"),
+        "log:\n{}",
+        node.log()
+    );
+    let mut views = Vec::new();
+    for (id, n) in cluster.nodes.iter().filter(|(id, _)| **id != leader) {
+        let s = status(&n.grpc, true).await.unwrap();
+        views.push((*id, s.leader_id));
+    }
+    let new_leader = views[0].1;
+    assert!(
+        new_leader.is_some() && new_leader != Some(leader),
+        "the survivors should already follow a new leader: {views:?}"
+    );
+    assert!(
+        views.iter().all(|(_, l)| *l == new_leader),
+        "the survivors disagree: {views:?}"
+    );
+    let new_leader_addr = cluster.nodes[&new_leader.unwrap()].grpc.clone();
+    put_policy(&new_leader_addr, "svc/after-handover", 6)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_lost_its_disk_rejoins_with_join_and_initializes_nothing() {
+    // Goal: node 1 (the one that formed the cluster from `--peers`) loses its disk. Restarted
+    // empty with `--join` and the same `--peers`, it must not form a cluster of its own: it
+    // holds no membership and no log until the cluster adds it back, then catches up.
+    let mut cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_leader(ELECTION).await;
+    let leader_addr = cluster.nodes[&leader].grpc.clone();
+    put_policy(&leader_addr, "svc/before-loss", 41)
+        .await
+        .unwrap();
+
+    // phase: node 1 is removed from the membership, killed and its data directory wiped
+    let survivor = if leader == 1 { 2 } else { leader };
+    let survivor_addr = cluster.nodes[&survivor].grpc.clone();
+    let admin_client = admin(&survivor_addr).await;
+    eventually(ELECTION, "node 1 to be removed", || {
+        let mut admin_client = admin_client.clone();
+        async move {
+            admin_client
+                .remove_member(apb::RemoveMemberRequest { node_id: 1 })
+                .await
+                .ok()
+        }
+    })
+    .await;
+    let node1 = cluster.nodes.get_mut(&1).unwrap();
+    node1.kill();
+    std::fs::remove_dir_all(&node1.data_dir).unwrap();
+    let new_leader = cluster.wait_leader(ELECTION).await;
+    assert_ne!(new_leader, 1);
+    let leader_addr = cluster.nodes[&new_leader].grpc.clone();
+    put_policy(&leader_addr, "svc/while-away", 42)
+        .await
+        .unwrap();
+
+    // phase: restarted empty with --join, it waits: no membership, no log, no leadership
+    let node1 = cluster.nodes.get_mut(&1).unwrap();
+    node1.extra_args.push("--join".into());
+    node1.start();
+    let node1_addr = node1.grpc.clone();
+    let waiting = eventually(ELECTION, "node 1 to serve its status", || async {
+        status(&node1_addr, true).await.ok()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let waiting_later = status(&node1_addr, true).await.unwrap();
+    for s in [&waiting, &waiting_later] {
+        assert!(
+            s.members.is_empty(),
+            "a --join node formed a membership of its own: {s:?}"
+        );
+        assert_eq!(s.last_log_index, 0, "a --join node wrote a log: {s:?}");
+        assert_ne!(s.leader_id, Some(1), "{s:?}");
+    }
+    assert_eq!(cluster.wait_leader(ELECTION).await, new_leader);
+
+    // phase: added back as a learner and promoted, it catches up with everything
+    let mut admin_client = admin(&leader_addr).await;
+    admin_client
+        .add_learner(apb::AddLearnerRequest {
+            node_id: 1,
+            addr: node1_addr.clone(),
+        })
+        .await
+        .expect("add learner");
+    admin_client
+        .promote_member(apb::PromoteMemberRequest { node_id: 1 })
+        .await
+        .expect("promote");
+    put_policy(&leader_addr, "svc/after-rejoin", 43)
+        .await
+        .unwrap();
+    let target = status(&leader_addr, true).await.unwrap().applied_index;
+    eventually(ELECTION, "node 1 to catch up", || async {
+        let s = status(&node1_addr, true).await.ok()?;
+        (s.applied_index >= target).then_some(())
+    })
+    .await;
+    for (key, min_calls) in [
+        ("svc/before-loss", 41),
+        ("svc/while-away", 42),
+        ("svc/after-rejoin", 43),
+    ] {
+        assert_eq!(
+            read_min_calls(&node1_addr, key, true).await,
+            Some(min_calls),
+            "{key} on the rejoined node"
+        );
+    }
+    let members = status(&leader_addr, false).await.unwrap().members;
+    assert_eq!(
+        members
+            .iter()
+            .filter(|m| m.role == apb::MemberRole::Voter as i32)
+            .count(),
+        3,
+        "{members:?}"
+    );
+}

@@ -176,9 +176,9 @@ impl Cluster {
     pub fn spawn_joiner(&mut self, id: u64, extra_args: &[&str]) -> String {
         let (g, h) = (free_port(), free_port());
         let mut node = new_node(self.dir.path(), id, g, h, extra_args);
-        // Listing a lower id as the initializer keeps the fresh node from forming its own
-        // cluster: it waits for the leader to contact it.
-        node.peers = format!("1={},{id}=127.0.0.1:{g}", self.nodes[&1].grpc);
+        // `--join`: the fresh node never forms a cluster of its own; it waits for the leader
+        // to contact it.
+        node.extra_args.push("--join".into());
         node.start();
         let addr = node.grpc.clone();
         self.nodes.insert(id, node);

@@ -102,7 +102,7 @@ pub enum Command {
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServeArgs {
     /// TOML file with node settings (lowest precedence after the defaults).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "SWITCHYARD_CONFIG")]
     pub config: Option<PathBuf>,
     /// This node's id (>= 1). [env: SWITCHYARD_NODE_ID] [default: 1]
     #[arg(long, value_name = "N")]
@@ -124,6 +124,11 @@ pub struct ServeArgs {
     /// [env: SWITCHYARD_ADVERTISE_ADDR]
     #[arg(long, value_name = "ADDR")]
     pub advertise_addr: Option<String>,
+    /// Never initialize a cluster: on an empty data directory, wait to be added by an
+    /// existing cluster (`members add-learner`, then `members promote`). Use it for a node
+    /// that replaces a member whose disk was lost. [env: SWITCHYARD_JOIN=true]
+    #[arg(long)]
+    pub join: bool,
     /// Allow binding a non-loopback address without tokens (development only).
     /// [env: SWITCHYARD_INSECURE=true]
     #[arg(long)]

@@ -129,15 +129,20 @@ fn apply_env(config: &mut NodeConfig, env: &Env) -> anyhow::Result<()> {
         }
     }
     if let Some(v) = env.get("SWITCHYARD_INSECURE") {
-        config.insecure = match v.trim().to_ascii_lowercase().as_str() {
-            "1" | "true" | "yes" => true,
-            "" | "0" | "false" | "no" => false,
-            other => bail!(
-                "SWITCHYARD_INSECURE: invalid `insecure`: must be true or false, got {other:?}"
-            ),
-        };
+        config.insecure = parse_bool(v, "SWITCHYARD_INSECURE", "insecure")?;
+    }
+    if let Some(v) = env.get("SWITCHYARD_JOIN") {
+        config.join = parse_bool(v, "SWITCHYARD_JOIN", "join")?;
     }
     Ok(())
+}
+
+fn parse_bool(value: &str, variable: &str, field: &str) -> anyhow::Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" => Ok(true),
+        "" | "0" | "false" | "no" => Ok(false),
+        other => bail!("{variable}: invalid `{field}`: must be true or false, got {other:?}"),
+    }
 }
 
 fn apply_flags(config: &mut NodeConfig, args: &ServeArgs) -> anyhow::Result<()> {
@@ -161,6 +166,9 @@ fn apply_flags(config: &mut NodeConfig, args: &ServeArgs) -> anyhow::Result<()> 
     }
     if args.insecure {
         config.insecure = true;
+    }
+    if args.join {
+        config.join = true;
     }
     for (flag, field) in [
         (&args.tls_cert, &mut config.tls_cert),
@@ -414,6 +422,53 @@ mod tests {
         assert_eq!(s.config.grpc_addr, "127.0.0.1:3001");
         assert_eq!(s.config.data_dir, PathBuf::from("/flag"));
         assert_eq!(s.config.tick_interval_ms, 50, "kept from the file");
+    }
+
+    #[test]
+    fn join_comes_from_the_file_the_environment_or_the_flag() {
+        let s = resolve(&ServeArgs::default(), &Env::new(), &files(&[])).unwrap();
+        assert!(
+            !s.config.join,
+            "a node initializes a fresh cluster by default"
+        );
+
+        static JOIN_FILE: &[(&str, &str)] = &[("join.toml", "join = true\n")];
+        let args = ServeArgs {
+            config: Some("join.toml".into()),
+            ..ServeArgs::default()
+        };
+        assert!(
+            resolve(&args, &Env::new(), &files(JOIN_FILE))
+                .unwrap()
+                .config
+                .join
+        );
+
+        let e = env(&[("SWITCHYARD_JOIN", "true")]);
+        let s = resolve(&ServeArgs::default(), &e, &files(&[])).unwrap();
+        assert!(s.config.join);
+
+        let args = ServeArgs {
+            join: true,
+            ..ServeArgs::default()
+        };
+        assert!(
+            resolve(&args, &Env::new(), &files(&[]))
+                .unwrap()
+                .config
+                .join
+        );
+
+        let e = env(&[("SWITCHYARD_JOIN", "maybe")]);
+        let err = resolve(&ServeArgs::default(), &e, &files(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("SWITCHYARD_JOIN")
+                && err.contains("`join`")
+                && err.contains("true or false"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub struct NodeConfig {
     pub advertise_addr: Option<String>,
     /// Initial membership, `id -> host:port`; empty means a single-node cluster.
     pub peers: BTreeMap<u64, String>,
+    /// Never initialize a cluster, whatever `peers` says: on a fresh data directory, wait to
+    /// be added by an existing cluster (`members add-learner`, then `members promote`). For a
+    /// node that replaces a member whose disk was lost, or any node joining later.
+    pub join: bool,
     /// How often the leader batches reports into one `Tick` entry.
     pub tick_interval_ms: u64,
     /// Raft heartbeat interval.
@@ -64,10 +68,11 @@ impl Default for NodeConfig {
             http_addr: "127.0.0.1:7080".into(),
             advertise_addr: None,
             peers: BTreeMap::new(),
+            join: false,
             tick_interval_ms: 100,
             heartbeat_interval_ms: 50,
-            election_timeout_min_ms: 250,
-            election_timeout_max_ms: 500,
+            election_timeout_min_ms: 150,
+            election_timeout_max_ms: 300,
             snapshot_every_entries: 5_000,
             log_entries_kept_after_snapshot: 1_000,
             limits: Limits::default(),

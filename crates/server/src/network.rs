@@ -13,7 +13,8 @@ use openraft::alias::{SnapshotOf, VoteOf};
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, v2::RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, OptionalSend};
 use switchyard_proto::raft::{RaftMessage, SnapshotChunk, raft_client::RaftClient};
@@ -123,6 +124,23 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             .await
             .map_err(|s| status_to_rpc(&s))?;
         decode_reply("append entries response", reply)
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        rpc: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let message = RaftMessage {
+            payload: codec::encode(&rpc),
+        };
+        let request = self.request(message, option.hard_ttl());
+        let reply = self
+            .client()?
+            .transfer_leader(request)
+            .await
+            .map_err(|s| status_to_rpc(&s))?;
+        decode_reply("transfer leader response", reply)
     }
 
     async fn vote(

@@ -91,6 +91,9 @@ where
     let stopping = node.clone();
     tokio::spawn(async move {
         shutdown.await;
+        // A leader hands over first, while it still serves: writes forwarded to it in the
+        // meantime are answered, and the cluster does not wait out an election.
+        stopping.hand_over_leadership().await;
         // End the long-lived calls first (Watch streams, the tick and forward loops): the gRPC
         // drain below waits for every in-flight call, and a Watch never finishes by itself.
         stopping.begin_shutdown();

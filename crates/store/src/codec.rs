@@ -1,10 +1,13 @@
 //! The on-disk and on-the-wire record format: one version byte, then the bincode encoding of
 //! the value.
 //!
-//! - Version 2 (written): bincode with variable-length integers. A fleet `Tick` entry is mostly
-//!   small counters and short strings; fixed 8-byte integers and length prefixes made it about
-//!   twice the size, and every byte of it is written, fsynced and sent to each follower.
-//! - Version 1 (still read): bincode with fixed-width integers, as the first releases wrote.
+//! - Version 2: bincode with variable-length integers. A fleet `Tick` entry is mostly small
+//!   counters and short strings; fixed 8-byte integers and length prefixes made it about twice
+//!   the size, and every byte of it is written, fsynced and sent to each follower.
+//! - Version 1 (fixed-width integers) is refused with an error that says so: the log and
+//!   snapshot layouts changed with version 2 (fleet retry figures), so a version-1 record
+//!   would not decode into today's types anyway, and a half-readable data directory is worse
+//!   than a clear refusal.
 //!
 //! A record that cannot be decoded is reported as [`CodecError`] naming what was being read,
 //! never a panic: a torn or corrupt record must not take the rest of the store down with it.
@@ -18,9 +21,6 @@ use bincode::Options;
 
 /// The record format version this build writes.
 pub const FORMAT_VERSION: u8 = 2;
-
-/// The oldest record format version this build still reads.
-pub const FORMAT_VERSION_OLDEST: u8 = 1;
 
 /// Version 2's bincode options: variable-length integers, no trailing bytes.
 fn v2() -> impl Options {
@@ -38,7 +38,7 @@ pub enum CodecError {
     },
     /// The record was written by an unknown format version.
     #[error(
-        "{what}: unknown record format version {version} (this build reads {FORMAT_VERSION_OLDEST} to {FORMAT_VERSION})"
+        "{what}: record format version {version}, this build reads only version {FORMAT_VERSION} (a data directory from an earlier build must be recreated: docs/operations.md)"
     )]
     Version {
         /// What was being decoded.
@@ -76,8 +76,7 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, CodecError> {
     let (&version, body) = bytes.split_first().ok_or(CodecError::Empty { what })?;
     let decoded = match version {
-        2 => v2().deserialize(body),
-        1 => bincode::deserialize(body),
+        FORMAT_VERSION => v2().deserialize(body),
         _ => return Err(CodecError::Version { what, version }),
     };
     decoded.map_err(|source| CodecError::Corrupt { what, source })
@@ -99,10 +98,7 @@ mod tests {
         let mut wrong = bytes.clone();
         wrong[0] = 9;
         let err = decode::<(u64, String)>("pair", &wrong).unwrap_err();
-        assert!(
-            err.to_string().contains("unknown record format version 9"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("record format version 9"), "{err}");
 
         let truncated = &bytes[..bytes.len() - 1];
         let err = decode::<(u64, String)>("pair", truncated).unwrap_err();
@@ -115,23 +111,27 @@ mod tests {
     }
 
     #[test]
-    fn writes_version_2_and_still_reads_version_1() {
+    fn writes_compact_version_2_and_refuses_version_1_clearly() {
         let value = (7u64, 300u32, "breaker".to_string(), vec![1u64, 2, 3]);
         let current = encode(&value);
         assert_eq!(current[0], FORMAT_VERSION);
+        let back: (u64, u32, String, Vec<u64>) = decode("v2", &current).unwrap();
+        assert_eq!(back, value);
 
         let mut v1 = vec![1u8];
         bincode::serialize_into(&mut v1, &value).unwrap();
-        let back: (u64, u32, String, Vec<u64>) = decode("v1", &v1).unwrap();
-        assert_eq!(back, value);
-        let back: (u64, u32, String, Vec<u64>) = decode("v2", &current).unwrap();
-        assert_eq!(back, value);
         // Small counters and short strings: variable-length integers at least halve them.
         assert!(
             current.len() * 2 <= v1.len(),
             "v2 {} bytes, v1 {} bytes",
             current.len(),
             v1.len()
+        );
+        let err = decode::<(u64, u32, String, Vec<u64>)>("log entry", &v1).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("log entry: record format version 1, this build reads only version 2"),
+            "{err}"
         );
     }
 }

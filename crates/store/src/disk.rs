@@ -73,6 +73,8 @@ pub trait Disk: Debug + Send + Sync + 'static {
     ) -> io::Result<Vec<Vec<u8>>>;
     /// The last pair of the tree.
     fn last(&self, tree: TreeId) -> io::Result<Option<(Vec<u8>, Vec<u8>)>>;
+    /// The first key of the tree.
+    fn first_key(&self, tree: TreeId) -> io::Result<Option<Vec<u8>>>;
     /// Number of keys in the tree.
     fn len(&self, tree: TreeId) -> usize;
     /// Makes every write so far durable.
@@ -168,6 +170,14 @@ impl Disk for SledDisk {
             .last()
             .map_err(sled_err)?
             .map(|(k, v)| (k.to_vec(), v.to_vec())))
+    }
+
+    fn first_key(&self, tree: TreeId) -> io::Result<Option<Vec<u8>>> {
+        Ok(self
+            .tree(tree)
+            .first()
+            .map_err(sled_err)?
+            .map(|(k, _)| k.to_vec()))
     }
 
     fn len(&self, tree: TreeId) -> usize {
@@ -308,6 +318,10 @@ impl Disk for MemDisk {
             .iter()
             .next_back()
             .map(|(k, v)| (k.clone(), v.clone())))
+    }
+
+    fn first_key(&self, tree: TreeId) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.lock().live[tree.slot()].keys().next().cloned())
     }
 
     fn len(&self, tree: TreeId) -> usize {

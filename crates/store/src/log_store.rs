@@ -31,11 +31,17 @@ pub const ENTRY_CACHE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Entries the [`EntryCache`] keeps at most, whatever their size.
 pub const ENTRY_CACHE_ENTRIES_MAX: usize = 4_096;
 
+/// Purged log keys deleted with each append, at most.
+pub const PURGE_KEYS_PER_APPEND: u64 = 256;
+
 /// The Raft log storage of one node. Cloning shares the same disk and entry cache.
 #[derive(Debug, Clone)]
 pub struct LogStore {
     disk: Arc<dyn Disk>,
     cache: Arc<Mutex<EntryCache>>,
+    /// Purged indexes whose keys are still on disk, `first..=last`: deleted a few at a time
+    /// with later appends (see [`LogStore::purge`]).
+    purge_backlog: Arc<Mutex<Option<(u64, u64)>>>,
 }
 
 impl LogStore {
@@ -47,10 +53,53 @@ impl LogStore {
     /// The log kept on `disk`, caching at most `bytes_max` bytes and `entries_max` entries of
     /// the most recently appended entries.
     pub fn with_cache_limits(disk: Arc<dyn Disk>, bytes_max: usize, entries_max: usize) -> Self {
-        Self {
+        let store = Self {
             disk,
             cache: Arc::new(Mutex::new(EntryCache::new(bytes_max, entries_max))),
+            purge_backlog: Arc::default(),
+        };
+        // Purged keys a previous process had not deleted yet: found again here so they are
+        // deleted, and never read back.
+        match store.find_purge_backlog() {
+            Ok(backlog) => *store.backlog() = backlog,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the purge point; purged keys stay on disk until the next purge")
+            }
         }
+        store
+    }
+
+    fn find_purge_backlog(&self) -> Result<Option<(u64, u64)>, io::Error> {
+        let Some(purged) =
+            self.get_meta::<LogIdOf<TypeConfig>>(KEY_LAST_PURGED, "last purged log id")?
+        else {
+            return Ok(None);
+        };
+        let Some(first) = self.disk.first_key(TreeId::Log)? else {
+            return Ok(None);
+        };
+        let first = key_index(&first)?;
+        Ok((first <= purged.index()).then_some((first, purged.index())))
+    }
+
+    fn backlog(&self) -> std::sync::MutexGuard<'_, Option<(u64, u64)>> {
+        self.purge_backlog.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes up to `n` purged keys off the backlog, to delete with the next write.
+    fn take_purged_keys(&self, n: u64) -> Vec<Op> {
+        let mut backlog = self.backlog();
+        let Some((first, last)) = *backlog else {
+            return Vec::new();
+        };
+        let end = last.min(first.saturating_add(n.saturating_sub(1)));
+        *backlog = (end < last).then_some((end + 1, last));
+        (first..=end).map(|i| Op::Remove(index_key(i))).collect()
+    }
+
+    /// Purged entries whose keys are still on disk, waiting to be deleted.
+    pub fn purge_backlog_len(&self) -> u64 {
+        self.backlog().map_or(0, |(first, last)| last - first + 1)
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, EntryCache> {
@@ -133,9 +182,16 @@ impl RaftLogReader<TypeConfig> for LogStore {
         if let Some(entries) = self.cache().get(range.start_bound(), range.end_bound()) {
             return Ok(entries);
         }
+        // Purged entries may still be on disk (the backlog): never return them.
+        let start = match (*self.backlog(), range.start_bound()) {
+            (Some((_, purged)), Bound::Included(i)) if *i <= purged => Bound::Excluded(purged),
+            (Some((_, purged)), Bound::Excluded(i)) if *i < purged => Bound::Excluded(purged),
+            (Some((_, purged)), Bound::Unbounded) => Bound::Excluded(purged),
+            (_, bound) => bound.cloned(),
+        };
         let pairs = self.disk.range(
             TreeId::Log,
-            key_bound(range.start_bound()),
+            key_bound(start.as_ref()),
             key_bound(range.end_bound()),
         )?;
         let mut entries = Vec::with_capacity(pairs.len());
@@ -174,6 +230,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 Some(entry.log_id())
             }
         };
+        // A last entry at or below the purge point is a purged key not deleted yet (a snapshot
+        // installed beyond the end of the log purges everything): the purge point is the end.
+        let last = last.filter(|l| last_purged.as_ref().is_none_or(|p| l.index() > p.index()));
         Ok(LogState {
             last_log_id: last.or(last_purged),
             last_purged_log_id: last_purged,
@@ -212,7 +271,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<EntryOf<TypeConfig>> = entries.into_iter().collect();
-        let mut ops = Vec::with_capacity(entries.len());
+        // Purged keys ride along in the same batch: deleting them costs each append a bounded
+        // amount instead of stalling one append for the whole purge.
+        let removals = self.take_purged_keys(PURGE_KEYS_PER_APPEND);
+        let mut ops = Vec::with_capacity(entries.len() + removals.len());
+        ops.extend(removals);
         let mut sizes = Vec::with_capacity(entries.len());
         for entry in &entries {
             let bytes = codec::encode(entry);
@@ -253,18 +316,29 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogIdOf<TypeConfig>) -> Result<(), io::Error> {
-        // Record the purge point first: if we crash between the two steps the log state still
-        // reports a consistent `last_purged_log_id`, and the leftover entries are purged again.
+        // Only the purge point is written (and flushed) here: from then on the log state
+        // reports it, and openraft never reads below it. The keys themselves are deleted
+        // later, a few with each append (`PURGE_KEYS_PER_APPEND`). Deleting thousands of
+        // keys here, in the log's I/O path, stalled every write behind it at each snapshot.
+        // A restart finds what a crash left of the backlog again (`LogStore::new`).
+        let previous: Option<LogIdOf<TypeConfig>> =
+            self.get_meta(KEY_LAST_PURGED, "last purged log id")?;
         self.put_meta(KEY_LAST_PURGED, &log_id)?;
         self.disk.flush().await?;
         self.cache().purge_through(log_id.index());
-        let keys = self.disk.keys(
-            TreeId::Log,
-            Bound::Unbounded,
-            Bound::Included(index_key(log_id.index())),
-        )?;
-        self.disk
-            .apply(TreeId::Log, keys.into_iter().map(Op::Remove).collect())?;
+        let upto = log_id.index();
+        let mut backlog = self.backlog();
+        let first = match *backlog {
+            Some((first, _)) => Some(first),
+            // Not known in this process (first purge since the start): the first key on disk.
+            None => match self.disk.first_key(TreeId::Log)? {
+                Some(key) => Some(key_index(&key)?),
+                None => previous.map(|p| p.index() + 1),
+            },
+        };
+        *backlog = first
+            .filter(|first| *first <= upto)
+            .map(|first| (first, upto));
         Ok(())
     }
 }
@@ -509,6 +583,66 @@ mod tests {
             read_both(&mut store, &disk, 4..).await,
             vec![(1, 4), (1, 5)]
         );
+    }
+
+    #[tokio::test]
+    async fn purged_keys_are_deleted_a_bounded_number_at_a_time_and_never_read_back() {
+        let disk: Arc<dyn Disk> = Arc::new(MemDisk::default());
+        let n = PURGE_KEYS_PER_APPEND * 3;
+        let mut store = LogStore::with_cache_limits(disk.clone(), usize::MAX, 2);
+        append(&mut store, (1..=n).map(|i| entry(1, i)).collect()).await;
+        let upto = n - 10;
+        store
+            .purge(openraft::testing::log_id::<TypeConfig>(1, 1, upto))
+            .await
+            .unwrap();
+        // phase: the purge itself deletes nothing, but nothing purged is ever read back, from
+        // this store or from one reopened on the same disk
+        assert_eq!(disk.len(TreeId::Log) as u64, n);
+        assert_eq!(store.purge_backlog_len(), upto);
+        for reader in [store.clone(), LogStore::new(disk.clone())] {
+            let mut reader = reader;
+            let read = reader.try_get_log_entries(0..).await.unwrap();
+            assert_eq!(indexes(&read).first(), Some(&(1, upto + 1)));
+            assert_eq!(read.len(), 10);
+            let state = reader.get_log_state().await.unwrap();
+            assert_eq!(state.last_purged_log_id.map(|l| l.index()), Some(upto));
+            assert_eq!(state.last_log_id.map(|l| l.index()), Some(n));
+        }
+        // phase: each append deletes at most PURGE_KEYS_PER_APPEND of them
+        let mut next = n + 1;
+        let mut previous = store.purge_backlog_len();
+        while previous > 0 {
+            append(&mut store, vec![entry(1, next)]).await;
+            next += 1;
+            let now = store.purge_backlog_len();
+            assert_eq!(now, previous.saturating_sub(PURGE_KEYS_PER_APPEND));
+            previous = now;
+        }
+        assert_eq!(disk.len(TreeId::Log) as u64, next - 1 - upto);
+        assert_eq!(
+            disk.first_key(TreeId::Log).unwrap(),
+            Some(index_key(upto + 1))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_purge_beyond_the_end_of_the_log_leaves_an_empty_log_at_the_purge_point() {
+        // A snapshot installed past the end of the log purges everything.
+        let disk: Arc<dyn Disk> = Arc::new(MemDisk::default());
+        let mut store = LogStore::new(disk.clone());
+        append(&mut store, (1..=5).map(|i| entry(1, i)).collect()).await;
+        store
+            .purge(openraft::testing::log_id::<TypeConfig>(2, 1, 40))
+            .await
+            .unwrap();
+        for reader in [store.clone(), LogStore::new(disk.clone())] {
+            let mut reader = reader;
+            let state = reader.get_log_state().await.unwrap();
+            assert_eq!(state.last_log_id.map(|l| l.index()), Some(40));
+            assert_eq!(state.last_purged_log_id.map(|l| l.index()), Some(40));
+            assert!(reader.try_get_log_entries(0..).await.unwrap().is_empty());
+        }
     }
 
     #[tokio::test]

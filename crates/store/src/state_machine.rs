@@ -165,12 +165,16 @@ impl StateMachine {
     }
 
     fn encode_current(&self) -> (SnapshotMetaOf<TypeConfig>, Vec<u8>) {
-        let data = self.read();
+        // Copy under the lock, encode after releasing it: the apply path takes the write lock
+        // for every entry, and encoding a state with a full audit trail takes several times
+        // longer than copying it. Holding the lock for the encode stalled every write for the
+        // duration of each snapshot.
+        let data = self.read().guard.clone();
         let meta = SnapshotMetaOf::<TypeConfig> {
-            last_log_id: data.guard.last_applied,
-            last_membership: data.guard.last_membership.clone(),
+            last_log_id: data.last_applied,
+            last_membership: data.last_membership.clone(),
         };
-        (meta, codec::encode(&*data.guard))
+        (meta, codec::encode(&data))
     }
 
     async fn persist_snapshot(&self, stored: &StoredSnapshot) -> Result<(), io::Error> {

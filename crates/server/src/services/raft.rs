@@ -55,6 +55,21 @@ impl raft_server::Raft for RaftService {
         Ok(reply(&response))
     }
 
+    async fn transfer_leader(
+        &self,
+        request: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        self.authorize(&request)?;
+        let transfer = decode("transfer leader request", request.get_ref())?;
+        let response = self
+            .node
+            .raft()
+            .handle_transfer_leader(transfer)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(reply(&response))
+    }
+
     async fn append_entries(
         &self,
         request: Request<RaftMessage>,
