@@ -363,10 +363,10 @@ fn entry_normal(index: u64, command: Command) -> EntryOf<TypeConfig> {
         log_id::<TypeConfig>(2, 1, index),
         Request {
             stamped_ms: 1_700_000_000_000 + index,
-            envelope: Envelope {
+            envelope: Arc::new(Envelope {
                 actor: Actor::Operator("alice".into()),
                 command,
-            },
+            }),
         },
     )
 }
