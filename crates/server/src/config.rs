@@ -37,8 +37,12 @@ pub struct NodeConfig {
     pub election_timeout_min_ms: u64,
     /// Upper bound of the randomized election timeout.
     pub election_timeout_max_ms: u64,
-    /// Build a snapshot after this many entries since the last one.
+    /// Build a snapshot after this many entries since the last one, once the log since then
+    /// is at least as large as that snapshot (see `switchyard_store::SnapshotSchedule`).
     pub snapshot_every_entries: u64,
+    /// Build a snapshot after this many bytes of log since the last one, whatever the entry
+    /// count (fleet ticks are large entries), with the same condition.
+    pub snapshot_log_bytes_max: u64,
     /// Entries kept in the log behind the latest snapshot (lets slightly-behind followers catch
     /// up without a snapshot).
     pub log_entries_kept_after_snapshot: u64,
@@ -74,6 +78,7 @@ impl Default for NodeConfig {
             election_timeout_min_ms: 150,
             election_timeout_max_ms: 300,
             snapshot_every_entries: 5_000,
+            snapshot_log_bytes_max: 64 * 1024 * 1024,
             log_entries_kept_after_snapshot: 1_000,
             limits: Limits::default(),
             insecure: false,
@@ -239,6 +244,9 @@ impl NodeConfig {
         }
         if self.snapshot_every_entries == 0 {
             return Err(err("snapshot_every_entries", "must be >= 1"));
+        }
+        if self.snapshot_log_bytes_max < 1024 {
+            return Err(err("snapshot_log_bytes_max", "must be >= 1024"));
         }
         self.validate_tls()?;
         let l = &self.limits;

@@ -19,7 +19,10 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::{BasicNode, ChangeMembers, Config, ReadPolicy, ServerState, SnapshotPolicy};
 use switchyard_core::{Actor, Command, Delta, Envelope};
 use switchyard_proto::raft::{RaftMessage, raft_client::RaftClient};
-use switchyard_store::{Disk, LogStore, Raft, Request, Response, StateMachine, codec};
+use switchyard_store::{
+    Disk, LogStore, Raft, Request, Response, SnapshotProgress, SnapshotSchedule, StateMachine,
+    codec,
+};
 use tokio::sync::watch;
 
 use crate::auth::{ClusterCredentials, Tokens};
@@ -133,7 +136,9 @@ impl Node {
             heartbeat_interval: config.heartbeat_interval_ms,
             election_timeout_min: config.election_timeout_min_ms,
             election_timeout_max: config.election_timeout_max_ms,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every_entries),
+            // Snapshots are scheduled by `snapshot_loop` (see `SnapshotSchedule`), not by entry
+            // count alone.
+            snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: config.log_entries_kept_after_snapshot,
             install_snapshot_timeout: 2_000,
             ..Default::default()
@@ -217,6 +222,7 @@ impl Node {
         };
         tokio::spawn(node.clone().tick_loop());
         tokio::spawn(node.clone().forward_loop());
+        tokio::spawn(node.clone().snapshot_loop());
         Ok(node)
     }
 
@@ -461,6 +467,62 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// Builds a snapshot whenever [`SnapshotSchedule`] says one is due, checked after each
+    /// applied entry. Every node snapshots its own state; nothing here is replicated.
+    async fn snapshot_loop(self) {
+        let config = &self.inner.config;
+        let schedule = SnapshotSchedule {
+            every_entries: config.snapshot_every_entries,
+            log_bytes_max: config.snapshot_log_bytes_max,
+        };
+        let mut shutdown = self.shutdown_signal();
+        let mut applied = self.inner.sm.watch_applied();
+        // The latest snapshot index seen, and the log bytes appended when it was seen.
+        let mut mark = (self.snapshot_index(), self.inner.log.appended_bytes());
+        // A build asked for and not finished yet: the applied index it was asked at.
+        let mut requested_at: Option<u64> = None;
+        loop {
+            tokio::select! {
+                changed = applied.changed() => if changed.is_err() { return },
+                _ = shutdown.changed() => return,
+            }
+            let applied_index = *applied.borrow_and_update();
+            let snapshot_index = self.snapshot_index();
+            if snapshot_index != mark.0 {
+                mark = (snapshot_index, self.inner.log.appended_bytes());
+                requested_at = None;
+            }
+            let progress = SnapshotProgress {
+                entries_since: applied_index.saturating_sub(snapshot_index),
+                log_bytes_since: self.inner.log.appended_bytes().saturating_sub(mark.1),
+                snapshot_bytes: self.inner.sm.snapshot_size(),
+            };
+            // A build that never reported back (it failed) is asked for again after another
+            // full interval of entries.
+            let pending = requested_at
+                .is_some_and(|at| applied_index.saturating_sub(at) < schedule.every_entries);
+            if pending || !schedule.due(progress) {
+                continue;
+            }
+            tracing::debug!(?progress, "snapshot due");
+            requested_at = Some(applied_index);
+            if let Err(e) = self.inner.raft.trigger().snapshot().await {
+                tracing::warn!(error = %e, "cannot ask Raft for a snapshot");
+                return;
+            }
+        }
+    }
+
+    fn snapshot_index(&self) -> u64 {
+        self.inner
+            .raft
+            .metrics()
+            .borrow_watched()
+            .snapshot
+            .as_ref()
+            .map_or(0, |id| id.index())
     }
 
     /// On a follower: every half tick, hand the buffered reports to the leader as one merged

@@ -7,6 +7,8 @@
 //! - [`state_machine`]: [`StateMachine`], the core [`CoordinatorState`] applied in log order,
 //!   snapshots built from it and installed into it, and the feed of applied changes that watches
 //!   follow.
+//! - [`snapshot_schedule`]: [`SnapshotSchedule`], when a node builds a snapshot (often enough
+//!   to keep the log short, never so often that rewriting the state dominates).
 //! - [`codec`]: the versioned on-disk record format and its decoding errors.
 //! - [`disk`]: [`Disk`], the ordered key-value trees underneath: [`SledDisk`] in production,
 //!   [`MemDisk`] (which forgets unflushed writes on a simulated crash) in the simulation.
@@ -33,6 +35,7 @@ pub mod codec;
 pub mod disk;
 pub mod log_store;
 pub mod runtime;
+pub mod snapshot_schedule;
 pub mod state_machine;
 pub mod types;
 
@@ -40,6 +43,7 @@ pub use codec::CodecError;
 pub use disk::{Disk, MemDisk, SledDisk};
 pub use log_store::LogStore;
 pub use runtime::RaftRuntime;
+pub use snapshot_schedule::{SnapshotProgress, SnapshotSchedule};
 pub use state_machine::{AppliedBatch, StateMachine};
 pub use types::{NodeId, Raft, Request, Response, TypeConfig};
 

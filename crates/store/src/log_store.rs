@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use openraft::alias::{EntryOf, LogIdOf, VoteOf};
@@ -42,6 +43,9 @@ pub struct LogStore {
     /// Purged indexes whose keys are still on disk, `first..=last`: deleted a few at a time
     /// with later appends (see [`LogStore::purge`]).
     purge_backlog: Arc<Mutex<Option<(u64, u64)>>>,
+    /// Encoded bytes of every entry appended by this process (the snapshot schedule's measure
+    /// of how much log has been written).
+    appended_bytes: Arc<AtomicU64>,
 }
 
 impl LogStore {
@@ -57,6 +61,7 @@ impl LogStore {
             disk,
             cache: Arc::new(Mutex::new(EntryCache::new(bytes_max, entries_max))),
             purge_backlog: Arc::default(),
+            appended_bytes: Arc::default(),
         };
         // Purged keys a previous process had not deleted yet: found again here so they are
         // deleted, and never read back.
@@ -95,6 +100,11 @@ impl LogStore {
         let end = last.min(first.saturating_add(n.saturating_sub(1)));
         *backlog = (end < last).then_some((end + 1, last));
         (first..=end).map(|i| Op::Remove(index_key(i))).collect()
+    }
+
+    /// Encoded bytes of all entries appended since this process opened the log.
+    pub fn appended_bytes(&self) -> u64 {
+        self.appended_bytes.load(Ordering::Relaxed)
     }
 
     /// Purged entries whose keys are still on disk, waiting to be deleted.
@@ -287,6 +297,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             self.cache().clear();
             return Err(e);
         }
+        let bytes: usize = sizes.iter().sum();
+        self.appended_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
         self.cache().extend(entries.into_iter().zip(sizes));
         // Flush before telling openraft the entries are durable: openraft acknowledges appends
         // to the leader (and the leader commits) only after this callback.

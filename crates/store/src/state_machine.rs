@@ -12,6 +12,7 @@
 
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use futures::{Stream, TryStreamExt};
@@ -64,6 +65,8 @@ struct Shared {
     disk: Arc<dyn Disk>,
     feed: broadcast::Sender<AppliedBatch>,
     applied_index: watch::Sender<u64>,
+    /// Encoded size of the latest snapshot's state, 0 if none.
+    snapshot_bytes: AtomicU64,
 }
 
 /// The state machine of one node. Cloning shares it.
@@ -113,11 +116,12 @@ impl StateRead<'_> {
 impl StateMachine {
     /// Opens the state machine stored on `disk`, starting from its latest snapshot if any.
     pub fn open(disk: Arc<dyn Disk>) -> Result<Self, io::Error> {
-        let data = match disk.get(TreeId::Snapshot, KEY_SNAPSHOT)? {
-            None => SmData::default(),
+        let (data, snapshot_bytes) = match disk.get(TreeId::Snapshot, KEY_SNAPSHOT)? {
+            None => (SmData::default(), 0),
             Some(bytes) => {
                 let stored: StoredSnapshot = codec::decode("snapshot", &bytes)?;
-                codec::decode("snapshot state", &stored.data)?
+                let data = codec::decode("snapshot state", &stored.data)?;
+                (data, stored.data.len() as u64)
             }
         };
         let applied = data.last_applied.as_ref().map_or(0, |id| id.index());
@@ -129,6 +133,7 @@ impl StateMachine {
                 disk,
                 feed,
                 applied_index,
+                snapshot_bytes: AtomicU64::new(snapshot_bytes),
             }),
         })
     }
@@ -154,21 +159,17 @@ impl StateMachine {
         self.shared.applied_index.subscribe()
     }
 
-    /// The size in bytes of the persisted snapshot, if any.
+    /// The encoded size in bytes of the latest snapshot's state, 0 if there is none.
     pub fn snapshot_size(&self) -> u64 {
-        self.shared
-            .disk
-            .get(TreeId::Snapshot, KEY_SNAPSHOT)
-            .ok()
-            .flatten()
-            .map_or(0, |v| v.len() as u64)
+        self.shared.snapshot_bytes.load(Ordering::Relaxed)
     }
 
     fn encode_current(&self) -> (SnapshotMetaOf<TypeConfig>, Vec<u8>) {
         // Copy under the lock, encode after releasing it: the apply path takes the write lock
-        // for every entry, and encoding a state with a full audit trail takes several times
-        // longer than copying it. Holding the lock for the encode stalled every write for the
-        // duration of each snapshot.
+        // for every entry, so whatever happens under this read lock stalls every write. The
+        // copy is the cheap part (the audit trail, most of a busy state, shares its sealed
+        // chunks: about 1 ms for 4 096 breakers and 100 000 events against 4 ms to encode;
+        // `cargo bench -p switchyard-store --bench snapshot`).
         let data = self.read().guard.clone();
         let meta = SnapshotMetaOf::<TypeConfig> {
             last_log_id: data.last_applied,
@@ -180,7 +181,11 @@ impl StateMachine {
     async fn persist_snapshot(&self, stored: &StoredSnapshot) -> Result<(), io::Error> {
         let op = Op::Put(KEY_SNAPSHOT.to_vec(), codec::encode(stored));
         self.shared.disk.apply(TreeId::Snapshot, vec![op])?;
-        self.shared.disk.flush().await
+        self.shared.disk.flush().await?;
+        self.shared
+            .snapshot_bytes
+            .store(stored.data.len() as u64, Ordering::Relaxed);
+        Ok(())
     }
 }
 
