@@ -75,8 +75,8 @@ impl Default for NodeConfig {
             join: false,
             tick_interval_ms: 100,
             heartbeat_interval_ms: 50,
-            election_timeout_min_ms: 150,
-            election_timeout_max_ms: 300,
+            election_timeout_min_ms: 120,
+            election_timeout_max_ms: 240,
             snapshot_every_entries: 5_000,
             snapshot_log_bytes_max: 64 * 1024 * 1024,
             log_entries_kept_after_snapshot: 1_000,
@@ -358,6 +358,19 @@ mod tests {
             ..NodeConfig::default()
         };
         assert_eq!(c.validate().unwrap_err().field, "grpc_addr");
+        for (bytes, ok) in [(1023, false), (1024, true)] {
+            let c = NodeConfig {
+                snapshot_log_bytes_max: bytes,
+                ..NodeConfig::default()
+            };
+            match c.validate() {
+                Ok(()) => assert!(ok, "{bytes} accepted"),
+                Err(e) => {
+                    assert!(!ok, "{bytes} refused: {e}");
+                    assert_eq!(e.field, "snapshot_log_bytes_max");
+                }
+            }
+        }
         let toml_err = toml::from_str::<NodeConfig>("tick_intervl_ms = 5").unwrap_err();
         assert!(
             toml_err.to_string().contains("tick_intervl_ms"),
