@@ -292,7 +292,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             sizes.push(bytes.len());
             ops.push(Op::Put(index_key(entry.index()), bytes));
         }
-        if let Err(e) = self.disk.apply(TreeId::Log, ops) {
+        if let Err(e) = self.disk.apply_off_executor(TreeId::Log, ops).await {
             // What reached the disk is unknown: read it back from there from now on.
             self.cache().clear();
             return Err(e);

@@ -180,7 +180,10 @@ impl StateMachine {
 
     async fn persist_snapshot(&self, stored: &StoredSnapshot) -> Result<(), io::Error> {
         let op = Op::Put(KEY_SNAPSHOT.to_vec(), codec::encode(stored));
-        self.shared.disk.apply(TreeId::Snapshot, vec![op])?;
+        self.shared
+            .disk
+            .apply_off_executor(TreeId::Snapshot, vec![op])
+            .await?;
         self.shared.disk.flush().await?;
         self.shared
             .snapshot_bytes
