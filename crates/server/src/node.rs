@@ -479,7 +479,9 @@ impl Node {
         };
         let mut shutdown = self.shutdown_signal();
         let mut applied = self.inner.sm.watch_applied();
-        // The latest snapshot index seen, and the log bytes appended when it was seen.
+        // The latest snapshot index seen, and the log bytes appended when it was seen. The log
+        // a restarted node found on disk is not counted (only what this process appended), so
+        // the first snapshot after a restart can come up to one interval late; never early.
         let mut mark = (self.snapshot_index(), self.inner.log.appended_bytes());
         // A build asked for and not finished yet: the applied index it was asked at.
         let mut requested_at: Option<u64> = None;
