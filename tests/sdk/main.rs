@@ -8,7 +8,7 @@ mod support;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use support::{Cluster, admin};
+use support::{Cluster, admin, eventually};
 use switchyard_core::{BreakerKey, Policy, PolicyTarget};
 use switchyard_proto::admin as apb;
 use switchyard_sdk::{
@@ -364,26 +364,36 @@ async fn a_fleet_shares_one_retry_budget_and_falls_back_to_per_process_budgets()
     assert!(metrics.contains(
         "switchyard_sdk_retries_denied_total{key=\"payments/retry-budget\",source=\"fleet\"}"
     ));
-    // the operator sees the figures too
-    let info = admin(&cluster.nodes[&leader].grpc)
-        .await
-        .get_breaker(apb::GetBreakerRequest {
-            key: key.into(),
-            local: false,
-        })
-        .await
-        .expect("get breaker")
-        .into_inner()
-        .breaker
-        .expect("breaker");
-    let figures = info
-        .decision
-        .expect("decision")
-        .fleet_retries
-        .expect("fleet figures");
-    println!("cluster view: {figures:?}");
+    // the operator sees the figures too, once the last reports have been ticked in (a
+    // report interval, a tick and a read: poll rather than race them on a loaded machine)
+    let leader_addr = cluster.nodes[&leader].grpc.clone();
+    let figures = eventually(
+        Duration::from_secs(5),
+        "the cluster's retry figures",
+        || {
+            let leader_addr = leader_addr.clone();
+            async move {
+                let info = admin(&leader_addr)
+                    .await
+                    .get_breaker(apb::GetBreakerRequest {
+                        key: key.into(),
+                        local: false,
+                    })
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .breaker?;
+                let figures = info.decision?.fleet_retries?;
+                println!("cluster view: {figures:?}");
+                (figures.instances == 5
+                    && figures.first_attempts >= first_attempts - 50
+                    && figures.retries >= total / 2)
+                    .then_some(figures)
+            }
+        },
+    )
+    .await;
     assert_eq!(figures.instances, 5);
-    assert!(figures.first_attempts >= first_attempts - 50 && figures.retries >= total / 2);
 
     // phase: the whole cluster goes away: every instance falls back to its own budget
     for node in cluster.nodes.values_mut() {
@@ -435,6 +445,8 @@ async fn a_reporting_sdk_stays_in_cluster_mode_on_a_busy_cluster() {
     // phase: 8 s of steady calls, longer than the watch idle timeout (5 s)
     let started = Instant::now();
     let sent_before = client.stats().reports_sent;
+    // A first connection attempt that failed while the cluster was starting is not the point.
+    let reconnects_before = client.stats().watch_reconnects;
     let mut modes = vec![client.mode()];
     while started.elapsed() < Duration::from_secs(8) {
         let permit = breaker.allow().expect("closed");
@@ -451,7 +463,7 @@ async fn a_reporting_sdk_stays_in_cluster_mode_on_a_busy_cluster() {
     );
     assert_eq!(modes, vec![Mode::Cluster], "modes seen while reporting");
     assert_eq!(
-        stats.watch_reconnects, 0,
+        stats.watch_reconnects, reconnects_before,
         "the stream was never idle: {stats:?}"
     );
 }
