@@ -489,7 +489,7 @@ impl Breaker {
             breaker: self,
             permit: Some(permit),
         };
-        let start = quanta::Instant::now();
+        let start = crate::clock::CallTimer::start();
         let result = call().await;
         let latency = start.elapsed();
         let outcome = classifier.classify(&result);

@@ -177,7 +177,7 @@ impl<'a, T, E> Fallback<'a, T, E> {
                 },
                 None => None,
             };
-            let start = quanta::Instant::now();
+            let start = crate::clock::CallTimer::start();
             let result = match self.step_timeout {
                 None => Ok((step.run)().await),
                 Some(limit) => tokio::time::timeout(limit, (step.run)())

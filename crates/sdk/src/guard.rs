@@ -95,7 +95,7 @@ impl Guard {
         let mut attempt: u32 = 0;
         loop {
             let permit = self.breaker.allow()?;
-            let start = quanta::Instant::now();
+            let start = crate::clock::CallTimer::start();
             let result = match self.timeout {
                 None => Ok(call().await),
                 Some(limit) => tokio::time::timeout(limit, call()).await.map_err(|_| limit),

@@ -103,7 +103,7 @@ where
                 state: State::Running {
                     future: Box::pin(self.inner.call(request)),
                     permit: Some(permit),
-                    start: quanta::Instant::now(),
+                    start: crate::clock::CallTimer::start(),
                     breaker: self.breaker.clone(),
                     classifier: Arc::clone(&self.classifier),
                 },
@@ -117,7 +117,7 @@ enum State<F, C> {
     Running {
         future: Pin<Box<F>>,
         permit: Option<Permit>,
-        start: quanta::Instant,
+        start: crate::clock::CallTimer,
         breaker: Breaker,
         classifier: Arc<C>,
     },

@@ -24,7 +24,8 @@
 //! - `layer` — [`SwitchyardLayer`]: a tower `Layer`.
 //! - `metrics` — [`SdkMetrics`]: Prometheus metrics (`switchyard_sdk_*`).
 //! - `report_queue` — [`ReportQueue`]: the bounded, drop-oldest report queue.
-//! - `clock` — [`clock::Clock`], [`clock::CoarseClock`]: why the hot path never reads the OS clock.
+//! - `clock` — [`clock::Clock`], [`clock::CoarseClock`]: why the hot path never reads the OS clock,
+//!   and the raw TSC timer of the wrapped-call paths.
 //! - `stripe` — why counters are striped per thread (crate-internal).
 //! - `latency` — the sketch's bucket index without a logarithm (crate-internal).
 //! - `agent_state` / `agent` — the background agent: its pure state machine and its loops.
