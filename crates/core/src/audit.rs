@@ -81,14 +81,14 @@ pub struct AuditLog {
     head_skip: usize,
     /// The newest events, not yet a full chunk.
     open: VecDeque<AuditEvent>,
-    /// Retained events.
-    len: usize,
     dropped: u64,
 }
 
 impl PartialEq for AuditLog {
     fn eq(&self, other: &Self) -> bool {
-        self.len == other.len && self.dropped == other.dropped && self.events().eq(other.events())
+        self.len() == other.len()
+            && self.dropped == other.dropped
+            && self.events().eq(other.events())
     }
 }
 
@@ -103,7 +103,7 @@ impl Serialize for AuditLog {
         impl Serialize for Events<'_> {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 use serde::ser::SerializeSeq;
-                let mut seq = serializer.serialize_seq(Some(self.0.len))?;
+                let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
                 for event in self.0.events() {
                     seq.serialize_element(event)?;
                 }
@@ -165,12 +165,13 @@ impl AuditLog {
 
     /// Number of retained events.
     pub fn len(&self) -> usize {
-        self.len
+        // Every sealed chunk is full; the first has `head_skip` events dropped.
+        self.sealed.len() * AUDIT_CHUNK_EVENTS - self.head_skip + self.open.len()
     }
 
     /// True when no event is retained.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.sealed.is_empty() && self.open.is_empty()
     }
 
     /// Events dropped by retention so far.
@@ -205,13 +206,11 @@ impl AuditLog {
         } else if self.open.pop_front().is_none() {
             return;
         }
-        self.len -= 1;
         self.dropped += 1;
     }
 
     pub(crate) fn push(&mut self, event: AuditEvent) {
         self.open.push_back(event);
-        self.len += 1;
         if self.open.len() == AUDIT_CHUNK_EVENTS {
             self.sealed.push_back(self.open.drain(..).collect());
         }
@@ -223,7 +222,7 @@ impl AuditLog {
         while matches!(self.front(), Some(e) if e.at_ms < cutoff) {
             self.pop_front();
         }
-        while self.len > max_events as usize {
+        while self.len() > max_events as usize {
             self.pop_front();
         }
     }
