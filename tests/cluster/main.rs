@@ -648,3 +648,47 @@ async fn a_member_that_lost_its_disk_rejoins_with_join_and_initializes_nothing()
         "{members:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_through_a_node_that_knows_no_leader_yet_waits_for_one() {
+    // Goal: a node that knows no leader (here a fresh `--join` node, as after a restart or
+    // during an election) holds a write until it learns the leader, then forwards it, instead
+    // of refusing it at once with "no leader is known".
+    let mut cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_leader(ELECTION).await;
+    let leader_addr = cluster.nodes[&leader].grpc.clone();
+    let joiner_addr = cluster.spawn_joiner(4, &[]);
+    eventually(
+        ELECTION,
+        "the joiner to answer, knowing no leader",
+        || async {
+            let s = status(&joiner_addr, true).await.ok()?;
+            s.leader_id.is_none().then_some(())
+        },
+    )
+    .await;
+
+    // phase: a write sent to it now waits; adding it as a learner tells it the leader
+    let write = tokio::spawn({
+        let addr = joiner_addr.clone();
+        async move { put_policy(&addr, "svc/through-joiner", 11).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    admin(&leader_addr)
+        .await
+        .add_learner(apb::AddLearnerRequest {
+            node_id: 4,
+            addr: joiner_addr.clone(),
+        })
+        .await
+        .expect("add learner");
+    let written = write.await.unwrap();
+    assert!(
+        written.is_ok(),
+        "the write was refused instead of waiting for the leader: {written:?}"
+    );
+    assert_eq!(
+        read_min_calls(&leader_addr, "svc/through-joiner", false).await,
+        Some(11)
+    );
+}

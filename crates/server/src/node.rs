@@ -743,15 +743,34 @@ impl Node {
         }
     }
 
+    /// `leader`, or, when this node knows none (it has just restarted and not yet heard from
+    /// the leader, or an election is under way), the first leader it learns of within two
+    /// maximum election timeouts. Refusing at once turned those few hundred milliseconds into
+    /// failed writes on a node that was about to know where to send them.
+    async fn leader_or_wait(&self, leader: Option<u64>) -> Result<u64, NodeError> {
+        if let Some(leader) = leader {
+            return Ok(leader);
+        }
+        let wait = Duration::from_millis(2 * self.inner.config.election_timeout_max_ms);
+        self.inner
+            .raft
+            .wait(Some(wait))
+            .metrics(|m| m.current_leader.is_some(), "a known leader")
+            .await
+            .ok()
+            .and_then(|m| m.current_leader)
+            .ok_or_else(|| NodeError::NoLeader {
+                hint: format!(" (none within {} ms)", wait.as_millis()),
+            })
+    }
+
     /// Sends `request` to the leader and returns its reply, mapping refusals to errors.
     async fn forward(
         &self,
         leader: Option<u64>,
         request: ForwardRequest,
     ) -> Result<ForwardReply, NodeError> {
-        let leader = leader.ok_or_else(|| NodeError::NoLeader {
-            hint: String::new(),
-        })?;
+        let leader = self.leader_or_wait(leader).await?;
         if leader == self.inner.id {
             return Err(NodeError::NoLeader {
                 hint: " (leadership is changing)".into(),
