@@ -300,7 +300,15 @@ impl Node {
                 .forward(leader, ForwardRequest::Write(envelope))
                 .await?
             {
-                ForwardReply::Written(response) => response,
+                ForwardReply::Written(response) => {
+                    // Read your writes on this node: a caller that wrote through a follower
+                    // and then reads or watches there must see its write. The entry is
+                    // committed either way, so a slow catch-up is not an error.
+                    if let Err(e) = self.wait_applied(response.index).await {
+                        tracing::debug!(error = %e, index = response.index, "forwarded write not applied here yet");
+                    }
+                    response
+                }
                 other => return Err(unexpected(other)),
             },
         };
@@ -350,6 +358,12 @@ impl Node {
                 None => return Err(raft_err(e)),
             },
         };
+        self.wait_applied(index).await
+    }
+
+    /// Waits (at most `READ_CATCH_UP_TIMEOUT`) until this node has applied `index`; returns the
+    /// applied index then.
+    async fn wait_applied(&self, index: u64) -> Result<u64, NodeError> {
         let mut applied = self.inner.sm.watch_applied();
         let waited =
             tokio::time::timeout(READ_CATCH_UP_TIMEOUT, applied.wait_for(|a| *a >= index)).await;
@@ -357,7 +371,7 @@ impl Node {
             Ok(Ok(seen)) => Ok(*seen),
             Ok(Err(_)) => Err(NodeError::ShuttingDown),
             Err(_) => Err(NodeError::Raft(format!(
-                "this node has not applied up to read index {index} within {READ_CATCH_UP_TIMEOUT:?}"
+                "this node has not applied up to index {index} within {READ_CATCH_UP_TIMEOUT:?}"
             ))),
         }
     }
