@@ -37,7 +37,7 @@ use crate::breaker::{BreakerShared, DrainedCounts, POOL_CLUSTER, POOL_LOCAL};
 use crate::metrics::SdkMetrics;
 use crate::mode::{ModeOptions, ModeTracker};
 use crate::report_queue::ReportQueue;
-use crate::{Admission, Error, Mode, RetryBudgetSource, decide};
+use crate::{Admission, Error, Mode, RetryBudgetSource};
 use switchyard_proto::convert;
 
 /// A scope's tier and feature flags as last received from the cluster.
@@ -339,8 +339,8 @@ impl AgentState {
             return;
         };
         let cluster = self.cluster.get(key);
-        let admission = decide(self.mode, cluster.map(|c| c.state), entry.local.state());
-        entry.shared.publish(admission, self.applied_index);
+        let state = cluster.map(|c| c.state);
+        (entry.shared).publish_decision(self.mode, state, entry.local.state(), self.applied_index);
         // The fleet retry budget needs fresh contact and figures that say someone retries.
         let fleet_in_force = self.mode == Mode::Cluster
             && cluster

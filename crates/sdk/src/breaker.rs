@@ -18,13 +18,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use switchyard_core::BreakerKey;
+use switchyard_core::{BreakerKey, BreakerState};
 
 use crate::fleet_retry::FleetRetryCell;
 use crate::latency::{self, LATENCY_SLOTS};
 use crate::stripe::{self, CachePadded};
 use crate::{
-    Admission, CallError, Classifier, ErrorIsFailure, Outcome, RejectReason, RetryBudgetSource,
+    Admission, CallError, Classifier, ErrorIsFailure, Mode, Outcome, RejectReason,
+    RetryBudgetSource,
 };
 
 /// One thread's counters for one breaker.
@@ -116,6 +117,8 @@ pub(crate) struct BreakerShared {
     pub(crate) key_str: Arc<str>,
     /// Read on every call, written only by the agent: keep it away from written lines.
     admission: AtomicU8,
+    /// The effective state this instance sees (index into `BreakerState::ALL`), for display.
+    state: AtomicU8,
     slow_call_duration_us: AtomicU64,
     applied_index: AtomicU64,
     stripe_mask: usize,
@@ -139,6 +142,7 @@ impl BreakerShared {
         Self {
             key_str: Arc::from(key.as_str()),
             admission: AtomicU8::new(Admission::Allow as u8),
+            state: AtomicU8::new(0),
             slow_call_duration_us: AtomicU64::new(slow_call_duration_ms.saturating_mul(1_000)),
             applied_index: AtomicU64::new(0),
             stripe_mask: stripes - 1,
@@ -167,6 +171,20 @@ impl BreakerShared {
     pub(crate) fn publish(&self, admission: Admission, applied_index: u64) -> Admission {
         self.applied_index.fetch_max(applied_index, Relaxed);
         Admission::from_u8(self.admission.swap(admission as u8, Relaxed))
+    }
+
+    /// Publishes the admission the decision rule gives, and the state [`Breaker::state`] shows.
+    pub(crate) fn publish_decision(
+        &self,
+        mode: Mode,
+        cluster: Option<BreakerState>,
+        local: BreakerState,
+        applied_index: u64,
+    ) {
+        self.publish(crate::decide(mode, cluster, local), applied_index);
+        let shown = crate::decision::shown_state(mode, cluster, local);
+        let index = BreakerState::ALL.iter().position(|s| *s == shown);
+        self.state.store(index.unwrap_or(0) as u8, Relaxed);
     }
 
     pub(crate) fn set_slow_call_duration_ms(&self, ms: u64) {
@@ -357,6 +375,17 @@ impl Breaker {
     /// What `allow()` currently does.
     pub fn admission(&self) -> Admission {
         self.shared.admission()
+    }
+
+    /// The state this instance sees: the cluster's state (Cluster and Stale modes, when the
+    /// cluster has judged the key and it is not CLOSED), else the local breaker's. One atomic
+    /// load, never waits; for display and logs, not for admission (use [`Breaker::allow`]).
+    pub fn state(&self) -> BreakerState {
+        let index = usize::from(self.shared.state.load(Relaxed));
+        BreakerState::ALL
+            .get(index)
+            .copied()
+            .unwrap_or(BreakerState::Closed)
     }
 
     /// The cluster applied index of the decision in force (0 before any).
@@ -552,108 +581,5 @@ impl Drop for InFlight<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn breaker() -> Breaker {
-        Breaker::detached(BreakerKey::parse("payments/ml-fraud").expect("key"))
-    }
-
-    #[test]
-    fn record_counts_calls_failures_slow_and_latency() {
-        let b = breaker();
-        for i in 0..10u64 {
-            let permit = b.allow().expect("closed breaker admits");
-            let outcome = Outcome::failure_if(i % 5 == 0);
-            b.record(
-                permit,
-                outcome,
-                Duration::from_millis(if i == 9 { 1500 } else { 2 }),
-            );
-        }
-        assert_eq!(b.peek_latency().count(), 10);
-        let d = b.shared.drain();
-        assert_eq!((d.calls, d.failures, d.slow), (10, 2, 1));
-        assert_eq!(d.latency.iter().map(|b| b.1).sum::<u64>(), 10);
-        assert!(b.shared.drain().is_empty(), "a drain resets the counters");
-    }
-
-    #[test]
-    fn published_admissions_reject_with_their_reason() {
-        let b = breaker();
-        for (admission, reason) in [
-            (Admission::RejectClusterOpen, RejectReason::ClusterOpen),
-            (Admission::RejectForcedOpen, RejectReason::ForcedOpen),
-            (Admission::RejectLocalOpen, RejectReason::LocalOpen),
-            (Admission::ClusterProbe, RejectReason::HalfOpenNoPermit),
-            (Admission::LocalProbe, RejectReason::HalfOpenNoPermit),
-        ] {
-            b.shared.publish(admission, 1);
-            let rejected = b.allow().expect_err("rejects");
-            assert_eq!(rejected.reason, reason);
-            assert_eq!(&*rejected.key, "payments/ml-fraud");
-        }
-        let d = b.shared.drain();
-        assert_eq!(d.rejected[RejectReason::HalfOpenNoPermit as usize], 2);
-        assert_eq!(d.rejected_total(), 5);
-    }
-
-    #[test]
-    fn half_open_admits_only_calls_holding_a_probe_token() {
-        let b = breaker();
-        b.shared.publish(Admission::ClusterProbe, 7);
-        assert!(b.allow().is_err());
-        assert!(
-            b.shared.probes[POOL_CLUSTER].demand.load(Relaxed),
-            "demand is signalled"
-        );
-        b.shared.probes[POOL_CLUSTER].tokens.store(1, Relaxed);
-        let permit = b.allow().expect("a token admits one call");
-        assert_eq!(permit.kind(), PermitKind::ClusterProbe);
-        assert!(b.allow().is_err(), "only one token");
-        b.record(permit, Outcome::Success, Duration::from_millis(1));
-        assert_eq!(b.shared.probes[POOL_CLUSTER].take_outcomes(), (1, 0, 0));
-    }
-
-    #[test]
-    fn drain_never_reports_more_failures_than_calls() {
-        let b = breaker();
-        // Simulate the race: a failure counted before its latency bucket.
-        b.shared.stripe().failures.fetch_add(1, Relaxed);
-        let d = b.shared.drain();
-        assert_eq!((d.calls, d.failures), (0, 0));
-        b.shared.stripe().latency[3].fetch_add(1, Relaxed);
-        let d = b.shared.drain();
-        assert_eq!(
-            (d.calls, d.failures),
-            (1, 1),
-            "the carried failure arrives with its call"
-        );
-    }
-
-    #[tokio::test]
-    async fn wrapped_call_records_with_the_classifier() {
-        let b = breaker();
-        let status_classifier =
-            |r: &Result<u16, ()>| r.map_or(Outcome::Failure, Outcome::from_http_status);
-        let v = b
-            .call_classified(&status_classifier, || async { Ok::<_, ()>(404) })
-            .await;
-        assert_eq!(v.expect("ok"), 404);
-        let v = b
-            .call_classified(&status_classifier, || async { Ok::<_, ()>(503) })
-            .await;
-        assert_eq!(v.expect("ok"), 503);
-        let e = b
-            .call(|| async { Err::<(), _>("boom") })
-            .await
-            .expect_err("fails");
-        assert!(matches!(e, CallError::Failed("boom")));
-        let d = b.shared.drain();
-        assert_eq!(
-            (d.calls, d.failures),
-            (3, 2),
-            "404 is a success, 503 and Err are failures"
-        );
-    }
-}
+#[path = "breaker_test.rs"]
+mod tests;

@@ -137,6 +137,19 @@ pub fn decide(mode: Mode, cluster: Option<BreakerState>, local: BreakerState) ->
     }
 }
 
+/// The state shown for a breaker (`Breaker::state`): the cluster's while it is in force and
+/// has judged the key to be other than CLOSED, else the local breaker's.
+pub(crate) fn shown_state(
+    mode: Mode,
+    cluster: Option<BreakerState>,
+    local: BreakerState,
+) -> BreakerState {
+    match cluster {
+        Some(state) if mode != Mode::LocalOnly && state != BreakerState::Closed => state,
+        _ => local,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +164,27 @@ mod tests {
         S::Disabled,
         S::MetricsOnly,
     ];
+
+    #[test]
+    fn shown_state_is_the_clusters_unless_closed_or_local_only() {
+        assert_eq!(
+            shown_state(Mode::Cluster, Some(S::ForcedOpen), S::Closed),
+            S::ForcedOpen
+        );
+        assert_eq!(
+            shown_state(Mode::Stale, Some(S::MetricsOnly), S::Open),
+            S::MetricsOnly
+        );
+        assert_eq!(
+            shown_state(Mode::Cluster, Some(S::Closed), S::Open),
+            S::Open
+        );
+        assert_eq!(shown_state(Mode::Cluster, None, S::HalfOpen), S::HalfOpen);
+        assert_eq!(
+            shown_state(Mode::LocalOnly, Some(S::Open), S::Closed),
+            S::Closed
+        );
+    }
 
     #[test]
     fn cluster_decision_comes_first_for_every_state() {
