@@ -382,8 +382,8 @@ impl AgentState {
                     .record(now_ms, drained.calls, drained.failures, drained.slow);
             }
             // Local probe outcomes go straight to the local breaker.
-            let (ok, failed, unused) = e.shared.probes[POOL_LOCAL].take_outcomes();
-            for (n, outcome) in outcome_counts(ok, failed, unused) {
+            let (ok, failed) = e.shared.probes[POOL_LOCAL].take_outcomes();
+            for (n, outcome) in outcome_counts(ok, failed) {
                 for _ in 0..n {
                     if e.ledgers[POOL_LOCAL].held.pop_front().is_some() {
                         log_transition(key, e.local.release_probe(now_ms, outcome));
@@ -392,8 +392,8 @@ impl AgentState {
             }
             log_transition(key, e.local.advance(now_ms));
             // Cluster probe outcomes become ReleaseProbe calls.
-            let (ok, failed, unused) = e.shared.probes[POOL_CLUSTER].take_outcomes();
-            for (n, outcome) in outcome_counts(ok, failed, unused) {
+            let (ok, failed) = e.shared.probes[POOL_CLUSTER].take_outcomes();
+            for (n, outcome) in outcome_counts(ok, failed) {
                 for _ in 0..n {
                     if let Some(p) = e.ledgers[POOL_CLUSTER].held.pop_front() {
                         work.release.push((key.clone(), p.id, outcome));
@@ -464,13 +464,12 @@ impl AgentState {
     }
 }
 
-fn outcome_counts(ok: u64, failed: u64, unused: u64) -> [(u64, ProbeOutcome); 3] {
-    // Failures first: one failed probe re-opens the breaker whatever the others say.
-    [
-        (failed, ProbeOutcome::Failure),
-        (ok, ProbeOutcome::Success),
-        (unused, ProbeOutcome::Unused),
-    ]
+/// Recorded probe outcomes, failures first: one failed probe re-opens the breaker whatever
+/// the others say. (A probe permit dropped unrecorded never shows here: its token went back
+/// to the pool, and an untaken token is released as unused when it expires or the breaker
+/// leaves HALF_OPEN.)
+fn outcome_counts(ok: u64, failed: u64) -> [(u64, ProbeOutcome); 2] {
+    [(failed, ProbeOutcome::Failure), (ok, ProbeOutcome::Success)]
 }
 
 fn log_transition(key: &str, t: Option<switchyard_core::Transition>) {

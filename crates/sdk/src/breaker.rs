@@ -23,6 +23,7 @@ use switchyard_core::{BreakerKey, BreakerState};
 use crate::fleet_retry::FleetRetryCell;
 use crate::latency::{self, LATENCY_SLOTS};
 use crate::stripe::{self, CachePadded};
+use crate::wrapped_call::WrappedCall;
 use crate::{
     Admission, CallError, Classifier, ErrorIsFailure, Mode, Outcome, RejectReason,
     RetryBudgetSource,
@@ -56,7 +57,6 @@ impl Stripe {
 /// Index of a probe-outcome counter: `[pool][outcome]`.
 const PROBE_SUCCESS: usize = 0;
 const PROBE_FAILURE: usize = 1;
-const PROBE_UNUSED: usize = 2;
 
 /// Probe permits handed to the hot path by the agent, and what became of them.
 #[derive(Debug, Default)]
@@ -65,8 +65,9 @@ pub(crate) struct ProbePool {
     pub(crate) tokens: AtomicU32,
     /// Set by a call rejected for lack of a permit: the agent should ask for one.
     pub(crate) demand: AtomicBool,
-    /// Outcomes of probe calls: success, failure, unused.
-    pub(crate) outcomes: [AtomicU64; 3],
+    /// Outcomes of recorded probe calls: success, failure. (A probe permit dropped without
+    /// a record goes back to `tokens`, for the next call.)
+    pub(crate) outcomes: [AtomicU64; 2],
 }
 
 impl ProbePool {
@@ -77,12 +78,11 @@ impl ProbePool {
             .is_ok()
     }
 
-    /// Swaps the outcome counters to zero: (successes, failures, unused).
-    pub(crate) fn take_outcomes(&self) -> (u64, u64, u64) {
+    /// Swaps the outcome counters to zero: (successes, failures).
+    pub(crate) fn take_outcomes(&self) -> (u64, u64) {
         (
             self.outcomes[PROBE_SUCCESS].swap(0, Relaxed),
             self.outcomes[PROBE_FAILURE].swap(0, Relaxed),
-            self.outcomes[PROBE_UNUSED].swap(0, Relaxed),
         )
     }
 }
@@ -302,18 +302,46 @@ pub enum PermitKind {
 }
 
 /// Permission to make one call, returned by [`Breaker::allow`]. Hand it back with
-/// [`Breaker::record`] (or [`Breaker::release_unused`] if the call was not made).
+/// [`Breaker::record`] once the call is made; drop it if the call is not made.
 ///
-/// A permit is a plain value (no reference to the breaker), so it can cross `await`s and
-/// threads freely. A probe permit that is dropped without being recorded stays taken until
-/// its lease expires (`probe_lease_ms`).
-#[must_use = "a permit must be returned with Breaker::record or Breaker::release_unused"]
-#[derive(Debug, PartialEq, Eq)]
+/// A permit gives itself back: a probe permit dropped without being recorded (a cancelled
+/// future, an early `?`) returns its token to the breaker at once, so the next call can
+/// make the trial instead of waiting for the lease (`probe_lease_ms`) to run out. An
+/// ordinary permit holds nothing. A permit is `Send` and `'static`: it can cross `await`s
+/// and threads freely.
+#[must_use = "a permit is returned with Breaker::record once the call is made"]
+#[derive(Debug)]
 pub struct Permit {
     kind: PermitKind,
+    /// The breaker whose probe pool a dropped probe permit returns its token to; `None`
+    /// for an ordinary permit (no reference count on the hot path) and once recorded.
+    probe_of: Option<Arc<BreakerShared>>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Some(shared) = self.probe_of.take() {
+            shared.probes[pool_of(self.kind)]
+                .tokens
+                .fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// The probe pool a probe permit's token came from.
+fn pool_of(kind: PermitKind) -> usize {
+    match kind {
+        PermitKind::LocalProbe => POOL_LOCAL,
+        _ => POOL_CLUSTER,
+    }
 }
 
 impl Permit {
+    const NORMAL: Permit = Permit {
+        kind: PermitKind::Normal,
+        probe_of: None,
+    };
+
     /// The kind of admission.
     pub fn kind(&self) -> PermitKind {
         self.kind
@@ -404,9 +432,7 @@ impl Breaker {
     pub fn allow(&self) -> Result<Permit, Rejected> {
         let code = self.shared.admission.load(Relaxed);
         if code == Admission::Allow as u8 {
-            return Ok(Permit {
-                kind: PermitKind::Normal,
-            });
+            return Ok(Permit::NORMAL);
         }
         self.allow_slow(Admission::from_u8(code))
     }
@@ -416,11 +442,7 @@ impl Breaker {
         let (pool, kind) = match admission {
             Admission::ClusterProbe => (POOL_CLUSTER, PermitKind::ClusterProbe),
             Admission::LocalProbe => (POOL_LOCAL, PermitKind::LocalProbe),
-            Admission::Allow => {
-                return Ok(Permit {
-                    kind: PermitKind::Normal,
-                });
-            }
+            Admission::Allow => return Ok(Permit::NORMAL),
             rejecting => {
                 let reason = rejecting
                     .reject_reason()
@@ -430,7 +452,10 @@ impl Breaker {
         };
         let probes = &self.shared.probes[pool];
         if probes.reclaim_token() {
-            return Ok(Permit { kind });
+            return Ok(Permit {
+                kind,
+                probe_of: Some(Arc::clone(&self.shared)),
+            });
         }
         if !probes.demand.load(Relaxed) {
             probes.demand.store(true, Relaxed);
@@ -449,7 +474,7 @@ impl Breaker {
     /// Records the outcome and latency of a call made under `permit`. Hot path: one
     /// increment of this thread's latency bucket, plus one each for a failure and a slow call.
     #[inline]
-    pub fn record(&self, permit: Permit, outcome: Outcome, latency: Duration) {
+    pub fn record(&self, mut permit: Permit, outcome: Outcome, latency: Duration) {
         let shared = &*self.shared;
         let us = latency::duration_us(latency);
         let stripe = shared.stripe();
@@ -461,39 +486,33 @@ impl Breaker {
             stripe.slow.fetch_add(1, Relaxed);
         }
         if permit.kind != PermitKind::Normal {
-            self.record_probe(permit.kind, outcome);
+            self.record_probe(&mut permit, outcome);
         }
     }
 
+    /// Counts a probe's outcome for the agent, and keeps the permit's token out of the
+    /// pool: the trial was made.
     #[cold]
-    fn record_probe(&self, kind: PermitKind, outcome: Outcome) {
+    fn record_probe(&self, permit: &mut Permit, outcome: Outcome) {
         let which = match outcome {
             Outcome::Success => PROBE_SUCCESS,
             Outcome::Failure => PROBE_FAILURE,
         };
-        self.probe_pool(kind).outcomes[which].fetch_add(1, Relaxed);
+        permit.probe_of = None;
+        self.shared.probes[pool_of(permit.kind)].outcomes[which].fetch_add(1, Relaxed);
     }
 
-    fn probe_pool(&self, kind: PermitKind) -> &ProbePool {
-        match kind {
-            PermitKind::LocalProbe => &self.shared.probes[POOL_LOCAL],
-            _ => &self.shared.probes[POOL_CLUSTER],
-        }
-    }
-
-    /// Returns a permit whose call was never made (e.g. the request was cancelled before
-    /// calling). A probe permit goes back as `Unused` so another call can take it.
+    /// Gives back a permit whose call was never made: the same as dropping it (a probe
+    /// permit's token goes back to the pool, for the next call).
     pub fn release_unused(&self, permit: Permit) {
-        if permit.kind != PermitKind::Normal {
-            self.probe_pool(permit.kind).outcomes[PROBE_UNUSED].fetch_add(1, Relaxed);
-        }
+        drop(permit);
     }
 
     /// Guards one async call: `allow()`, run `call`, measure its latency with the TSC clock
     /// (`quanta`, a few ns), classify with [`ErrorIsFailure`], `record()`.
     ///
-    /// If the returned future is dropped before `call` completes, the permit is released
-    /// as unused.
+    /// If the returned future is dropped before `call` completes, a probe permit goes back
+    /// to the breaker at once (see [`Permit`]).
     pub async fn call<T, E, F, Fut>(&self, call: F) -> Result<T, CallError<E>>
     where
         F: FnOnce() -> Fut,
@@ -513,19 +532,9 @@ impl Breaker {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let permit = self.allow()?;
-        let mut guard = InFlight {
-            breaker: self,
-            permit: Some(permit),
-        };
-        let start = crate::clock::CallTimer::start();
-        let result = call().await;
-        let latency = start.elapsed();
-        let outcome = classifier.classify(&result);
-        if let Some(permit) = guard.permit.take() {
-            self.record(permit, outcome, latency);
-        }
-        result.map_err(CallError::Failed)
+        WrappedCall::start(self, classifier, None, call)?
+            .await
+            .into_call_result()
     }
 
     /// Records a call measured elsewhere and classified by `classifier`; returns the outcome.
@@ -563,20 +572,6 @@ impl Breaker {
             }
         }
         sketch
-    }
-}
-
-/// Releases the permit as unused if a guarded call is cancelled mid-flight.
-struct InFlight<'a> {
-    breaker: &'a Breaker,
-    permit: Option<Permit>,
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        if let Some(permit) = self.permit.take() {
-            self.breaker.release_unused(permit);
-        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Unit tests of the hot path (`breaker.rs`).
 
 use super::*;
+use crate::wrapped_call::test_support::{cancel_mid_call, half_open_with_one_token, probe_tokens};
 
 fn breaker() -> Breaker {
     Breaker::detached(BreakerKey::parse("payments/ml-fraud").expect("key"))
@@ -59,7 +60,7 @@ fn half_open_admits_only_calls_holding_a_probe_token() {
     assert_eq!(permit.kind(), PermitKind::ClusterProbe);
     assert!(b.allow().is_err(), "only one token");
     b.record(permit, Outcome::Success, Duration::from_millis(1));
-    assert_eq!(b.shared.probes[POOL_CLUSTER].take_outcomes(), (1, 0, 0));
+    assert_eq!(b.shared.probes[POOL_CLUSTER].take_outcomes(), (1, 0));
 }
 
 #[test]
@@ -102,4 +103,24 @@ async fn wrapped_call_records_with_the_classifier() {
         (3, 2),
         "404 is a success, 503 and Err are failures"
     );
+}
+
+#[test]
+fn a_dropped_call_gives_its_probe_permit_back_at_once() {
+    let b = half_open_with_one_token("payments/ml-fraud");
+    cancel_mid_call(b.call(std::future::pending::<Result<(), ()>>));
+    assert_eq!(probe_tokens(&b), 1, "the token is back in the pool");
+    let permit = b.allow().expect("the next call makes the trial");
+    assert_eq!(permit.kind(), PermitKind::ClusterProbe);
+}
+
+#[test]
+fn a_dropped_probe_permit_gives_itself_back_and_a_recorded_one_does_not() {
+    let b = half_open_with_one_token("payments/ml-fraud");
+    drop(b.allow().expect("probe"));
+    assert_eq!(probe_tokens(&b), 1, "dropped unrecorded: back in the pool");
+    let permit = b.allow().expect("probe");
+    b.record(permit, Outcome::Success, Duration::from_millis(1));
+    assert_eq!(probe_tokens(&b), 0, "recorded: the trial was made");
+    assert!(b.allow().is_err());
 }

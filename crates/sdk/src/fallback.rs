@@ -7,6 +7,9 @@
 //! ([`Decided::decided_by`]); when every step fails, [`FallbackError`] lists every attempt
 //! and why it failed or was skipped.
 //!
+//! Each step runs as one [`WrappedCall`]: a chain dropped mid-step gives that step's probe
+//! permit back at once.
+//!
 //! A chain is built per request (its closures capture the request), and holds at most
 //! [`FALLBACK_STEPS_MAX`] steps.
 
@@ -16,8 +19,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::mode::duration_ms;
-use crate::{Breaker, Outcome, Rejected};
+use crate::wrapped_call::{TimedOut, WrappedCall};
+use crate::{Breaker, ErrorIsFailure, Rejected};
 
 /// Upper bound on steps in one chain; `then` past it panics (a programming error).
 pub const FALLBACK_STEPS_MAX: usize = 16;
@@ -164,34 +167,22 @@ impl<'a, T, E> Fallback<'a, T, E> {
     pub async fn run(self) -> Result<Decided<T, E>, FallbackError<E>> {
         let mut attempts = Vec::with_capacity(self.steps.len());
         for step in self.steps {
-            let permit = match &step.breaker {
-                Some(b) => match b.allow() {
-                    Ok(p) => Some(p),
-                    Err(rejected) => {
-                        attempts.push(Attempt {
-                            step: step.name,
-                            outcome: AttemptOutcome::Skipped(rejected),
-                        });
-                        continue;
+            let call = match &step.breaker {
+                Some(b) => {
+                    match WrappedCall::start(b, &ErrorIsFailure, self.step_timeout, step.run) {
+                        Ok(call) => call,
+                        Err(rejected) => {
+                            attempts.push(Attempt {
+                                step: step.name,
+                                outcome: AttemptOutcome::Skipped(rejected),
+                            });
+                            continue;
+                        }
                     }
-                },
-                None => None,
+                }
+                None => WrappedCall::unguarded(&ErrorIsFailure, self.step_timeout, step.run),
             };
-            let start = crate::clock::CallTimer::start();
-            let result = match self.step_timeout {
-                None => Ok((step.run)().await),
-                Some(limit) => tokio::time::timeout(limit, (step.run)())
-                    .await
-                    .map_err(|_| limit),
-            };
-            let latency = start.elapsed();
-            let outcome = match &result {
-                Ok(Ok(_)) => Outcome::Success,
-                _ => Outcome::Failure,
-            };
-            if let (Some(b), Some(p)) = (&step.breaker, permit) {
-                b.record(p, outcome, latency);
-            }
+            let result = call.await.result;
             match result {
                 Ok(Ok(value)) => {
                     return Ok(Decided {
@@ -204,11 +195,9 @@ impl<'a, T, E> Fallback<'a, T, E> {
                     step: step.name,
                     outcome: AttemptOutcome::Failed(e),
                 }),
-                Err(limit) => attempts.push(Attempt {
+                Err(TimedOut { timeout_ms, .. }) => attempts.push(Attempt {
                     step: step.name,
-                    outcome: AttemptOutcome::TimedOut {
-                        timeout_ms: duration_ms(limit),
-                    },
+                    outcome: AttemptOutcome::TimedOut { timeout_ms },
                 }),
             }
         }
@@ -221,6 +210,9 @@ mod tests {
     use switchyard_core::BreakerKey;
 
     use super::*;
+    use crate::wrapped_call::test_support::{
+        cancel_mid_call, half_open_with_one_token, probe_tokens,
+    };
     use crate::{Admission, RejectReason};
 
     fn breaker(key: &str) -> Breaker {
@@ -284,6 +276,23 @@ mod tests {
             cheap.shared.drain().failures,
             1,
             "the timeout counts as a failure"
+        );
+    }
+
+    #[test]
+    fn a_dropped_chain_gives_the_running_steps_probe_permit_back_at_once() {
+        let primary = half_open_with_one_token("payments/ml-primary");
+        let chain = Fallback::<f64, String>::new()
+            .then("ml-primary", &primary, std::future::pending)
+            .then_unguarded("rules", || async { Ok(0.5) })
+            .run();
+        cancel_mid_call(chain);
+        assert_eq!(probe_tokens(&primary), 1, "the token is back in the pool");
+        assert!(
+            primary
+                .allow()
+                .expect("the next call makes the trial")
+                .is_probe()
         );
     }
 }

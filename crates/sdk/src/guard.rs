@@ -6,6 +6,9 @@
 //!                     └── backoff (full jitter) ◄─────┘ while attempts and budget remain
 //! ```
 //!
+//! Each attempt is one [`WrappedCall`]: dropping the guard's future mid-attempt gives a
+//! probe permit back at once, and the bulkhead slot with it.
+//!
 //! Rejections by the breaker are never retried (the breaker just said the dependency is
 //! down). A `Result` that the classifier calls a success (a 4xx, say) is returned as is,
 //! not retried. Retries draw on the retry budget through the guarded breaker, so in cluster
@@ -14,7 +17,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::mode::duration_ms;
+use crate::wrapped_call::WrappedCall;
 use crate::{
     Breaker, Bulkhead, CallError, Classifier, ErrorIsFailure, Outcome, RejectReason, Retry,
 };
@@ -94,30 +97,13 @@ impl Guard {
         }
         let mut attempt: u32 = 0;
         loop {
-            let permit = self.breaker.allow()?;
-            let start = crate::clock::CallTimer::start();
-            let result = match self.timeout {
-                None => Ok(call().await),
-                Some(limit) => tokio::time::timeout(limit, call()).await.map_err(|_| limit),
-            };
-            let latency = start.elapsed();
-            let failed = match result {
-                Ok(result) => {
-                    let outcome = classifier.classify(&result);
-                    self.breaker.record(permit, outcome, latency);
-                    if outcome == Outcome::Success {
-                        return result.map_err(CallError::Failed);
-                    }
-                    result.map_err(CallError::Failed)
-                }
-                Err(limit) => {
-                    self.breaker.record(permit, Outcome::Failure, latency);
-                    Err(CallError::Timeout {
-                        key: self.breaker.shared.key_str.clone(),
-                        timeout_ms: duration_ms(limit),
-                    })
-                }
-            };
+            let recorded =
+                WrappedCall::start(&self.breaker, classifier, self.timeout, &mut call)?.await;
+            let succeeded = recorded.outcome == Outcome::Success;
+            let failed = recorded.into_call_result();
+            if succeeded {
+                return failed;
+            }
             attempt += 1;
             let Some(retry) = &self.retry else {
                 return failed;
@@ -139,6 +125,9 @@ mod tests {
 
     use super::*;
     use crate::clock::CoarseClock;
+    use crate::wrapped_call::test_support::{
+        cancel_mid_call, half_open_with_one_token, probe_tokens,
+    };
     use crate::{Admission, Backoff, RetryBudget, RetryBudgetOptions, SmallRng};
 
     fn breaker() -> Breaker {
@@ -259,5 +248,23 @@ mod tests {
             .call(|| async { Ok::<_, ()>(()) })
             .await
             .expect("slot free again");
+    }
+
+    #[test]
+    fn a_dropped_guard_call_gives_its_probe_permit_back_at_once() {
+        let b = half_open_with_one_token("payments/ml-fraud");
+        let bulkhead = Bulkhead::new("ml", 1);
+        let guard = Guard::new(b.clone())
+            .timeout(Duration::from_secs(60))
+            .bulkhead(bulkhead.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        let _entered = rt.enter();
+        cancel_mid_call(guard.call(std::future::pending::<Result<(), ()>>));
+        assert_eq!(probe_tokens(&b), 1, "the token is back in the pool");
+        assert!(b.allow().expect("the next call makes the trial").is_probe());
+        assert!(bulkhead.try_acquire().is_ok(), "the bulkhead slot is free");
     }
 }

@@ -2,20 +2,20 @@
 //!
 //! `call` asks `allow()`; a rejected request fails at once with
 //! [`CallError::Rejected`] without reaching the inner service. An admitted request's
-//! latency is measured with the TSC clock and its result classified and recorded.
-//! The response future is boxed (one allocation per request): the layer serves
-//! request/response services, whose own costs dwarf it; the allocation-free path is
-//! [`Breaker::allow`]/[`Breaker::record`].
+//! latency is measured with the TSC clock and its result classified and recorded: the
+//! response future is the SDK's one wrapped call (`WrappedCall`), unboxed, so a request
+//! dropped mid-call gives a probe permit back at once.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use tower::{Layer, Service};
 
-use crate::{Breaker, CallError, Classifier, ErrorIsFailure, Permit, Rejected};
+use crate::wrapped_call::WrappedCall;
+use crate::{Breaker, CallError, Classifier, ErrorIsFailure, Rejected};
 
 /// Wraps services in a [`SwitchyardService`] guarded by one breaker.
 #[derive(Clone)]
@@ -83,8 +83,7 @@ impl<S, C> fmt::Debug for SwitchyardService<S, C> {
 impl<S, C, Req> Service<Req> for SwitchyardService<S, C>
 where
     S: Service<Req>,
-    S::Future: Send + 'static,
-    C: Classifier<S::Response, S::Error> + 'static,
+    C: Classifier<S::Response, S::Error>,
 {
     type Response = S::Response;
     type Error = CallError<S::Error>;
@@ -95,37 +94,37 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        match self.breaker.allow() {
-            Err(rejected) => ResponseFuture {
-                state: State::Rejected(Some(rejected)),
+        let classifier = Arc::clone(&self.classifier);
+        let inner = &mut self.inner;
+        let state = match WrappedCall::start(self.breaker.clone(), classifier, None, || {
+            inner.call(request)
+        }) {
+            Ok(call) => State::Running { call },
+            Err(rejected) => State::Rejected {
+                rejected: Some(rejected),
             },
-            Ok(permit) => ResponseFuture {
-                state: State::Running {
-                    future: Box::pin(self.inner.call(request)),
-                    permit: Some(permit),
-                    start: crate::clock::CallTimer::start(),
-                    breaker: self.breaker.clone(),
-                    classifier: Arc::clone(&self.classifier),
-                },
-            },
-        }
+        };
+        ResponseFuture { state }
     }
 }
 
-enum State<F, C> {
-    Rejected(Option<Rejected>),
-    Running {
-        future: Pin<Box<F>>,
-        permit: Option<Permit>,
-        start: crate::clock::CallTimer,
-        breaker: Breaker,
-        classifier: Arc<C>,
-    },
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F, C> {
+        Rejected { rejected: Option<Rejected> },
+        Running {
+            #[pin]
+            call: WrappedCall<Breaker, F, Arc<C>>,
+        },
+    }
 }
 
-/// The response future of a [`SwitchyardService`].
-pub struct ResponseFuture<F, C> {
-    state: State<F, C>,
+pin_project_lite::pin_project! {
+    /// The response future of a [`SwitchyardService`].
+    pub struct ResponseFuture<F, C> {
+        #[pin]
+        state: State<F, C>,
+    }
 }
 
 impl<F, C> fmt::Debug for ResponseFuture<F, C> {
@@ -142,41 +141,12 @@ where
     type Output = Result<T, CallError<E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // Every field is `Unpin` (the inner future is boxed), so the future is too.
-        let this = self.get_mut();
-        match &mut this.state {
-            State::Rejected(rejected) => match rejected.take() {
+        match self.project().state.project() {
+            StateProj::Rejected { rejected } => match rejected.take() {
                 Some(r) => Poll::Ready(Err(CallError::Rejected(r))),
                 None => panic!("ResponseFuture polled after completion"),
             },
-            State::Running {
-                future,
-                permit,
-                start,
-                breaker,
-                classifier,
-            } => {
-                let result = match future.as_mut().poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(result) => result,
-                };
-                if let Some(permit) = permit.take() {
-                    breaker.record_result(permit, classifier.as_ref(), &result, start.elapsed());
-                }
-                Poll::Ready(result.map_err(CallError::Failed))
-            }
-        }
-    }
-}
-
-impl<F, C> Drop for ResponseFuture<F, C> {
-    fn drop(&mut self) {
-        if let State::Running {
-            permit, breaker, ..
-        } = &mut self.state
-            && let Some(permit) = permit.take()
-        {
-            breaker.release_unused(permit);
+            StateProj::Running { call } => Poll::Ready(ready!(call.poll(cx)).into_call_result()),
         }
     }
 }
@@ -189,6 +159,9 @@ mod tests {
     use tower::{ServiceBuilder, ServiceExt};
 
     use super::*;
+    use crate::wrapped_call::test_support::{
+        cancel_mid_call, half_open_with_one_token, probe_tokens,
+    };
     use crate::{Admission, Outcome, RejectReason};
 
     fn breaker() -> Breaker {
@@ -212,5 +185,16 @@ mod tests {
         b.shared.publish(Admission::RejectForcedOpen, 9);
         let err = svc.oneshot(200).await.expect_err("forced open");
         assert!(matches!(err, CallError::Rejected(r) if r.reason == RejectReason::ForcedOpen));
+    }
+
+    #[test]
+    fn a_dropped_response_future_gives_its_probe_permit_back_at_once() {
+        let b = half_open_with_one_token("payments/ml-fraud");
+        let mut svc = SwitchyardLayer::new(b.clone()).layer(tower::service_fn(|_: ()| {
+            std::future::pending::<Result<(), Infallible>>()
+        }));
+        cancel_mid_call(svc.call(()));
+        assert_eq!(probe_tokens(&b), 1, "the token is back in the pool");
+        assert!(b.allow().expect("the next call makes the trial").is_probe());
     }
 }

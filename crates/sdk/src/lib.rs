@@ -22,6 +22,8 @@
 //! - `bulkhead` — [`Bulkhead`]: a concurrency limit that rejects at once.
 //! - `fallback` — [`Fallback`]: try A, then B, then C, skipping open breakers.
 //! - `layer` — [`SwitchyardLayer`]: a tower `Layer`.
+//! - `wrapped_call` — the one wrapped-call primitive (allow → time → classify → record)
+//!   that `Breaker::call`, `Guard`, `Fallback` and the layer share (crate-internal).
 //! - `metrics` — [`SdkMetrics`]: Prometheus metrics (`switchyard_sdk_*`).
 //! - `report_queue` — [`ReportQueue`]: the bounded, drop-oldest report queue.
 //! - `clock` — [`clock::Clock`], [`clock::CoarseClock`]: why the hot path never reads the OS clock,
@@ -56,6 +58,7 @@ mod outcome;
 mod report_queue;
 mod retry;
 mod stripe;
+mod wrapped_call;
 
 pub use agent_state::ScopeInfo;
 pub use breaker::{Breaker, Permit, PermitKind, Rejected};
