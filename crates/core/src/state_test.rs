@@ -6,8 +6,14 @@
 
 use proptest::prelude::*;
 
+use super::audit_sink::{POLICY_ACTOR, Sink};
+use super::ingest::FORCE_INGEST_SCAN;
+use super::tier_eval::evaluate_tier;
 use super::*;
-use crate::{OverrideMode, ProbeOutcome, TierRule};
+use crate::{
+    BreakerState, ConditionState, Delta, InstanceId, OverrideMode, PolicyTarget, ProbeOutcome,
+    SlaWindow, Tier, TierCondition, TierRule,
+};
 
 impl CoordinatorState {
     /// The reference apply: eager accounting, full passes.

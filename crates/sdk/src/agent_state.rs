@@ -23,7 +23,7 @@
 //! one tick entry changes many breakers). This holds across streams and reconnects, so a
 //! failover to a lagging node never moves a decision backwards.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 
@@ -33,9 +33,10 @@ use switchyard_core::{
 };
 use switchyard_proto::client as pb;
 
-use crate::breaker::{BreakerShared, DrainedCounts, POOL_CLUSTER, POOL_LOCAL};
+use crate::breaker_shared::{BreakerShared, DrainedCounts, POOL_CLUSTER, POOL_LOCAL};
 use crate::metrics::SdkMetrics;
 use crate::mode::{ModeOptions, ModeTracker};
+use crate::probe_ledger::{HeldPermit, Ledger, expire, outcome_counts, reclaim_all};
 use crate::report_queue::ReportQueue;
 use crate::{Admission, Error, Mode, RetryBudgetSource};
 use switchyard_proto::convert;
@@ -83,21 +84,6 @@ struct ClusterBreaker {
 /// Drains whose retry counts may still be on their way into the cluster's figures when new
 /// figures arrive: a report interval to send, a leader tick to merge, a push to come back.
 const RETRY_DRAINS_IN_FLIGHT: usize = 3;
-
-#[derive(Debug, Clone, Copy)]
-struct HeldPermit {
-    id: u64,
-    expires_at_ms: u64,
-}
-
-/// Permits of one pool handed to the hot path, oldest first. The hot path takes tokens
-/// without saying which permit, so permits are assumed taken in order: the first
-/// `held.len() - tokens` are in use, the rest untaken.
-#[derive(Debug, Default)]
-struct Ledger {
-    held: VecDeque<HeldPermit>,
-    acquiring: bool,
-}
 
 #[derive(Debug)]
 struct Entry {
@@ -464,47 +450,10 @@ impl AgentState {
     }
 }
 
-/// Recorded probe outcomes, failures first: one failed probe re-opens the breaker whatever
-/// the others say. (A probe permit dropped unrecorded never shows here: its token went back
-/// to the pool, and an untaken token is released as unused when it expires or the breaker
-/// leaves HALF_OPEN.)
-fn outcome_counts(ok: u64, failed: u64) -> [(u64, ProbeOutcome); 2] {
-    [(failed, ProbeOutcome::Failure), (ok, ProbeOutcome::Success)]
-}
-
 fn log_transition(key: &str, t: Option<switchyard_core::Transition>) {
     if let Some(t) = t {
         tracing::info!(key, from = %t.from.as_str(), to = %t.to.as_str(), reason = %t.reason, "local breaker transition");
     }
-}
-
-/// Drops expired permits from the front of `ledger`; an expired untaken permit also takes
-/// its token back. Returns how many untaken permits were reclaimed.
-fn expire(ledger: &mut Ledger, pool: &crate::breaker::ProbePool, now_ms: u64) -> u32 {
-    let mut reclaimed = 0;
-    while let Some(front) = ledger.held.front() {
-        if front.expires_at_ms > now_ms {
-            break;
-        }
-        let untaken = pool.tokens.load(Relaxed) as usize;
-        if untaken >= ledger.held.len() && pool.reclaim_token() {
-            reclaimed += 1;
-        }
-        ledger.held.pop_front();
-    }
-    reclaimed
-}
-
-/// Takes back every untaken token; returns the permits they stood for (newest last).
-fn reclaim_all(ledger: &mut Ledger, pool: &crate::breaker::ProbePool) -> Vec<HeldPermit> {
-    let mut out = Vec::new();
-    while pool.reclaim_token() {
-        match ledger.held.pop_back() {
-            Some(p) => out.push(p),
-            None => break,
-        }
-    }
-    out
 }
 
 fn manage_local_probes(e: &mut Entry, now_ms: u64) {

@@ -12,6 +12,8 @@
 //!
 //! - `client` — [`Client`], [`ClientBuilder`], [`ClientOptions`]: the entry point.
 //! - `breaker` — [`Breaker`], [`Permit`], [`Rejected`]: the hot path.
+//! - `breaker_shared` — the counters and probe pools a breaker shares with the agent
+//!   (crate-internal).
 //! - `decision` — [`decide`], [`Admission`], [`RejectReason`]: the decision rule.
 //! - `mode` — [`Mode`], [`ModeTracker`]: Cluster → Stale → LocalOnly.
 //! - `outcome` — [`Outcome`], [`Classifier`]: what counts as a failure (user closure).
@@ -31,6 +33,7 @@
 //! - `stripe` — why counters are striped per thread (crate-internal).
 //! - `latency` — the sketch's bucket index without a logarithm (crate-internal).
 //! - `agent_state` / `agent` — the background agent: its pure state machine and its loops.
+//! - `probe_ledger` — the probe permits the agent handed to the hot path (crate-internal).
 //! - `wire` — wire ↔ domain conversions (crate-internal).
 //! - `error` — [`Error`], [`CallError`].
 //! - [`bench`] — the hot-path benchmark behind `switchyard bench sdk`.
@@ -41,6 +44,7 @@ mod agent;
 mod agent_state;
 pub mod bench;
 mod breaker;
+mod breaker_shared;
 mod bulkhead;
 mod client;
 pub mod clock;
@@ -55,6 +59,7 @@ mod layer;
 mod metrics;
 mod mode;
 mod outcome;
+mod probe_ledger;
 mod report_queue;
 mod retry;
 mod stripe;

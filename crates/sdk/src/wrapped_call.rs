@@ -181,7 +181,7 @@ pub(crate) mod test_support {
 
     use switchyard_core::BreakerKey;
 
-    use crate::breaker::POOL_CLUSTER;
+    use crate::breaker_shared::POOL_CLUSTER;
     use crate::{Admission, Breaker};
 
     /// A detached breaker in cluster HALF_OPEN whose pool holds one probe token.
@@ -241,7 +241,7 @@ mod tests {
         assert_eq!(recorded.outcome, Outcome::Failure);
         drop(call);
         assert_eq!(probe_tokens(&b), 0, "a recorded probe is not given back");
-        let pool = &b.shared.probes[crate::breaker::POOL_CLUSTER];
+        let pool = &b.shared.probes[crate::breaker_shared::POOL_CLUSTER];
         assert_eq!(pool.take_outcomes(), (0, 1), "one failed probe");
     }
 }

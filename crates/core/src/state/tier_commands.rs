@@ -1,0 +1,156 @@
+//! The tier commands: tier rules and tier overrides (pins).
+
+use super::CoordinatorState;
+use super::audit_sink::{Sink, Stamp};
+use super::effect::Effect;
+use super::tier_eval::rules_demand;
+use crate::scope_tier::ScopeTier;
+use crate::{Scope, Tier, TierRules};
+
+impl CoordinatorState {
+    /// `PutTierRules`: stores a scope's rules; the scope is evaluated from now on.
+    pub(super) fn put_tier_rules(
+        &mut self,
+        stamp: &Stamp,
+        rules: &TierRules,
+        effects: &mut Vec<Effect>,
+    ) {
+        let now_ms = stamp.now_ms;
+        let actor = stamp.actor.as_str();
+        let summary = format!(
+            "{} rules, {} features",
+            rules.rules.len(),
+            rules.features.len()
+        );
+        let previous = self.tier_rules.insert(rules.scope.clone(), rules.clone());
+        let from = previous.map_or_else(
+            || "none".to_owned(),
+            |p| format!("{} rules, {} features", p.rules.len(), p.features.len()),
+        );
+        self.audit.push(stamp.event(
+            actor,
+            rules.scope.as_str(),
+            "tier_rules",
+            &from,
+            &summary,
+            "tier rules put",
+        ));
+        if !self.scopes.contains_key(&rules.scope) {
+            self.scopes
+                .insert(rules.scope.clone(), ScopeTier::new(now_ms));
+        }
+        self.tier_scopes.insert(rules.scope.clone());
+        effects.push(Effect::TierRulesChanged {
+            scope: rules.scope.clone(),
+        });
+    }
+
+    /// `DeleteTierRules`.
+    pub(super) fn delete_tier_rules(
+        &mut self,
+        stamp: &Stamp,
+        scope: &Scope,
+        effects: &mut Vec<Effect>,
+    ) {
+        let actor = stamp.actor.as_str();
+        if let Some(p) = self.tier_rules.remove(scope) {
+            let from = format!("{} rules, {} features", p.rules.len(), p.features.len());
+            self.audit.push(stamp.event(
+                actor,
+                scope.as_str(),
+                "tier_rules",
+                &from,
+                "none",
+                "tier rules deleted",
+            ));
+        }
+        effects.push(Effect::TierRulesChanged {
+            scope: scope.clone(),
+        });
+    }
+
+    /// `SetTierOverride`: pins a scope's tier.
+    pub(super) fn set_tier_override(
+        &mut self,
+        stamp: &Stamp,
+        scope: &Scope,
+        tier: Tier,
+        reason: &str,
+        expires_at_ms: Option<u64>,
+        effects: &mut Vec<Effect>,
+    ) {
+        let now_ms = stamp.now_ms;
+        let actor = stamp.actor.as_str();
+        let st = self
+            .scopes
+            .entry(scope.clone())
+            .or_insert_with(|| ScopeTier::new(now_ms));
+        self.tier_scopes.insert(scope.clone());
+        let (from, change) = st.pin(now_ms, tier, reason, expires_at_ms);
+        let mut sink = Sink {
+            audit: &mut self.audit,
+            effects,
+            stamp,
+        };
+        match change {
+            Some(c) => sink.tier(scope, st, c, actor, "tier_override"),
+            None => {
+                let event = stamp.event(
+                    actor,
+                    scope.as_str(),
+                    "tier_override",
+                    from.as_str(),
+                    tier.as_str(),
+                    st.reason(),
+                );
+                sink.audit.push(event);
+                st.updated_index = stamp.index;
+            }
+        }
+    }
+
+    /// `ClearTierOverride`: the rules decide again.
+    pub(super) fn clear_tier_override(
+        &mut self,
+        stamp: &Stamp,
+        scope: &Scope,
+        reason: &str,
+        effects: &mut Vec<Effect>,
+    ) {
+        let now_ms = stamp.now_ms;
+        let actor = stamp.actor.as_str();
+        let demand = self
+            .tier_rules
+            .get(scope)
+            .map(|r| rules_demand(r, &self.breakers, now_ms));
+        let (tier, why) = demand.unwrap_or((Tier::Full, "no tier rules".to_owned()));
+        if let Some(st) = self.scopes.get_mut(scope) {
+            let text = if reason.is_empty() {
+                format!("tier override cleared; {why}")
+            } else {
+                format!("tier override cleared: {reason}; {why}")
+            };
+            let (from, change) = st.unpin(now_ms, tier, text.clone());
+            let mut sink = Sink {
+                audit: &mut self.audit,
+                effects,
+                stamp,
+            };
+            match change {
+                Some(c) => sink.tier(scope, st, c, actor, "tier_override"),
+                None => {
+                    let event = stamp.event(
+                        actor,
+                        scope.as_str(),
+                        "tier_override",
+                        from.as_str(),
+                        from.as_str(),
+                        &text,
+                    );
+                    sink.audit.push(event);
+                    st.updated_index = stamp.index;
+                }
+            }
+        }
+    }
+}
