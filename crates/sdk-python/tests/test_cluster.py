@@ -101,7 +101,13 @@ def test_cli_breaker_open_is_seen_within_one_second(cluster: Cluster) -> None:
     with pytest.raises(switchyard.Rejected) as info:
         b.allow()
     assert (info.value.reason, info.value.state) == ("forced_open", "forced_open")
-    # phase: close it again
+    # phase: every operator override shows as its own state, and admits calls
+    for command, state in [("close", "forced_closed"), ("disable", "disabled"),
+                           ("metrics-only", "metrics_only")]:
+        cluster.cli("breaker", command, "pycli/dep")
+        wait_for(lambda: b.state == state, 5, state)
+        b.allow().record(True)
+    # phase: back to automatic
     cluster.cli("breaker", "reset", "pycli/dep")
     wait_for(lambda: b.state == "closed", 5, "closed after reset")
     client.close()
