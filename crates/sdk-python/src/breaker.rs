@@ -273,8 +273,9 @@ impl Breaker {
     }
 }
 
-/// Permission for one call. `record(ok)` hands it back; a permit dropped or garbage-collected
-/// unrecorded is released unused, so a half-open probe permit is never leaked.
+/// Permission for one call. `record(ok)` hands it back. A permit dropped or garbage-collected
+/// unrecorded drops the SDK permit it holds, which gives a half-open probe token back to its
+/// breaker at once (the SDK's `Permit` does that in its `Drop`): a probe is never leaked.
 #[pyclass(module = "switchyard")]
 #[derive(Debug)]
 pub(crate) struct Permit {
@@ -282,14 +283,6 @@ pub(crate) struct Permit {
     permit: Option<switchyard_sdk::Permit>,
     start: Instant,
     failure: Option<Py<PyAny>>,
-}
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        if let Some(permit) = self.permit.take() {
-            self.breaker.release_unused(permit);
-        }
-    }
 }
 
 impl Permit {
