@@ -236,9 +236,9 @@ def print_fleet(results: List[Dict[str, Any]]) -> None:
         ("ok_backend_killed", "ok (backend killed)"),
         ("max_call_ms_backend_killed", "max call ms (backend killed)"),
     ]
-    print(f"{'':<22}" + "".join(f"{title:>32}" for _, title in cols))
-    for r in results:
-        print(f"{r['name']:<22}" + "".join(f"{r[k]!s:>32}" for k, _ in cols))
+    print(f"{'':<34}" + "".join(f"{r['name']:>24}" for r in results))
+    for key, title in cols:
+        print(f"{title:<34}" + "".join(f"{r[key]!s:>24}" for r in results))
 
 
 def main() -> None:

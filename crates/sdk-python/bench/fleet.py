@@ -24,9 +24,9 @@ DIES, RECOVERS, BACKEND_KILLED, END = 3.0, 9.0, 14.0, 19.0
 
 POLICY = {
     "key": "fleet/dep",
-    # A short window, so that the rate reflects the dependency's death within a second
-    # (pybreaker, in comparison, trips on consecutive failures).
-    "window": {"kind": "time", "duration_ms": 2000, "buckets": 10},
+    # A count window: the rate reflects the last calls of the fleet, so a dead dependency
+    # trips it within tens of calls (pybreaker, in comparison, trips on consecutive failures).
+    "window": {"kind": "count", "calls": 40},
     "min_calls": 20,
     "failure_rate_threshold": 50,
     "min_instances": 2,
