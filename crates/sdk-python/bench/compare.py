@@ -235,6 +235,7 @@ def print_fleet(results: List[Dict[str, Any]]) -> None:
         ("breaker_errors_backend_killed", "breaker errors (backend killed)"),
         ("ok_backend_killed", "ok (backend killed)"),
         ("max_call_ms_backend_killed", "max call ms (backend killed)"),
+        ("max_call_ms_before_kill", "max call ms (before)"),
     ]
     print(f"{'':<34}" + "".join(f"{r['name']:>24}" for r in results))
     for key, title in cols:
