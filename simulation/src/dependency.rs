@@ -13,6 +13,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use switchyard_sdk::PermitKind;
 
+use crate::rng::SimRng;
+
+/// The [`SimRng`] stream of the dependency's noise (the scenario draws from 0, Raft from 1).
+const NOISE_STREAM: u64 = 2;
+
 /// How the dependency behaves right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
@@ -22,6 +27,9 @@ pub enum Health {
     Down,
     /// Answers successfully after this many ms.
     Slow(u64),
+    /// Healthy, but each call fails independently with this chance, per mille (a noisy
+    /// baseline, drawn from the dependency's own seeded stream).
+    Noisy(u64),
 }
 
 /// Counters of calls that reached the dependency.
@@ -54,6 +62,10 @@ struct State {
     cluster_probes_in_flight_max: (u64, u64),
     /// When the last normal (non-trial) call reached the dependency, ms.
     last_normal_call_ms: Option<u64>,
+    /// The instance whose calls all fail whatever the health (a fault local to its host).
+    sick_instance: Option<u64>,
+    /// Draws of [`Health::Noisy`].
+    rng: SimRng,
 }
 
 /// The simulated dependency; clones share it.
@@ -72,8 +84,8 @@ pub struct CallPlan {
 }
 
 impl Dependency {
-    /// A healthy dependency answering in `normal_latency_ms`.
-    pub fn new(normal_latency_ms: u64) -> Self {
+    /// A healthy dependency answering in `normal_latency_ms`; `seed` feeds its noise.
+    pub fn new(normal_latency_ms: u64, seed: u64) -> Self {
         Self {
             state: Arc::new(Mutex::new(State {
                 health: Health::Healthy,
@@ -84,6 +96,8 @@ impl Dependency {
                 cluster_probes_in_flight: 0,
                 cluster_probes_in_flight_max: (0, 0),
                 last_normal_call_ms: None,
+                sick_instance: None,
+                rng: SimRng::new(seed, NOISE_STREAM),
             })),
         }
     }
@@ -97,13 +111,19 @@ impl Dependency {
         self.lock().health = health;
     }
 
+    /// Makes every call of `instance` fail (`None`: nobody is sick).
+    pub fn set_sick_instance(&self, instance: Option<u64>) {
+        self.lock().sick_instance = instance;
+    }
+
     /// How it behaves now.
     pub fn health(&self) -> Health {
         self.lock().health
     }
 
-    /// A call of `kind` starts at `now_ms`: how long it takes and whether it fails.
-    pub fn begin(&self, kind: PermitKind, now_ms: u64) -> CallPlan {
+    /// A call of `kind` by `instance` starts at `now_ms`: how long it takes and whether it
+    /// fails.
+    pub fn begin(&self, instance: u64, kind: PermitKind, now_ms: u64) -> CallPlan {
         let mut s = self.lock();
         match kind {
             PermitKind::Normal => {
@@ -122,7 +142,12 @@ impl Dependency {
         if kind != PermitKind::Normal {
             *s.probes_per_s.entry(now_ms / 1_000).or_default() += 1;
         }
-        let plan = match s.health {
+        let sick = s.sick_instance == Some(instance);
+        let mut plan = match s.health {
+            Health::Noisy(per_mille) => CallPlan {
+                latency_ms: s.normal_latency_ms,
+                fails: s.rng.range(0, 999) < per_mille,
+            },
             Health::Healthy => CallPlan {
                 latency_ms: s.normal_latency_ms,
                 fails: false,
@@ -138,6 +163,7 @@ impl Dependency {
                 fails: false,
             },
         };
+        plan.fails |= sick;
         if plan.fails {
             s.tally.failed += 1;
             *s.failed_per_s.entry(now_ms / 1_000).or_default() += 1;

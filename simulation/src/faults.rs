@@ -57,6 +57,18 @@ pub enum Fault {
         /// Its latency while slow.
         latency_ms: u64,
     },
+    /// The dependency fails calls at random, independently (a noisy baseline). Not drawn by
+    /// [`Fault::schedule`]: the false-trip measurement schedules it.
+    DependencyNoisy {
+        /// Chance that a call fails, per mille.
+        fail_per_mille: u64,
+    },
+    /// Every call of one instance fails (a fault local to its host). Not drawn by
+    /// [`Fault::schedule`]: the false-trip measurement schedules it.
+    InstanceSick {
+        /// The instance index.
+        instance: u64,
+    },
 }
 
 /// A fault with its start time and duration.

@@ -147,7 +147,7 @@ impl Fleet {
                         dependency.rejected();
                         continue;
                     };
-                    let plan = dependency.begin(kind, crate::clock::SimClock::elapsed_ms());
+                    let plan = dependency.begin(i, kind, crate::clock::SimClock::elapsed_ms());
                     let breaker = breaker.clone();
                     let dependency = dependency.clone();
                     tokio::spawn(async move {

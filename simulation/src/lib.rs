@@ -14,6 +14,7 @@
 //! - [`trace`]: [`trace::Trace`], the run's observations and their digest.
 //! - [`run`]: [`run_seed`], one whole run.
 //! - [`comparison`]: the fleet comparison, coordinated versus local-only breakers.
+//! - [`false_trips`]: fleet trips under a noisy baseline or one sick instance (none wanted).
 //! - [`report`]: the CLI's summary table and JSON.
 //!
 //! # Determinism
@@ -55,6 +56,7 @@ pub mod clock;
 pub mod cluster;
 pub mod comparison;
 pub mod dependency;
+pub mod false_trips;
 pub mod faults;
 pub mod fleet;
 pub mod invariants;

@@ -4,6 +4,8 @@
 //! cargo run -p switchyard-simulation --release -- --seeds 200 [--start S] [--jobs 2] [--json]
 //! cargo run -p switchyard-simulation --release -- --reproduce SEED
 //! cargo run -p switchyard-simulation --release -- --fleet-comparison [--json]
+//! cargo run -p switchyard-simulation --release -- --false-trips [--minutes 60] [--json]
+//! cargo run -p switchyard-simulation --release -- --trade-off [--minutes 10] [--json]
 //! ```
 
 use std::io::Write;
@@ -13,7 +15,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use switchyard_simulation::report::{Summary, reproduce_command};
-use switchyard_simulation::{Profile, RunOptions, RunReport, comparison, run_seed};
+use switchyard_simulation::{Profile, RunOptions, RunReport, comparison, false_trips, run_seed};
 
 /// Deterministic simulation of Switchyard clusters and fleets under faults.
 #[derive(Debug, Parser)]
@@ -31,6 +33,15 @@ struct Args {
     /// Print the fleet comparison (coordinated versus local-only breakers).
     #[arg(long)]
     fleet_comparison: bool,
+    /// Count fleet trips under noise (20 %, 35 % baselines, one sick instance), defaults.
+    #[arg(long)]
+    false_trips: bool,
+    /// The confidence trade-off: onset ratio and fleet trips at 35 % and 45 % baselines.
+    #[arg(long)]
+    trade_off: bool,
+    /// Simulated minutes of each `--false-trips` / `--trade-off` noise run.
+    #[arg(long, default_value_t = 60)]
+    minutes: u64,
     /// Seeds run in parallel (one thread each; a run is single-threaded).
     #[arg(long, default_value_t = 2)]
     jobs: usize,
@@ -59,6 +70,26 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&rows)?);
         } else {
             print!("{}", comparison::table(&rows));
+        }
+        return Ok(());
+    }
+    if args.false_trips || args.trade_off {
+        let progress = |line: String| eprintln!("{line}");
+        if args.false_trips {
+            let rows = false_trips::run_default(args.minutes, progress);
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", false_trips::table(&rows));
+            }
+        }
+        if args.trade_off {
+            let rows = false_trips::run_trade_off(args.minutes, progress);
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", false_trips::trade_off_table(&rows));
+            }
         }
         return Ok(());
     }

@@ -72,6 +72,39 @@ pub struct RunReport {
     pub failed_per_s: Vec<(u64, u64)>,
     /// Trial calls per simulated second.
     pub probes_per_s: Vec<(u64, u64)>,
+    /// Fleet trips: the cluster breaker's CLOSED -> OPEN transitions, from the audit log of
+    /// the node that applied the most (0 in local-only runs).
+    pub fleet_trips: Vec<FleetTrip>,
+}
+
+/// One CLOSED -> OPEN transition of the cluster's breaker.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FleetTrip {
+    /// Simulated ms since the run started.
+    pub at_ms: u64,
+    /// The transition's reason.
+    pub reason: String,
+}
+
+/// The cluster breaker's trips, read from the live node that applied the most.
+fn fleet_trips(cluster: &Cluster) -> Vec<FleetTrip> {
+    let nodes = cluster.live();
+    let Some(node) = nodes
+        .values()
+        .max_by_key(|n| n.state_machine().read().applied_index())
+    else {
+        return Vec::new();
+    };
+    let read = node.state_machine().read();
+    read.core()
+        .audit()
+        .events()
+        .filter(|e| e.kind == "breaker_transition" && e.from == "CLOSED" && e.to == "OPEN")
+        .map(|e| FleetTrip {
+            at_ms: e.at_ms.saturating_sub(EPOCH_MS),
+            reason: e.reason.clone(),
+        })
+        .collect()
 }
 
 impl RunReport {
@@ -145,6 +178,7 @@ enum Undo {
     Latency,
     MessageLoss,
     Dependency,
+    Sick,
     Nothing,
 }
 
@@ -236,6 +270,14 @@ impl World<'_> {
                 self.dependency.set_health(Health::Slow(*latency_ms));
                 Undo::Dependency
             }
+            Fault::DependencyNoisy { fail_per_mille } => {
+                self.dependency.set_health(Health::Noisy(*fail_per_mille));
+                Undo::Dependency
+            }
+            Fault::InstanceSick { instance } => {
+                self.dependency.set_sick_instance(Some(*instance));
+                Undo::Sick
+            }
         };
         self.active.push(Active { ends_at_ms, undo });
     }
@@ -314,6 +356,7 @@ impl World<'_> {
                     self.dependency.set_health(Health::Healthy);
                 }
             }
+            Undo::Sick => self.dependency.set_sick_instance(None),
             Undo::Nothing => {}
         }
     }
@@ -349,7 +392,7 @@ pub fn run_scenario(scenario: &Scenario, fleet_options: FleetOptions) -> RunRepo
         .tcp_capacity(4_096)
         .build();
     let cluster = Cluster::new(scenario.nodes);
-    let dependency = Dependency::new(scenario.dependency_latency_ms);
+    let dependency = Dependency::new(scenario.dependency_latency_ms, scenario.seed);
     let fleet = Fleet::new(scenario.instances);
     let mut world = World {
         sim,
@@ -462,5 +505,6 @@ pub fn run_scenario(scenario: &Scenario, fleet_options: FleetOptions) -> RunRepo
         schedule_digest: checker.trace.controlled_digest(),
         failed_per_s: dependency.failed_per_s(),
         probes_per_s: dependency.probes_per_s(),
+        fleet_trips: fleet_trips(&cluster),
     }
 }

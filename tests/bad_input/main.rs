@@ -380,7 +380,25 @@ async fn every_admin_rpc_refuses_bad_input_and_changes_nothing() {
         ),
         (
             "calls",
-            Box::new(|p| p.window = Some(pb::policy::Window::Count(pb::CountWindow { calls: 0 }))),
+            Box::new(|p| {
+                p.window = Some(pb::policy::Window::Count(pb::CountWindow {
+                    calls: 0,
+                    max_age_ms: None,
+                }))
+            }),
+        ),
+        (
+            "max_age_ms",
+            Box::new(|p| {
+                p.window = Some(pb::policy::Window::Count(pb::CountWindow {
+                    calls: 10,
+                    max_age_ms: Some(5),
+                }))
+            }),
+        ),
+        (
+            "fresh_span_confidence",
+            Box::new(|p| p.fresh_span_confidence = Some(97.0)),
         ),
     ];
     for (field, mutate) in cases {

@@ -2,8 +2,8 @@
 //! fallback breaker ([`TripMode::Local`]).
 //!
 //! ```text
-//!            window: calls >= min_calls, rate >= threshold,
-//!            (fleet) bad instances >= required
+//!            whole window or freshest span holds the evidence
+//!            (trip_rule: rate, confidence, bad instances >= required)
 //!   ┌────────┐ ─────────────────────────────────────────▶ ┌──────┐
 //!   │ CLOSED │                                            │ OPEN │◀─┐ any probe fails
 //!   └────────┘ ◀──────────────┐                           └──────┘  │ (consecutive_opens+1,
@@ -16,23 +16,20 @@
 //!   FORCED_OPEN · FORCED_CLOSED · DISABLED · METRICS_ONLY   (operator overrides)
 //! ```
 //!
-//! **Fleet trip rule.** A fleet-wide trip needs evidence from several instances, so that a
+//! **Fleet trip rule** (`trip_rule`: the whole window, and the freshest span with
+//! confidence). A fleet-wide trip needs evidence from several instances, so that a
 //! fault local to one host (its NIC, its DNS cache, its noisy neighbour) does not open the
 //! breaker for everyone. With `live` = instances that reported anything in the window and
-//! `bad` = instances that reported failures (or slow calls, for a slow-rate trip) in it, the
-//! breaker trips only if `bad >= required`, where
+//! `bad` = instances that reported failures (or slow calls, for a slow-rate trip) in the span
+//! judged, the breaker trips only if `bad >= required`, where
 //! `required = max(min(min_instances, live), min(min_instances, 2))`. Taking `live` into
 //! account lets a fleet smaller than `min_instances` still trip when all its members agree;
 //! the floor of two means that with `min_instances >= 2` **one instance alone never trips the
 //! fleet**, whatever its failure rate: that instance's own SDK local breaker (same policy,
 //! [`TripMode::Local`], no instance rule) protects it instead.
 //!
-//! **Open duration.** `open_duration_ms × 2^(consecutive_opens − 1)`, capped at
-//! `open_duration_max_ms`, then moved by a jitter in `±open_jitter_percent` of that value.
-//! The jitter is a hash (splitmix64) of the key, the open time and the open count: replicas
-//! replaying the log compute the same value, yet breakers opened together do not all probe
-//! at the same instant. The jitter is applied after the cap, so a capped duration may exceed
-//! the cap by up to the jitter.
+//! **Open duration** (`open_duration`): doubled per consecutive open, capped, jittered by a
+//! hash so that replicas agree and breakers opened together do not probe together.
 //!
 //! **Overrides.** While an override is active the automatic machine is frozen: no trip, no
 //! timed transition, no probe. The window keeps collecting (so METRICS_ONLY observes), but
@@ -44,167 +41,26 @@
 //! pruned at every evaluation; the table is also bounded by `max_instances_per_breaker` and
 //! when it is full the instance with the oldest report is evicted (it is the one least likely
 //! to still be in the window). The table also marks each instance's last first attempt of a
-//! retry-budgeted call: the retrying instances of [`FleetRetries`]. An instance joins the
-//! table by its completed calls only, so retry figures never change the trip rule's `live`.
+//! retry-budgeted call: the retrying instances of [`crate::FleetRetries`]. An instance joins
+//! the table by its completed calls only, so retry figures never change the trip rule's `live`.
+//! A breaker stored before fine window positions has its marks rescaled as it loads (see
+//! `window_serde`).
+
+mod open_duration;
+mod record;
+mod trip_rule;
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub(crate) use open_duration::fnv1a64;
+pub use open_duration::open_duration_ms;
 
 use crate::{
-    BreakerKey, CommandError, FleetRetries, InstanceId, LatencySketch, Policy, RetryTotals, Window,
-    WindowSpec, WindowTotals,
+    BreakerKey, BreakerState, CommandError, InstanceId, LatencySketch, OverrideMode, Policy,
+    ProbeOutcome, Transition, TripMode, Window, WindowSpec, WindowTotals,
 };
-
-/// The effective state of a breaker: the automatic state, or the active override.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum BreakerState {
-    /// Calls flow; the window is judged.
-    Closed,
-    /// Calls are rejected until `open_until_ms`.
-    Open,
-    /// Only calls holding a probe permit flow.
-    HalfOpen,
-    /// Operator: reject every call.
-    ForcedOpen,
-    /// Operator: allow every call, never trip.
-    ForcedClosed,
-    /// Operator: the breaker is off (always allow, no transitions).
-    Disabled,
-    /// Operator: collect metrics, never trip.
-    MetricsOnly,
-}
-
-impl BreakerState {
-    /// Every state, in declaration order.
-    pub const ALL: [BreakerState; 7] = [
-        BreakerState::Closed,
-        BreakerState::Open,
-        BreakerState::HalfOpen,
-        BreakerState::ForcedOpen,
-        BreakerState::ForcedClosed,
-        BreakerState::Disabled,
-        BreakerState::MetricsOnly,
-    ];
-
-    /// `CLOSED`, `OPEN`, `HALF_OPEN`, `FORCED_OPEN`, `FORCED_CLOSED`, `DISABLED`, `METRICS_ONLY`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BreakerState::Closed => "CLOSED",
-            BreakerState::Open => "OPEN",
-            BreakerState::HalfOpen => "HALF_OPEN",
-            BreakerState::ForcedOpen => "FORCED_OPEN",
-            BreakerState::ForcedClosed => "FORCED_CLOSED",
-            BreakerState::Disabled => "DISABLED",
-            BreakerState::MetricsOnly => "METRICS_ONLY",
-        }
-    }
-
-    /// Parses the `as_str` form (case-insensitive).
-    pub fn parse(s: &str) -> Option<Self> {
-        let upper = s.trim().to_ascii_uppercase();
-        Self::ALL.into_iter().find(|st| st.as_str() == upper)
-    }
-
-    /// Whether ordinary calls (without a probe permit) are admitted.
-    pub fn admits_calls(self) -> bool {
-        !matches!(
-            self,
-            BreakerState::Open | BreakerState::HalfOpen | BreakerState::ForcedOpen
-        )
-    }
-
-    /// Whether the state counts as part of an open episode for SLA reports.
-    pub fn is_open_like(self) -> bool {
-        matches!(
-            self,
-            BreakerState::Open | BreakerState::HalfOpen | BreakerState::ForcedOpen
-        )
-    }
-
-    /// Index 0–6, for per-state arrays.
-    pub(crate) fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for BreakerState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// An operator override of the automatic machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OverrideMode {
-    /// Reject every call.
-    ForcedOpen,
-    /// Allow every call.
-    ForcedClosed,
-    /// Breaker off: always allow, no transitions.
-    Disabled,
-    /// Collect metrics, never trip.
-    MetricsOnly,
-}
-
-impl OverrideMode {
-    /// The effective state while this override is active.
-    pub fn state(self) -> BreakerState {
-        match self {
-            OverrideMode::ForcedOpen => BreakerState::ForcedOpen,
-            OverrideMode::ForcedClosed => BreakerState::ForcedClosed,
-            OverrideMode::Disabled => BreakerState::Disabled,
-            OverrideMode::MetricsOnly => BreakerState::MetricsOnly,
-        }
-    }
-
-    /// `forced_open`, `forced_closed`, `disabled`, `metrics_only`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OverrideMode::ForcedOpen => "forced_open",
-            OverrideMode::ForcedClosed => "forced_closed",
-            OverrideMode::Disabled => "disabled",
-            OverrideMode::MetricsOnly => "metrics_only",
-        }
-    }
-}
-
-/// How a returned probe went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProbeOutcome {
-    /// The trial call succeeded.
-    Success,
-    /// The trial call failed: the breaker re-opens.
-    Failure,
-    /// The permit was not used: it just frees its slot.
-    Unused,
-}
-
-/// Whether the breaker judges a fleet (instance rule applies) or one process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum TripMode {
-    /// The cluster's breaker: `min_instances` applies.
-    Fleet,
-    /// The SDK's own breaker: `min_instances` does not apply.
-    Local,
-}
-
-/// A change of effective state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Transition {
-    /// State before.
-    pub from: BreakerState,
-    /// State after.
-    pub to: BreakerState,
-    /// Why, e.g. `failure_rate 63% >= 50% over 212 calls from 7 instances`.
-    pub reason: String,
-    /// When, ms since the Unix epoch.
-    pub at_ms: u64,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct ActiveOverride {
@@ -233,8 +89,23 @@ struct InstanceMarks {
     last_attempt_next: u64,
 }
 
-/// One breaker: automatic state machine, window, override and probe leases.
+impl InstanceMarks {
+    /// Marks stored in window positions `scale` times coarser than today's.
+    fn rescaled(self, scale: u64) -> Self {
+        let next = |v: u64| if v == 0 { 0 } else { (v - 1) * scale + 1 };
+        InstanceMarks {
+            last_report: self.last_report * scale,
+            last_failure_next: next(self.last_failure_next),
+            last_slow_next: next(self.last_slow_next),
+            last_attempt_next: next(self.last_attempt_next),
+        }
+    }
+}
+
+/// One breaker: automatic state machine, window, override and probe leases. The derive is
+/// `remote = "Self"` so that [`Deserialize`] can rescale a loaded legacy window's marks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct Breaker {
     key: BreakerKey,
     policy: Policy,
@@ -252,51 +123,23 @@ pub struct Breaker {
     instances: BTreeMap<InstanceId, InstanceMarks>,
 }
 
-/// FNV-1a 64 of bytes.
-pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+impl Serialize for Breaker {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Breaker::serialize(self, serializer)
     }
-    h
 }
 
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = x;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// The open duration for the `consecutive_opens`-th open since the last close (1-based),
-/// opened at `opened_at_ms`: doubled per re-open, capped, then jittered deterministically.
-pub fn open_duration_ms(
-    policy: &Policy,
-    key: &BreakerKey,
-    opened_at_ms: u64,
-    consecutive_opens: u32,
-) -> u64 {
-    let exponent = consecutive_opens.saturating_sub(1);
-    let base = if exponent >= 63 {
-        u64::MAX
-    } else {
-        policy.open_duration_ms.saturating_mul(1u64 << exponent)
-    };
-    let capped = base.min(policy.open_duration_max_ms);
-    let span = capped / 100 * u64::from(policy.open_jitter_percent)
-        + capped % 100 * u64::from(policy.open_jitter_percent) / 100;
-    if span == 0 {
-        return capped.max(1);
+impl<'de> Deserialize<'de> for Breaker {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut breaker = Breaker::deserialize(deserializer)?;
+        let scale = std::mem::replace(&mut breaker.window.legacy_scale, 1);
+        if scale > 1 {
+            for marks in breaker.instances.values_mut() {
+                *marks = marks.rescaled(scale);
+            }
+        }
+        Ok(breaker)
     }
-    let h = splitmix64(
-        fnv1a64(key.as_str().as_bytes())
-            ^ opened_at_ms
-            ^ u64::from(consecutive_opens).rotate_left(32),
-    );
-    let offset = h % (2 * span + 1);
-    (capped - span + offset).max(1)
 }
 
 impl Breaker {
@@ -428,231 +271,6 @@ impl Breaker {
             self.instances.clear();
         }
         self.policy = policy;
-    }
-
-    /// Adds outcomes reported at `now_ms` (by `instance`, in fleet mode) to the window,
-    /// tracking at most `max_instances` instances. Does not judge the window: call
-    /// [`Breaker::evaluate`] once after a batch.
-    pub fn record(
-        &mut self,
-        now_ms: u64,
-        instance: Option<&InstanceId>,
-        outcomes: WindowTotals,
-        latency: Option<&LatencySketch>,
-        max_instances: usize,
-    ) {
-        self.record_inner::<false>(
-            now_ms,
-            instance,
-            outcomes,
-            RetryTotals::default(),
-            latency,
-            max_instances,
-        );
-    }
-
-    /// [`Breaker::record`] with the retry figures of the same report (see [`FleetRetries`]).
-    /// Figures from an instance the table does not know yet (a report with no completed
-    /// call) are windowed, but do not mark it.
-    pub fn record_with_retries(
-        &mut self,
-        now_ms: u64,
-        instance: Option<&InstanceId>,
-        outcomes: WindowTotals,
-        retries: RetryTotals,
-        latency: Option<&LatencySketch>,
-        max_instances: usize,
-    ) {
-        self.record_inner::<true>(now_ms, instance, outcomes, retries, latency, max_instances);
-    }
-
-    /// Both records; `RETRIES` = false compiles the retry figures away, so reports without
-    /// them (the apply path's common case) cost what they did before fleet retry budgets.
-    #[inline(always)]
-    fn record_inner<const RETRIES: bool>(
-        &mut self,
-        now_ms: u64,
-        instance: Option<&InstanceId>,
-        outcomes: WindowTotals,
-        retries: RetryTotals,
-        latency: Option<&LatencySketch>,
-        max_instances: usize,
-    ) {
-        let WindowTotals {
-            calls,
-            failures,
-            slow,
-        } = outcomes;
-        let retrying = RETRIES && retries.first_attempts | retries.retries != 0;
-        if calls == 0 && !retrying {
-            return;
-        }
-        let position = if retrying {
-            self.window
-                .record_with_retries(now_ms, outcomes, retries, latency)
-        } else {
-            self.window.record(now_ms, outcomes, latency)
-        };
-        if self.mode == TripMode::Local {
-            return;
-        }
-        let Some(id) = instance else { return };
-        let next = position.saturating_add(1);
-        let mark = |hit: bool| if hit { next } else { 0 };
-        let attempt = RETRIES && retries.first_attempts > 0;
-        if let Some(marks) = self.instances.get_mut(id) {
-            if calls > 0 {
-                marks.last_report = position;
-            }
-            if failures > 0 {
-                marks.last_failure_next = next;
-            }
-            if slow > 0 {
-                marks.last_slow_next = next;
-            }
-            if attempt {
-                marks.last_attempt_next = next;
-            }
-            return;
-        }
-        if calls == 0 {
-            return;
-        }
-        if self.instances.len() >= max_instances.max(1) {
-            let oldest = self.window.oldest_position(now_ms);
-            self.instances.retain(|_, m| m.last_report >= oldest);
-            if self.instances.len() >= max_instances.max(1) {
-                let victim = self
-                    .instances
-                    .iter()
-                    .min_by_key(|(_, m)| m.last_report)
-                    .map(|(k, _)| k.clone());
-                if let Some(victim) = victim {
-                    self.instances.remove(&victim);
-                }
-            }
-        }
-        self.instances.insert(
-            id.clone(),
-            InstanceMarks {
-                last_report: position,
-                last_failure_next: mark(failures > 0),
-                last_slow_next: mark(slow > 0),
-                last_attempt_next: mark(attempt),
-            },
-        );
-    }
-
-    /// The fleet's retry figures over the window at `now_ms` (see [`FleetRetries`]).
-    pub fn fleet_retries(&self, now_ms: u64) -> FleetRetries {
-        let oldest = self.window.oldest_position(now_ms);
-        let instances = self
-            .instances
-            .values()
-            .filter(|m| m.last_report >= oldest && m.last_attempt_next > oldest)
-            .count();
-        self.fleet_retries_of(now_ms, u32::try_from(instances).unwrap_or(u32::MAX))
-    }
-
-    fn fleet_retries_of(&self, now_ms: u64, instances: u32) -> FleetRetries {
-        let totals = self.window.retry_totals(now_ms);
-        FleetRetries {
-            first_attempts: totals.first_attempts,
-            retries: totals.retries,
-            instances,
-            window_ms: self.window.span_ms(now_ms),
-        }
-    }
-
-    /// [`Breaker::evaluate`], then the fleet's retry figures at the same time, counting the
-    /// retrying instances in the pass that prunes the instance table (equal to
-    /// [`Breaker::fleet_retries`], without a second walk over the table).
-    pub fn evaluate_with_retries(&mut self, now_ms: u64) -> (Option<Transition>, FleetRetries) {
-        let mut retrying = 0u32;
-        let transition = self.evaluate_counting(now_ms, Some(&mut retrying));
-        (transition, self.fleet_retries_of(now_ms, retrying))
-    }
-
-    /// Judges the window at `now_ms`: CLOSED -> OPEN if the trip rule holds.
-    pub fn evaluate(&mut self, now_ms: u64) -> Option<Transition> {
-        self.evaluate_counting(now_ms, None)
-    }
-
-    fn evaluate_counting(&mut self, now_ms: u64, retrying: Option<&mut u32>) -> Option<Transition> {
-        self.window.expire(now_ms);
-        let oldest = self.window.oldest_position(now_ms);
-        if self.mode == TripMode::Fleet {
-            match retrying {
-                None => self.instances.retain(|_, m| m.last_report >= oldest),
-                Some(count) => self.instances.retain(|_, m| {
-                    let live = m.last_report >= oldest;
-                    *count += u32::from(live && m.last_attempt_next > oldest);
-                    live
-                }),
-            }
-        }
-        if self.state_override.is_some() || self.auto_state != BreakerState::Closed {
-            return None;
-        }
-        let t = self.window.totals(now_ms);
-        if t.calls == 0 || t.calls < u64::from(self.policy.min_calls) {
-            return None;
-        }
-        let failure_hit = u128::from(t.failures) * 100
-            >= u128::from(self.policy.failure_rate_threshold) * u128::from(t.calls);
-        let slow_hit = u128::from(t.slow) * 100
-            >= u128::from(self.policy.slow_call_rate_threshold) * u128::from(t.calls);
-        if !failure_hit && !slow_hit {
-            return None;
-        }
-        let percent = |n: u64| (u128::from(n) * 100 / u128::from(t.calls)) as u64;
-        if self.mode == TripMode::Local {
-            let reason = if failure_hit {
-                format!(
-                    "failure_rate {}% >= {}% over {} calls",
-                    percent(t.failures),
-                    self.policy.failure_rate_threshold,
-                    t.calls
-                )
-            } else {
-                format!(
-                    "slow_call_rate {}% >= {}% over {} calls",
-                    percent(t.slow),
-                    self.policy.slow_call_rate_threshold,
-                    t.calls
-                )
-            };
-            return Some(self.open(now_ms, reason));
-        }
-        let (mut live, mut failing, mut slowing) = (0usize, 0usize, 0usize);
-        for m in self.instances.values() {
-            live += 1;
-            failing += usize::from(m.last_failure_next > oldest);
-            slowing += usize::from(m.last_slow_next > oldest);
-        }
-        let min_instances = self.policy.min_instances as usize;
-        let required = min_instances.min(live).max(min_instances.min(2));
-        if failure_hit && failing >= required {
-            let reason = format!(
-                "failure_rate {}% >= {}% over {} calls from {} instances",
-                percent(t.failures),
-                self.policy.failure_rate_threshold,
-                t.calls,
-                failing
-            );
-            return Some(self.open(now_ms, reason));
-        }
-        if slow_hit && slowing >= required {
-            let reason = format!(
-                "slow_call_rate {}% >= {}% over {} calls from {} instances",
-                percent(t.slow),
-                self.policy.slow_call_rate_threshold,
-                t.calls,
-                slowing
-            );
-            return Some(self.open(now_ms, reason));
-        }
-        None
     }
 
     fn open(&mut self, now_ms: u64, reason: String) -> Transition {

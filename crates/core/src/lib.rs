@@ -10,13 +10,18 @@
 //! - `error` — [`ValidationError`], naming the field and the rule.
 //! - `command_error` — [`CommandError`], why a command changed nothing.
 //! - `policy` — [`Policy`] and [`WindowSpec`], thresholds with defaults and ranges.
+//! - `policy_serde` — how policies are stored, and how older ones load.
 //! - `policy_target` — [`PolicyTarget`], a key or a scope default.
 //! - `policy_file` — [`PolicyFile`], TOML/JSON policy files.
 //! - `sketch` — [`LatencySketch`], a mergeable latency histogram.
 //! - `delta` — [`Delta`], one instance's outcomes for one breaker.
 //! - `fleet_retries` — [`FleetRetries`], a breaker's fleet-wide retry figures and when to push them.
+//! - `confidence` — [`Confidence`], the freshest span's Wilson test (exact integers).
 //! - `window` — [`Window`], a breaker's sliding window (time or count).
-//! - `breaker` — [`Breaker`], the state machine (with [`BreakerState`], overrides, probes).
+//! - `window_span` — [`FreshSpan`], the shortest run of newest calls holding `min_calls`.
+//! - `window_serde` — how windows are stored, and how older snapshots' windows load.
+//! - `breaker_state` — [`BreakerState`], [`OverrideMode`], [`Transition`] and friends.
+//! - `breaker` — [`Breaker`], the state machine (its trip rule in `breaker/trip_rule`).
 //! - `local` — [`LocalBreaker`], the SDK's local fallback breaker.
 //! - `tier` — [`Tier`], degradation tiers 1–5.
 //! - `tier_rules` — [`TierRules`], a scope's rules and feature flags.
@@ -31,8 +36,10 @@
 mod actor;
 mod audit;
 mod breaker;
+mod breaker_state;
 mod command;
 mod command_error;
+mod confidence;
 mod delta;
 mod error;
 mod fleet_retries;
@@ -41,6 +48,7 @@ mod key;
 mod local;
 mod policy;
 mod policy_file;
+mod policy_serde;
 mod policy_target;
 mod scope;
 mod scope_tier;
@@ -51,23 +59,25 @@ mod state;
 mod tier;
 mod tier_rules;
 mod window;
+mod window_serde;
+mod window_span;
 
 pub use actor::Actor;
 pub use audit::{
     AUDIT_QUERY_DEFAULT_LIMIT, AUDIT_QUERY_MAX_LIMIT, AuditEvent, AuditLog, AuditQuery,
 };
-pub use breaker::{
-    Breaker, BreakerState, OverrideMode, ProbeOutcome, Transition, TripMode, open_duration_ms,
-};
+pub use breaker::{Breaker, open_duration_ms};
+pub use breaker_state::{BreakerState, OverrideMode, ProbeOutcome, Transition, TripMode};
 pub use command::{Command, Envelope};
 pub use command_error::CommandError;
+pub use confidence::Confidence;
 pub use delta::{DELTA_COUNT_MAX, Delta};
 pub use error::ValidationError;
 pub use fleet_retries::{FLEET_RETRIES_REPUSH_MS, FleetRetries};
 pub use instance::{INSTANCE_ID_MAX_BYTES, InstanceId};
 pub use key::{BREAKER_KEY_MAX_BYTES, BreakerKey};
 pub use local::LocalBreaker;
-pub use policy::{Policy, WindowSpec, limits as policy_limits};
+pub use policy::{COUNT_MAX_AGE_MS_DEFAULT, Policy, WindowSpec, limits as policy_limits};
 pub use policy_file::{POLICY_FILE_MAX_POLICIES, PolicyFile, parse_policy_json, parse_policy_toml};
 pub use policy_target::PolicyTarget;
 pub use scope::{SCOPE_MAX_BYTES, Scope};
@@ -81,7 +91,11 @@ pub use tier_rules::{
     ConditionState, TierCondition, TierRule, TierRules, parse_tier_rules_json,
     parse_tier_rules_toml, validate_feature_name,
 };
-pub use window::{COUNT_WINDOW_MAX_CHUNKS, RetryTotals, Window, WindowTotals};
+pub use window::{
+    COUNT_WINDOW_MAX_CHUNKS, FRESH_SLOT_MIN_MS, FRESH_SLOTS_PER_BUCKET_MAX, RetryTotals, Window,
+    WindowTotals,
+};
+pub use window_span::FreshSpan;
 
 /// Milliseconds since the Unix epoch.
 pub type TimestampMs = u64;

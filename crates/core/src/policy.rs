@@ -3,10 +3,13 @@
 //! Every field has a default (the table in DESIGN §3) and an explicit range; `validate` checks
 //! all of them and names the first offending field. Percentages are integers 0–100.
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
-use crate::ValidationError;
 use crate::error::check_range;
+use crate::{Confidence, ValidationError};
+
+/// `max_age_ms` of a count window when not given, ms.
+pub const COUNT_MAX_AGE_MS_DEFAULT: u64 = 60_000;
 
 /// Limits of the policy fields, shared by `validate` and the documentation.
 pub mod limits {
@@ -18,6 +21,8 @@ pub mod limits {
     pub const WINDOW_BUCKET_MIN_MS: u64 = 100;
     /// Calls in a count window.
     pub const WINDOW_CALLS: (u32, u32) = (1, 100_000);
+    /// Age after which a call leaves a count window, ms.
+    pub const WINDOW_MAX_AGE_MS: (u64, u64) = (1_000, 86_400_000);
     /// `min_calls` range.
     pub const MIN_CALLS: (u32, u32) = (1, 1_000_000);
     /// Percent thresholds range.
@@ -41,9 +46,9 @@ pub mod limits {
 /// How a breaker's sliding window is cut.
 ///
 /// Human-readable formats (TOML, JSON) use the DESIGN §6 form
-/// `{ kind = "time", duration_ms = 10000, buckets = 10 }` / `{ kind = "count", calls = 100 }`;
-/// binary formats (bincode) use an externally tagged enum, because internally tagged enums
-/// cannot be read back by non-self-describing formats.
+/// `{ kind = "time", duration_ms = 10000, buckets = 10 }` /
+/// `{ kind = "count", calls = 100, max_age_ms = 60000 }`; binary formats (bincode) use an
+/// externally tagged enum (see `policy_serde`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowSpec {
     /// A ring of `buckets` time buckets covering `duration_ms`.
@@ -53,10 +58,12 @@ pub enum WindowSpec {
         /// Number of buckets; a bucket is `duration_ms / buckets` wide.
         buckets: u32,
     },
-    /// Approximately the last `calls` completed calls.
+    /// Approximately the last `calls` completed calls, none older than `max_age_ms`.
     Count {
         /// Calls kept.
         calls: u32,
+        /// A call older than this leaves the window whatever the count, ms.
+        max_age_ms: u64,
     },
 }
 
@@ -69,82 +76,15 @@ impl Default for WindowSpec {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-enum WindowSpecTagged {
-    Time { duration_ms: u64, buckets: u32 },
-    Count { calls: u32 },
-}
-
-#[derive(Serialize, Deserialize)]
-enum WindowSpecBinary {
-    Time { duration_ms: u64, buckets: u32 },
-    Count { calls: u32 },
-}
-
-impl Serialize for WindowSpec {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if serializer.is_human_readable() {
-            match *self {
-                WindowSpec::Time {
-                    duration_ms,
-                    buckets,
-                } => WindowSpecTagged::Time {
-                    duration_ms,
-                    buckets,
-                }
-                .serialize(serializer),
-                WindowSpec::Count { calls } => {
-                    WindowSpecTagged::Count { calls }.serialize(serializer)
-                }
-            }
-        } else {
-            match *self {
-                WindowSpec::Time {
-                    duration_ms,
-                    buckets,
-                } => WindowSpecBinary::Time {
-                    duration_ms,
-                    buckets,
-                }
-                .serialize(serializer),
-                WindowSpec::Count { calls } => {
-                    WindowSpecBinary::Count { calls }.serialize(serializer)
-                }
-            }
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for WindowSpec {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        if deserializer.is_human_readable() {
-            Ok(match WindowSpecTagged::deserialize(deserializer)? {
-                WindowSpecTagged::Time {
-                    duration_ms,
-                    buckets,
-                } => WindowSpec::Time {
-                    duration_ms,
-                    buckets,
-                },
-                WindowSpecTagged::Count { calls } => WindowSpec::Count { calls },
-            })
-        } else {
-            Ok(match WindowSpecBinary::deserialize(deserializer)? {
-                WindowSpecBinary::Time {
-                    duration_ms,
-                    buckets,
-                } => WindowSpec::Time {
-                    duration_ms,
-                    buckets,
-                },
-                WindowSpecBinary::Count { calls } => WindowSpec::Count { calls },
-            })
-        }
-    }
-}
-
 impl WindowSpec {
+    /// A count window of the last `calls` calls, with the default `max_age_ms`.
+    pub const fn count(calls: u32) -> Self {
+        WindowSpec::Count {
+            calls,
+            max_age_ms: COUNT_MAX_AGE_MS_DEFAULT,
+        }
+    }
+
     /// Checks the window's ranges; fields are named `window.*`.
     pub fn validate(&self) -> Result<(), ValidationError> {
         match *self {
@@ -169,17 +109,23 @@ impl WindowSpec {
                 }
                 Ok(())
             }
-            WindowSpec::Count { calls } => {
+            WindowSpec::Count { calls, max_age_ms } => {
                 let (lo, hi) = limits::WINDOW_CALLS;
-                check_range("window.calls", calls, lo, hi, "")
+                check_range("window.calls", calls, lo, hi, "")?;
+                let (lo, hi) = limits::WINDOW_MAX_AGE_MS;
+                check_range("window.max_age_ms", max_age_ms, lo, hi, "ms")
             }
         }
     }
 }
 
 /// The thresholds of one breaker (or a scope's default for its breakers). See DESIGN §3.
+///
+/// The derive below is the human-readable form (`remote = "Self"`); the `Serialize` and
+/// `Deserialize` impls in `policy_serde` add the binary form, which also reads policies
+/// stored before `fresh_span_confidence` existed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct Policy {
     /// The sliding window over which rates are judged.
     pub window: WindowSpec,
@@ -205,6 +151,9 @@ pub struct Policy {
     pub probe_success_threshold: u32,
     /// An unreturned permit expires after this long, ms.
     pub probe_lease_ms: u64,
+    /// How sure the freshest span must be that its rate is above the threshold before it
+    /// trips (one-sided Wilson lower bound); off = judge the whole window only.
+    pub fresh_span_confidence: Confidence,
 }
 
 impl Default for Policy {
@@ -222,6 +171,7 @@ impl Default for Policy {
             probe_permits: 3,
             probe_success_threshold: 3,
             probe_lease_ms: 10_000,
+            fresh_span_confidence: Confidence::default(),
         }
     }
 }

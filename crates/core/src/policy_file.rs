@@ -6,7 +6,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::{BreakerKey, Policy, PolicyTarget, Scope, ValidationError, WindowSpec};
+use crate::policy::COUNT_MAX_AGE_MS_DEFAULT;
+use crate::{BreakerKey, Confidence, Policy, PolicyTarget, Scope, ValidationError, WindowSpec};
 
 /// Maximum number of policies in one file.
 pub const POLICY_FILE_MAX_POLICIES: usize = 1_000;
@@ -147,6 +148,10 @@ pub(crate) fn policy_from_map(
             "probe_permits" => p.probe_permits = field(name, value, U32)?,
             "probe_success_threshold" => p.probe_success_threshold = field(name, value, U32)?,
             "probe_lease_ms" => p.probe_lease_ms = field(name, value, U64)?,
+            "fresh_span_confidence" => {
+                let percent: f64 = field(name, value, "a number (percent)")?;
+                p.fresh_span_confidence = Confidence::from_percent(percent)?;
+            }
             other => return Err(ValidationError::new(other, "unknown field")),
         }
     }
@@ -207,12 +212,19 @@ fn window_from_value(value: &Value) -> Result<WindowSpec, ValidationError> {
             })
         }
         "count" => {
-            for name in map.keys() {
-                if name != "kind" && name != "calls" {
-                    return Err(ValidationError::new(
-                        format!("window.{name}"),
-                        "unknown field for a count window",
-                    ));
+            let mut max_age_ms = COUNT_MAX_AGE_MS_DEFAULT;
+            for (name, v) in map {
+                match name.as_str() {
+                    "kind" | "calls" => {}
+                    "max_age_ms" => {
+                        max_age_ms = field("window.max_age_ms", v, "a non-negative integer (u64)")?
+                    }
+                    other => {
+                        return Err(ValidationError::new(
+                            format!("window.{other}"),
+                            "unknown field for a count window",
+                        ));
+                    }
                 }
             }
             let calls = match get("calls") {
@@ -224,7 +236,7 @@ fn window_from_value(value: &Value) -> Result<WindowSpec, ValidationError> {
                     ));
                 }
             };
-            Ok(WindowSpec::Count { calls })
+            Ok(WindowSpec::Count { calls, max_age_ms })
         }
         other => Err(ValidationError::new(
             "window.kind",

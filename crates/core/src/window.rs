@@ -2,15 +2,22 @@
 //!
 //! Both kinds keep a short queue of slots, each tagged with a monotonically increasing
 //! *position*; per-instance marks in the breaker store positions too, so "did this instance
-//! report (or fail) inside the window" is one comparison with [`Window::oldest_position`].
+//! report (or fail) inside the window" — or inside the freshest span — is one comparison.
 //!
-//! - Time windows: slot position = absolute bucket number `now_ms / bucket_ms`. A slot is
-//!   live while `position > current - buckets`; nothing needs a timer to expire.
+//! - Time windows: positions count *fine slots*: each bucket of `duration_ms / buckets` is cut
+//!   into [`Window::fine_per_bucket`] fine slots (about [`FRESH_SLOT_MIN_MS`] wide, at most
+//!   [`FRESH_SLOTS_PER_BUCKET_MAX`]), and position = `bucket × fine_per_bucket + fine slot`.
+//!   The coarse slots (one per bucket, at its first position) carry everything: counts, retry
+//!   figures and latency. The fine slots of the newest two buckets carry counts only, for the
+//!   freshest span ([`crate::window_span`]). A slot is live while its bucket is one of the
+//!   newest `buckets`; nothing needs a timer to expire.
 //! - Count windows: one slot (chunk) per apply time, numbered 0, 1, 2, ...; beyond
 //!   [`COUNT_WINDOW_MAX_CHUNKS`] the two oldest chunks are merged, and the oldest chunk is
 //!   evicted while the rest still hold at least `calls` calls. So the window holds between
 //!   `calls` and `calls + one chunk` calls: "the last N calls, approximately", at a bounded
-//!   memory cost regardless of N.
+//!   memory cost regardless of N. A chunk also leaves once it is `max_age_ms` old, whatever
+//!   the count, so a quiet breaker never judges hour-old calls (a merged chunk carries the
+//!   time of its oldest part, so it leaves early rather than late).
 //!
 //! Slots also count the first attempts and retries of retry-budgeted calls ([`RetryTotals`],
 //! through [`Window::record_with_retries`]); count windows keep and evict them with the calls
@@ -25,6 +32,12 @@ use crate::{LatencySketch, WindowSpec};
 /// Maximum chunks a count window keeps before merging the oldest.
 pub const COUNT_WINDOW_MAX_CHUNKS: usize = 32;
 
+/// The narrowest fine slot of a time window, ms (the cluster's default tick).
+pub const FRESH_SLOT_MIN_MS: u64 = 100;
+
+/// At most this many fine slots per time bucket.
+pub const FRESH_SLOTS_PER_BUCKET_MAX: u64 = 10;
+
 /// Counters of one slot, or a whole window.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowTotals {
@@ -34,6 +47,14 @@ pub struct WindowTotals {
     pub failures: u64,
     /// Slow calls.
     pub slow: u64,
+}
+
+impl WindowTotals {
+    pub(crate) fn add(&mut self, other: WindowTotals) {
+        self.calls = self.calls.saturating_add(other.calls);
+        self.failures = self.failures.saturating_add(other.failures);
+        self.slow = self.slow.saturating_add(other.slow);
+    }
 }
 
 /// First attempts and retries of retry-budgeted calls, in one slot or a whole window.
@@ -53,20 +74,33 @@ impl RetryTotals {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Slot {
-    position: u64,
-    at_ms: u64,
-    totals: WindowTotals,
-    retries: RetryTotals,
-    latency: LatencySketch,
+pub(crate) struct Slot {
+    pub(crate) position: u64,
+    pub(crate) at_ms: u64,
+    pub(crate) totals: WindowTotals,
+    pub(crate) retries: RetryTotals,
+    pub(crate) latency: LatencySketch,
 }
 
-/// The sliding window of one breaker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Counts of one fine slot of a time window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FreshSlot {
+    pub(crate) position: u64,
+    pub(crate) totals: WindowTotals,
+}
+
+/// The sliding window of one breaker (stored as described in `window_serde`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Window {
-    spec: WindowSpec,
-    slots: VecDeque<Slot>,
-    next_chunk: u64,
+    pub(crate) spec: WindowSpec,
+    /// Coarse slots: one per time bucket, or one per count chunk.
+    pub(crate) slots: VecDeque<Slot>,
+    /// Time windows: fine slots of the newest two buckets (counts only). Empty for counts.
+    pub(crate) fresh: VecDeque<FreshSlot>,
+    pub(crate) next_chunk: u64,
+    /// Set by decoding a window written before fine positions: the factor its positions (and
+    /// the breaker's instance marks, which the breaker rescales on load) were multiplied by.
+    pub(crate) legacy_scale: u64,
 }
 
 impl Window {
@@ -75,7 +109,9 @@ impl Window {
         Self {
             spec,
             slots: VecDeque::new(),
+            fresh: VecDeque::new(),
             next_chunk: 0,
+            legacy_scale: 1,
         }
     }
 
@@ -84,8 +120,50 @@ impl Window {
         self.spec
     }
 
-    fn bucket_ms(duration_ms: u64, buckets: u32) -> u64 {
+    pub(crate) fn bucket_ms(duration_ms: u64, buckets: u32) -> u64 {
         (duration_ms / u64::from(buckets.max(1))).max(1)
+    }
+
+    /// Fine slots per bucket of a time window `spec` (1 for count windows).
+    pub fn fine_per_bucket(spec: WindowSpec) -> u64 {
+        match spec {
+            WindowSpec::Time {
+                duration_ms,
+                buckets,
+            } => (Self::bucket_ms(duration_ms, buckets) / FRESH_SLOT_MIN_MS)
+                .clamp(1, FRESH_SLOTS_PER_BUCKET_MAX),
+            WindowSpec::Count { .. } => 1,
+        }
+    }
+
+    /// Time windows: (bucket, fine position) of `now_ms`.
+    fn time_position(duration_ms: u64, buckets: u32, now_ms: u64) -> (u64, u64) {
+        let bucket_ms = Self::bucket_ms(duration_ms, buckets);
+        let fine = Self::fine_per_bucket(WindowSpec::Time {
+            duration_ms,
+            buckets,
+        });
+        let bucket = now_ms / bucket_ms;
+        let within = (now_ms % bucket_ms) * fine / bucket_ms;
+        (bucket, bucket.saturating_mul(fine).saturating_add(within))
+    }
+
+    /// When the slot at `position` starts, ms (count windows: when its chunk was recorded).
+    pub(crate) fn position_start_ms(&self, position: u64, chunk_at_ms: u64) -> u64 {
+        match self.spec {
+            WindowSpec::Time {
+                duration_ms,
+                buckets,
+            } => {
+                let bucket_ms = Self::bucket_ms(duration_ms, buckets);
+                let fine = Self::fine_per_bucket(self.spec);
+                let (bucket, within) = (position / fine, position % fine);
+                bucket
+                    .saturating_mul(bucket_ms)
+                    .saturating_add(within * bucket_ms / fine)
+            }
+            WindowSpec::Count { .. } => chunk_at_ms,
+        }
     }
 
     /// The position a record at `now_ms` lands in.
@@ -94,7 +172,7 @@ impl Window {
             WindowSpec::Time {
                 duration_ms,
                 buckets,
-            } => now_ms / Self::bucket_ms(duration_ms, buckets),
+            } => Self::time_position(duration_ms, buckets, now_ms).1,
             WindowSpec::Count { .. } => match self.slots.back() {
                 Some(last) if last.at_ms == now_ms => last.position,
                 _ => self.next_chunk,
@@ -102,47 +180,93 @@ impl Window {
         }
     }
 
-    /// The oldest position still inside the window at `now_ms`.
-    pub fn oldest_position(&self, now_ms: u64) -> u64 {
+    /// Whether a count chunk recorded at `at_ms` is still young enough at `now_ms`.
+    fn young(&self, at_ms: u64, now_ms: u64) -> bool {
         match self.spec {
-            WindowSpec::Time { buckets, .. } => self
-                .current_position(now_ms)
-                .saturating_sub(u64::from(buckets.max(1)) - 1),
-            WindowSpec::Count { .. } => self.slots.front().map_or(self.next_chunk, |s| s.position),
+            WindowSpec::Count { max_age_ms, .. } => at_ms.saturating_add(max_age_ms) > now_ms,
+            WindowSpec::Time { .. } => true,
         }
     }
 
-    /// Makes the last slot the one a record at `now_ms` lands in; returns its position.
+    /// The oldest position still inside the window at `now_ms`.
+    pub fn oldest_position(&self, now_ms: u64) -> u64 {
+        match self.spec {
+            WindowSpec::Time {
+                duration_ms,
+                buckets,
+            } => {
+                let (bucket, _) = Self::time_position(duration_ms, buckets, now_ms);
+                bucket
+                    .saturating_sub(u64::from(buckets.max(1)) - 1)
+                    .saturating_mul(Self::fine_per_bucket(self.spec))
+            }
+            WindowSpec::Count { .. } => self
+                .slots
+                .iter()
+                .find(|s| self.young(s.at_ms, now_ms))
+                .map_or(self.next_chunk, |s| s.position),
+        }
+    }
+
+    /// Time windows: the first position the fine slots cover at `now_ms` (the newest two
+    /// buckets, within the window). Coarse slots before it are judged whole.
+    pub(crate) fn fresh_floor(&self, now_ms: u64) -> u64 {
+        match self.spec {
+            WindowSpec::Time {
+                duration_ms,
+                buckets,
+            } => {
+                let (bucket, _) = Self::time_position(duration_ms, buckets, now_ms);
+                let floor = bucket
+                    .saturating_sub(1)
+                    .saturating_mul(Self::fine_per_bucket(self.spec));
+                floor.max(self.oldest_position(now_ms))
+            }
+            WindowSpec::Count { .. } => u64::MAX,
+        }
+    }
+
+    fn empty_slot(position: u64, at_ms: u64) -> Slot {
+        Slot {
+            position,
+            at_ms,
+            totals: WindowTotals::default(),
+            retries: RetryTotals::default(),
+            latency: LatencySketch::default(),
+        }
+    }
+
+    /// Makes the last slot the one a record at `now_ms` lands in (and, for time windows, the
+    /// last fine slot too); returns the record's position.
     fn open_slot(&mut self, now_ms: u64) -> u64 {
         match self.spec {
             WindowSpec::Time {
                 duration_ms,
                 buckets,
             } => {
-                let position = now_ms / Self::bucket_ms(duration_ms, buckets);
-                let same = matches!(self.slots.back(), Some(last) if last.position == position);
-                if !same {
+                let (bucket, position) = Self::time_position(duration_ms, buckets, now_ms);
+                let coarse = bucket.saturating_mul(Self::fine_per_bucket(self.spec));
+                if !matches!(self.slots.back(), Some(last) if last.position == coarse) {
                     self.expire(now_ms);
-                    self.slots.push_back(Slot {
+                    self.slots.push_back(Self::empty_slot(coarse, now_ms));
+                }
+                if !matches!(self.fresh.back(), Some(last) if last.position == position) {
+                    let floor = self.fresh_floor(now_ms);
+                    while matches!(self.fresh.front(), Some(s) if s.position < floor) {
+                        self.fresh.pop_front();
+                    }
+                    self.fresh.push_back(FreshSlot {
                         position,
-                        at_ms: now_ms,
                         totals: WindowTotals::default(),
-                        retries: RetryTotals::default(),
-                        latency: LatencySketch::default(),
                     });
                 }
                 position
             }
             WindowSpec::Count { .. } => {
-                let same = matches!(self.slots.back(), Some(last) if last.at_ms == now_ms);
-                if !same {
-                    self.slots.push_back(Slot {
-                        position: self.next_chunk,
-                        at_ms: now_ms,
-                        totals: WindowTotals::default(),
-                        retries: RetryTotals::default(),
-                        latency: LatencySketch::default(),
-                    });
+                if !matches!(self.slots.back(), Some(last) if last.at_ms == now_ms) {
+                    self.expire(now_ms);
+                    self.slots
+                        .push_back(Self::empty_slot(self.next_chunk, now_ms));
                     self.next_chunk += 1;
                 }
                 self.slots.back().map_or(0, |s| s.position)
@@ -157,21 +281,17 @@ impl Window {
         outcomes: WindowTotals,
         latency: Option<&LatencySketch>,
     ) -> u64 {
-        let WindowTotals {
-            calls,
-            failures,
-            slow,
-        } = outcomes;
         let position = self.open_slot(now_ms);
         if let Some(slot) = self.slots.back_mut() {
-            slot.totals.calls = slot.totals.calls.saturating_add(calls);
-            slot.totals.failures = slot.totals.failures.saturating_add(failures);
-            slot.totals.slow = slot.totals.slow.saturating_add(slow);
+            slot.totals.add(outcomes);
             if let Some(latency) = latency {
                 slot.latency.merge(latency);
             }
         }
-        if let WindowSpec::Count { calls: keep } = self.spec {
+        if let Some(fine) = self.fresh.back_mut() {
+            fine.totals.add(outcomes);
+        }
+        if let WindowSpec::Count { calls: keep, .. } = self.spec {
             self.compact_count(u64::from(keep));
         }
         position
@@ -199,9 +319,7 @@ impl Window {
             // instance marks in either chunk stay inside the window).
             if let Some(second) = self.slots.remove(1) {
                 let first = &mut self.slots[0];
-                first.totals.calls += second.totals.calls;
-                first.totals.failures += second.totals.failures;
-                first.totals.slow += second.totals.slow;
+                first.totals.add(second.totals);
                 first.retries.add(second.retries);
                 first.latency.merge(&second.latency);
             }
@@ -218,55 +336,59 @@ impl Window {
         }
     }
 
-    /// Drops time slots that fell out of the window at `now_ms` (count windows never expire by time).
+    /// Drops slots that fell out of the window at `now_ms`: time slots by bucket, count
+    /// chunks by `max_age_ms`.
     pub fn expire(&mut self, now_ms: u64) {
-        if let WindowSpec::Time { .. } = self.spec {
-            let oldest = self.oldest_position(now_ms);
-            while matches!(self.slots.front(), Some(s) if s.position < oldest) {
-                self.slots.pop_front();
-            }
+        let oldest = self.oldest_position(now_ms);
+        while matches!(self.slots.front(), Some(s) if s.position < oldest) {
+            self.slots.pop_front();
         }
+        let floor = self.fresh_floor(now_ms);
+        while matches!(self.fresh.front(), Some(s) if s.position < floor) {
+            self.fresh.pop_front();
+        }
+    }
+
+    /// The coarse slots inside the window at `now_ms`, oldest first.
+    pub(crate) fn live_slots(&self, now_ms: u64) -> impl DoubleEndedIterator<Item = &Slot> {
+        let oldest = self.oldest_position(now_ms);
+        self.slots.iter().filter(move |s| s.position >= oldest)
     }
 
     /// Totals of the slots inside the window at `now_ms`.
     pub fn totals(&self, now_ms: u64) -> WindowTotals {
-        let oldest = self.oldest_position(now_ms);
         let mut t = WindowTotals::default();
-        for s in self.slots.iter().filter(|s| s.position >= oldest) {
-            t.calls += s.totals.calls;
-            t.failures += s.totals.failures;
-            t.slow += s.totals.slow;
+        for s in self.live_slots(now_ms) {
+            t.add(s.totals);
         }
         t
     }
 
     /// Retry figures of the slots inside the window at `now_ms`.
     pub fn retry_totals(&self, now_ms: u64) -> RetryTotals {
-        let oldest = self.oldest_position(now_ms);
         let mut t = RetryTotals::default();
-        for s in self.slots.iter().filter(|s| s.position >= oldest) {
+        for s in self.live_slots(now_ms) {
             t.add(s.retries);
         }
         t
     }
 
     /// The time the window covers at `now_ms`: a time window's duration; for a count window,
-    /// the age of its oldest chunk (0 when empty).
+    /// the age of its oldest live chunk (0 when empty).
     pub fn span_ms(&self, now_ms: u64) -> u64 {
         match self.spec {
             WindowSpec::Time { duration_ms, .. } => duration_ms,
             WindowSpec::Count { .. } => self
-                .slots
-                .front()
+                .live_slots(now_ms)
+                .next()
                 .map_or(0, |s| now_ms.saturating_sub(s.at_ms)),
         }
     }
 
     /// The merged latency of the slots inside the window at `now_ms`.
     pub fn latency(&self, now_ms: u64) -> LatencySketch {
-        let oldest = self.oldest_position(now_ms);
         let mut sketch = LatencySketch::default();
-        for s in self.slots.iter().filter(|s| s.position >= oldest) {
+        for s in self.live_slots(now_ms) {
             sketch.merge(&s.latency);
         }
         sketch

@@ -237,7 +237,7 @@ fn an_unused_probe_permit_expires_locally_and_leaving_half_open_returns_it() {
 fn local_breaker_trips_on_local_failures_even_when_the_cluster_is_closed() {
     let (mut agent, _) = agent(true);
     let policy = Policy {
-        window: WindowSpec::Count { calls: 10 },
+        window: WindowSpec::count(10),
         min_calls: 5,
         ..Policy::default()
     };
@@ -258,7 +258,7 @@ fn local_breaker_trips_on_local_failures_even_when_the_cluster_is_closed() {
 fn local_only_half_open_hands_out_local_probe_permits() {
     let (mut agent, _) = agent(false);
     let policy = Policy {
-        window: WindowSpec::Count { calls: 10 },
+        window: WindowSpec::count(10),
         min_calls: 5,
         open_duration_ms: 1_000,
         open_duration_max_ms: 1_000,
@@ -438,7 +438,7 @@ fn a_fleet_wide_close_clears_a_local_trip_from_the_same_episode() {
     // breaker for the fleet. The instance follows the fleet instead of running its own probes.
     let (mut agent, _) = agent(true);
     let policy = Policy {
-        window: WindowSpec::Count { calls: 10 },
+        window: WindowSpec::count(10),
         min_calls: 5,
         ..Policy::default()
     };

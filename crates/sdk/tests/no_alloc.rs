@@ -31,7 +31,7 @@ fn hot_path_allocates_nothing() {
         .expect("local-only client");
     let closed = client.breaker("payments/ml-fraud").expect("breaker");
     let policy = Policy {
-        window: WindowSpec::Count { calls: 10 },
+        window: WindowSpec::count(10),
         min_calls: 5,
         ..Policy::default()
     };

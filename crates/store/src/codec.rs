@@ -1,6 +1,12 @@
 //! The on-disk and on-the-wire record format: one version byte, then the bincode encoding of
 //! the value.
 //!
+//! - Version 3: the layout of version 2, where policies, window specs and breaker windows
+//!   gained the freshest-span rule's fields as new enum variants (see `switchyard-core`'s
+//!   `policy_serde` and `window_serde`). Version-2 records decode unchanged into today's types
+//!   (their old variants are still read), so snapshots and logs from before the change load;
+//!   a build that only knows version 2 refuses version-3 records with a clear error instead of
+//!   misreading them.
 //! - Version 2: bincode with variable-length integers. A fleet `Tick` entry is mostly small
 //!   counters and short strings; fixed 8-byte integers and length prefixes made it about twice
 //!   the size, and every byte of it is written, fsynced and sent to each follower.
@@ -20,9 +26,12 @@ use serde::de::DeserializeOwned;
 use bincode::Options;
 
 /// The record format version this build writes.
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;
 
-/// Version 2's bincode options: variable-length integers, no trailing bytes.
+/// The oldest record format version this build reads.
+pub const FORMAT_VERSION_MIN: u8 = 2;
+
+/// The bincode options of versions 2 and 3: variable-length integers, no trailing bytes.
 fn v2() -> impl Options {
     bincode::DefaultOptions::new()
 }
@@ -38,7 +47,7 @@ pub enum CodecError {
     },
     /// The record was written by an unknown format version.
     #[error(
-        "{what}: record format version {version}, this build reads only version {FORMAT_VERSION} (a data directory from an earlier build must be recreated: docs/operations.md)"
+        "{what}: record format version {version}, this build reads only versions {FORMAT_VERSION_MIN} to {FORMAT_VERSION} (a data directory from an earlier build must be recreated: docs/operations.md)"
     )]
     Version {
         /// What was being decoded.
@@ -76,7 +85,7 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, CodecError> {
     let (&version, body) = bytes.split_first().ok_or(CodecError::Empty { what })?;
     let decoded = match version {
-        FORMAT_VERSION => v2().deserialize(body),
+        FORMAT_VERSION_MIN..=FORMAT_VERSION => v2().deserialize(body),
         _ => return Err(CodecError::Version { what, version }),
     };
     decoded.map_err(|source| CodecError::Corrupt { what, source })
@@ -111,11 +120,15 @@ mod tests {
     }
 
     #[test]
-    fn writes_compact_version_2_and_refuses_version_1_clearly() {
+    fn writes_compact_version_3_and_refuses_version_1_clearly() {
         let value = (7u64, 300u32, "breaker".to_string(), vec![1u64, 2, 3]);
         let current = encode(&value);
         assert_eq!(current[0], FORMAT_VERSION);
-        let back: (u64, u32, String, Vec<u64>) = decode("v2", &current).unwrap();
+        let back: (u64, u32, String, Vec<u64>) = decode("v3", &current).unwrap();
+        assert_eq!(back, value);
+        let mut v2 = current.clone();
+        v2[0] = 2;
+        let back: (u64, u32, String, Vec<u64>) = decode("v2", &v2).unwrap();
         assert_eq!(back, value);
 
         let mut v1 = vec![1u8];
@@ -129,9 +142,24 @@ mod tests {
         );
         let err = decode::<(u64, u32, String, Vec<u64>)>("log entry", &v1).unwrap_err();
         assert!(
-            err.to_string()
-                .contains("log entry: record format version 1, this build reads only version 2"),
+            err.to_string().contains(
+                "log entry: record format version 1, this build reads only versions 2 to 3"
+            ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_state_written_by_version_2_still_loads() {
+        // Written by the build before the freshest-span rule (see switchyard-core's
+        // tests/state/compat.rs, which checks its content).
+        let bytes = include_bytes!("../../core/tests/state/fixtures/state_v2.bin");
+        assert_eq!(bytes[0], 2);
+        let state: switchyard_core::CoordinatorState = decode("snapshot state", bytes).unwrap();
+        assert_eq!(state.breaker_count(), 4);
+        let again = encode(&state);
+        assert_eq!(again[0], FORMAT_VERSION);
+        let back: switchyard_core::CoordinatorState = decode("snapshot state", &again).unwrap();
+        assert_eq!(back.digest(), state.digest());
     }
 }

@@ -124,7 +124,11 @@ pub fn policy_json(target: Option<&apb::PolicyTarget>, policy: &pb::Policy) -> s
         Some(pb::policy::Window::Time(w)) => {
             json!({ "kind": "time", "duration_ms": w.duration_ms, "buckets": w.buckets })
         }
-        Some(pb::policy::Window::Count(w)) => json!({ "kind": "count", "calls": w.calls }),
+        Some(pb::policy::Window::Count(w)) => json!({
+            "kind": "count",
+            "calls": w.calls,
+            "max_age_ms": w.max_age_ms.unwrap_or(switchyard_core::COUNT_MAX_AGE_MS_DEFAULT),
+        }),
         None => serde_json::Value::Null,
     };
     map.insert("window".into(), window);
@@ -149,6 +153,14 @@ pub fn policy_json(target: Option<&apb::PolicyTarget>, policy: &pb::Policy) -> s
             json!(policy.probe_success_threshold),
         ),
         ("probe_lease_ms", json!(policy.probe_lease_ms)),
+        (
+            "fresh_span_confidence",
+            json!(
+                policy
+                    .fresh_span_confidence
+                    .unwrap_or(switchyard_core::Confidence::default().percent())
+            ),
+        ),
     ] {
         map.insert(name.into(), value);
     }
@@ -159,7 +171,12 @@ pub fn policy_json(target: Option<&apb::PolicyTarget>, policy: &pb::Policy) -> s
 pub fn window_label(policy: &pb::Policy) -> String {
     match &policy.window {
         Some(pb::policy::Window::Time(w)) => format!("time {}ms/{}", w.duration_ms, w.buckets),
-        Some(pb::policy::Window::Count(w)) => format!("count {}", w.calls),
+        Some(pb::policy::Window::Count(w)) => format!(
+            "count {} ≤{}ms",
+            w.calls,
+            w.max_age_ms
+                .unwrap_or(switchyard_core::COUNT_MAX_AGE_MS_DEFAULT)
+        ),
         None => "-".into(),
     }
 }

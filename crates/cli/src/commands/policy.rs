@@ -5,7 +5,7 @@
 //! a breaker's policy or a bare `scope` for the scope's default.
 
 use serde_json::json;
-use switchyard_core::{BreakerKey, Scope, parse_policy_json, parse_policy_toml};
+use switchyard_core::{BreakerKey, Confidence, Scope, parse_policy_json, parse_policy_toml};
 use switchyard_proto::admin as apb;
 
 use super::{Ctx, policy_json, read_config_file, reason_or_default, window_label};
@@ -137,9 +137,23 @@ async fn get(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
             "probe_success_threshold",
             policy.probe_success_threshold.to_string(),
         )
-        .add("probe_lease_ms", policy.probe_lease_ms.to_string());
+        .add("probe_lease_ms", policy.probe_lease_ms.to_string())
+        .add(
+            "fresh_span_confidence",
+            confidence_label(policy.fresh_span_confidence),
+        );
     print_text(&f.render());
     Ok(())
+}
+
+/// `99.99%`, or `off (whole window only)`.
+fn confidence_label(percent: Option<f64>) -> String {
+    match percent.map(Confidence::from_percent) {
+        None => Confidence::default().to_string(),
+        Some(Ok(c)) if !c.is_on() => "off (whole window only)".into(),
+        Some(Ok(c)) => c.to_string(),
+        Some(Err(_)) => format!("{}%", percent.unwrap_or_default()),
+    }
 }
 
 async fn list(ctx: &Ctx) -> anyhow::Result<()> {

@@ -167,7 +167,7 @@ fn old_failures_leave_the_time_window() {
 fn count_window_keeps_the_last_calls() {
     // goal: a count window of 20 forgets older successes so recent failures trip
     let policy = Policy {
-        window: WindowSpec::Count { calls: 20 },
+        window: WindowSpec::count(20),
         ..exact_policy()
     };
     let mut h = Harness::with_scope_policy(policy);
@@ -195,7 +195,7 @@ fn count_window_keeps_the_last_calls() {
     );
     // many chunks stay bounded
     let mut h = Harness::with_scope_policy(Policy {
-        window: WindowSpec::Count { calls: 100_000 },
+        window: WindowSpec::count(100_000),
         ..exact_policy()
     });
     for n in 0..200 {

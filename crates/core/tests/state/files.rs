@@ -38,6 +38,58 @@ fn design_policy_file_parses() {
 }
 
 #[test]
+fn fresh_span_fields_parse_and_bad_values_name_the_field() {
+    let toml = r#"
+key = "payments/db"
+fresh_span_confidence = 99.9
+window = { kind = "count", calls = 100, max_age_ms = 5000 }
+"#;
+    let parsed = parse_policy_toml(toml).unwrap();
+    assert_eq!(
+        parsed[0].1.window,
+        WindowSpec::Count {
+            calls: 100,
+            max_age_ms: 5_000
+        }
+    );
+    assert_eq!(parsed[0].1.fresh_span_confidence.to_string(), "99.9%");
+    let off = parse_policy_json(r#"{"key":"payments/db","fresh_span_confidence":0}"#).unwrap();
+    assert!(!off[0].1.fresh_span_confidence.is_on());
+    for (text, field, rule) in [
+        (
+            r#"{"key":"payments/db","fresh_span_confidence":97}"#,
+            "fresh_span_confidence",
+            "must be one of 0, 50, 80, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 99.999",
+        ),
+        (
+            r#"{"key":"payments/db","fresh_span_confidence":"high"}"#,
+            "fresh_span_confidence",
+            "must be a number (percent)",
+        ),
+        (
+            r#"{"key":"payments/db","window":{"kind":"count","calls":10,"max_age_ms":999}}"#,
+            "window.max_age_ms",
+            "must be between 1000 and 86400000",
+        ),
+        (
+            r#"{"key":"payments/db","window":{"kind":"time","duration_ms":10000,"buckets":10,"max_age_ms":5000}}"#,
+            "window.max_age_ms",
+            "unknown field for a time window",
+        ),
+    ] {
+        let err = parse_policy_json(text).unwrap_err();
+        assert_eq!(err.field, field, "{text}: {err}");
+        assert!(err.to_string().contains(rule), "{text}: {err}");
+    }
+    // The JSON form (the HTTP API's) carries both fields and reads back.
+    let json = serde_json::to_string(&parsed[0].1).unwrap();
+    assert!(json.contains(r#""max_age_ms":5000"#), "{json}");
+    assert!(json.contains(r#""fresh_span_confidence":99.9"#), "{json}");
+    let back: Policy = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, parsed[0].1);
+}
+
+#[test]
 fn policy_arrays_and_json() {
     let toml = r#"
 [[policy]]
@@ -50,7 +102,7 @@ window = { kind = "count", calls = 100 }
     let parsed = parse_policy_toml(toml).unwrap();
     assert_eq!(parsed.len(), 2);
     assert_eq!(parsed[0].1.min_calls, 5);
-    assert_eq!(parsed[1].1.window, WindowSpec::Count { calls: 100 });
+    assert_eq!(parsed[1].1.window, WindowSpec::count(100));
     let json = r#"{"policy":[{"scope":"payments","min_calls":5},{"key":"payments/db","window":{"kind":"count","calls":100}}]}"#;
     assert_eq!(parse_policy_json(json).unwrap(), parsed);
     let one = parse_policy_json(r#"{"key":"payments/db","probe_permits":7}"#).unwrap();
@@ -143,7 +195,7 @@ fn every_policy_field_is_validated() {
         ),
         (
             Policy {
-                window: WindowSpec::Count { calls: 0 },
+                window: WindowSpec::count(0),
                 ..p()
             },
             "window.calls",
@@ -243,12 +295,12 @@ fn policy_serde_is_the_file_format() {
     assert_eq!(p.min_calls, 3);
     assert!(serde_json::from_str::<Policy>(r#"{"nope": 3}"#).is_err());
     let bytes = bincode::serialize(&Policy {
-        window: WindowSpec::Count { calls: 9 },
+        window: WindowSpec::count(9),
         ..Policy::default()
     })
     .unwrap();
     let back: Policy = bincode::deserialize(&bytes).unwrap();
-    assert_eq!(back.window, WindowSpec::Count { calls: 9 });
+    assert_eq!(back.window, WindowSpec::count(9));
 }
 
 #[test]

@@ -3,10 +3,13 @@
 
 mod audit_sla;
 mod breaker;
+mod compat;
 mod files;
+mod fresh;
 mod helpers;
 mod overrides;
 mod probes;
 mod props;
+mod props_fresh;
 mod retries;
 mod tiers;

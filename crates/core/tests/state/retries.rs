@@ -174,7 +174,7 @@ fn retry_figures_are_validated_against_the_delta_limit() {
 fn count_windows_report_the_age_of_their_oldest_chunk() {
     // goal: with a count window the figures say how long a span they cover
     let mut h = Harness::with_scope_policy(Policy {
-        window: WindowSpec::Count { calls: 100 },
+        window: WindowSpec::count(100),
         ..Policy::default()
     });
     h.tick(T0, vec![retry_delta("i-1", 60, 60, 3)]);

@@ -1,6 +1,8 @@
 //! `Policy`, `PolicyTarget` and `PolicyEntry`.
 
-use switchyard_core::{Policy, PolicyTarget, ValidationError, WindowSpec};
+use switchyard_core::{
+    COUNT_MAX_AGE_MS_DEFAULT, Confidence, Policy, PolicyTarget, ValidationError, WindowSpec,
+};
 
 use super::{parse_key, parse_scope, required, within};
 use crate::admin as apb;
@@ -16,7 +18,10 @@ impl From<&WindowSpec> for pb::policy::Window {
                 duration_ms,
                 buckets,
             }),
-            WindowSpec::Count { calls } => pb::policy::Window::Count(pb::CountWindow { calls }),
+            WindowSpec::Count { calls, max_age_ms } => pb::policy::Window::Count(pb::CountWindow {
+                calls,
+                max_age_ms: Some(max_age_ms),
+            }),
         }
     }
 }
@@ -28,7 +33,10 @@ impl From<pb::policy::Window> for WindowSpec {
                 duration_ms: t.duration_ms,
                 buckets: t.buckets,
             },
-            pb::policy::Window::Count(c) => WindowSpec::Count { calls: c.calls },
+            pb::policy::Window::Count(c) => WindowSpec::Count {
+                calls: c.calls,
+                max_age_ms: c.max_age_ms.unwrap_or(COUNT_MAX_AGE_MS_DEFAULT),
+            },
         }
     }
 }
@@ -48,6 +56,7 @@ impl From<&Policy> for pb::Policy {
             probe_permits: p.probe_permits,
             probe_success_threshold: p.probe_success_threshold,
             probe_lease_ms: p.probe_lease_ms,
+            fresh_span_confidence: Some(p.fresh_span_confidence.percent()),
         }
     }
 }
@@ -59,6 +68,10 @@ impl TryFrom<pb::Policy> for Policy {
 
     fn try_from(p: pb::Policy) -> Result<Self, Self::Error> {
         let window = required(p.window, "window")?.into();
+        let fresh_span_confidence = match p.fresh_span_confidence {
+            Some(percent) => Confidence::from_percent(percent)?,
+            None => Confidence::default(),
+        };
         let policy = Policy {
             window,
             min_calls: p.min_calls,
@@ -72,6 +85,7 @@ impl TryFrom<pb::Policy> for Policy {
             probe_permits: p.probe_permits,
             probe_success_threshold: p.probe_success_threshold,
             probe_lease_ms: p.probe_lease_ms,
+            fresh_span_confidence,
         };
         policy.validate()?;
         Ok(policy)

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use switchyard_core::{
-    BreakerKey, BreakerState, Delta, InstanceId, LatencySketch, OverrideMode, Policy, PolicyTarget,
-    ProbeOutcome, Scope, Tier, TierCondition, TierRule, TierRules, ValidationError, WindowSpec,
+    BreakerKey, BreakerState, Confidence, Delta, InstanceId, LatencySketch, OverrideMode, Policy,
+    PolicyTarget, ProbeOutcome, Scope, Tier, TierCondition, TierRule, TierRules, ValidationError,
+    WindowSpec,
 };
 
 use super::state::{breaker_state_from_wire, override_mode_from_wire, probe_outcome_from_wire};
@@ -40,7 +41,7 @@ fn assert_field<T: std::fmt::Debug>(
 
 fn count_policy() -> Policy {
     Policy {
-        window: WindowSpec::Count { calls: 100 },
+        window: WindowSpec::count(100),
         min_calls: 10,
         failure_rate_threshold: 25,
         ..Policy::default()
@@ -57,6 +58,46 @@ fn policy_round_trips() {
         let wire = pb::Policy::from(&policy);
         assert_eq!(Policy::try_from(wire).unwrap(), policy);
     }
+}
+
+#[test]
+fn policy_fresh_span_fields_round_trip_and_default_when_absent() {
+    let policy = Policy {
+        window: WindowSpec::Count {
+            calls: 50,
+            max_age_ms: 5_000,
+        },
+        fresh_span_confidence: Confidence::from_percent(99.9).unwrap(),
+        ..Policy::default()
+    };
+    let wire = pb::Policy::from(&policy);
+    assert_eq!(wire.fresh_span_confidence, Some(99.9));
+    assert_eq!(Policy::try_from(wire).unwrap(), policy);
+    // A client that predates the fields sends neither: the defaults apply.
+    let old = pb::Policy {
+        window: Some(pb::policy::Window::Count(pb::CountWindow {
+            calls: 50,
+            max_age_ms: None,
+        })),
+        fresh_span_confidence: None,
+        ..wire_policy()
+    };
+    let back = Policy::try_from(old).unwrap();
+    assert_eq!(back.window, WindowSpec::count(50));
+    assert_eq!(back.fresh_span_confidence, Confidence::default());
+    let bad = pb::Policy {
+        fresh_span_confidence: Some(97.0),
+        ..wire_policy()
+    };
+    assert_field(Policy::try_from(bad), "fresh_span_confidence");
+    let bad = pb::Policy {
+        window: Some(pb::policy::Window::Count(pb::CountWindow {
+            calls: 50,
+            max_age_ms: Some(10),
+        })),
+        ..wire_policy()
+    };
+    assert_field(Policy::try_from(bad), "window.max_age_ms");
 }
 
 #[test]
