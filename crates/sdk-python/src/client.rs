@@ -68,12 +68,9 @@ impl Config {
         let mut builder = switchyard_sdk::Client::builder()
             .report_interval(self.report_interval)
             .stale_after(self.stale_after)
-            .fallback_after(self.fallback_after);
-        if !self.endpoints.is_empty() {
-            builder = builder
-                .endpoints(self.endpoints.iter().cloned())
-                .instance_id(self.instance_id(forked));
-        }
+            .fallback_after(self.fallback_after)
+            .endpoints(self.endpoints.iter().cloned())
+            .instance_id(self.instance_id(forked));
         if let Some(token) = &self.token {
             builder = builder.token(token.clone());
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import threading
 from typing import Any, List
 
@@ -43,6 +44,9 @@ def test_endpoints_default_to_the_environment(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("SWITCHYARD_ENDPOINTS")
     with switchyard.Client() as c:
         assert c.endpoints == [] and c.mode == "local_only"
+        assert c.instance_id.endswith(f"-{os.getpid()}"), "default: <hostname>-<pid>"
+    with switchyard.Client(endpoints=[], instance_id="svc-1") as c:
+        assert c.instance_id == "svc-1"
 
 
 def test_closed_client_refuses_use(client: switchyard.Client) -> None:
