@@ -436,7 +436,7 @@ fn store_seeds() {
     };
     write(t, "append_entries", 6, &encode(&append));
     let forward = ForwardRequest::Report {
-        instance: "a-1".into(),
+        calls: vec![("a-1".into(), 1)],
         deltas: vec![delta("payments/db", "a-1")],
     };
     write(t, "forward_report", 7, &encode(&forward));

@@ -226,3 +226,178 @@ async fn every_node_limit_refuses_one_past_its_edge_and_keeps_serving() {
     })
     .await;
 }
+
+/// `GET /metrics` on `http` (plain HTTP/1.1, read to the end).
+fn scrape(http: &str) -> String {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(http).expect("connect http");
+    write!(
+        tcp,
+        "GET /metrics HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    tcp.read_to_string(&mut out).expect("read metrics");
+    out
+}
+
+/// The value of `switchyard_report_deltas_refused_total{limit="<limit>"}`.
+fn refused_metric(metrics: &str, limit: &str) -> u64 {
+    let prefix = format!("switchyard_report_deltas_refused_total{{limit=\"{limit}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} sample in:\n{metrics}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_report_refusal_is_counted_under_the_limit_that_refused_it() {
+    // Goal: switchyard_report_deltas_refused_total{limit} counts exactly the deltas of every
+    // report refused, per limit, as the SDK saw the refusals (it stayed 0 when refusals
+    // happened before the only place that counted them).
+    let flags = [
+        "--limit-report-deltas-max",
+        "5",
+        "--limit-report-rate-per-instance-max",
+        "20",
+        "--limit-pending-deltas-max",
+        "50",
+    ];
+    // A tick a minute: pending deltas stay pending, so the pending limit is reachable.
+    let env = [("SWITCHYARD_TICK_INTERVAL_MS", "60000")];
+    let cluster = Cluster::start_with_env(1, &flags, &env);
+    cluster.wait_leader(WAIT).await;
+    let node = &cluster.nodes[&1];
+    let mut sdk = ClientClient::new(channel(&node.grpc).await.unwrap());
+    let mut seen = std::collections::BTreeMap::<&str, u64>::new();
+    let mut tally = |status: tonic::Status, deltas: u64| {
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        let limit = [
+            "report_rate_per_instance_max",
+            "report_deltas_max",
+            "pending_deltas_max",
+        ]
+        .into_iter()
+        .find(|l| status.message().contains(&format!("`limits.{l}`")))
+        .unwrap_or_else(|| panic!("the refusal names no limit: {status:?}"));
+        *seen.entry(limit).or_default() += deltas;
+    };
+
+    // phase: one batch over report_deltas_max
+    let r = sdk.report(report("batch", DELTAS_MAX + 1)).await;
+    tally(r.expect_err("over the batch size"), DELTAS_MAX as u64 + 1);
+    // phase: fill the tick buffer to pending_deltas_max, then one more report
+    for i in 0..10 {
+        sdk.report(report(&format!("fill-{i}"), 5))
+            .await
+            .expect("under the pending limit");
+    }
+    let r = sdk.report(report("one-too-many", 3)).await;
+    tally(r.expect_err("over the pending limit"), 3);
+    // phase: a burst from one instance over report_rate_per_instance_max (refused by the rate
+    // gate, or by the full buffer while under the rate)
+    for _ in 0..3 * RATE_MAX {
+        if let Err(status) = sdk.report(report("burst", 2)).await {
+            tally(status, 2);
+        }
+    }
+    assert!(
+        seen.get("report_rate_per_instance_max")
+            .is_some_and(|n| *n > 0),
+        "the burst was never refused by the rate: {seen:?}"
+    );
+
+    // phase: the metric agrees with what the client saw, limit by limit
+    let metrics = scrape(&node.http);
+    for (limit, deltas) in &seen {
+        assert_eq!(
+            refused_metric(&metrics, limit),
+            *deltas,
+            "{limit}: {seen:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_instance_spreading_reports_over_nodes_is_held_to_its_rate_cluster_wide() {
+    // Goal: an instance that sends 9 reports to each of 3 nodes at once (27 calls, each node's
+    // own gate allowing 10) gets at most 10 calls' worth of deltas per second into the
+    // cluster: followers forward its calls under its own identity, and the leader refuses
+    // the calls over the rate, its own callers' and forwarded ones alike (counted under
+    // report_rate_per_instance_max on the leader).
+    const RATE: u32 = 10;
+    const PER_NODE: u32 = 9;
+    let rate = RATE.to_string();
+    let cluster = Cluster::start(3, &["--limit-report-rate-per-instance-max", &rate]);
+    let leader = cluster.wait_leader(WAIT).await;
+    let mut clients = Vec::new();
+    for node in cluster.nodes.values() {
+        clients.push(ClientClient::new(channel(&node.grpc).await.unwrap()));
+    }
+
+    // phase: the burst, every node at once; each call is one delta of one call
+    let calls = clients.iter().flat_map(|c| {
+        (0..PER_NODE).map(move |_| {
+            let mut c = c.clone();
+            async move {
+                c.report(pb::ReportRequest {
+                    instance: "spread-1".into(),
+                    deltas: vec![delta("spread/db")],
+                })
+                .await
+            }
+        })
+    });
+    let results = futures::future::join_all(calls).await;
+    // Followers' gates (9 < 10) admit every call; the leader refuses its own callers once
+    // the instance's calls from all nodes reach the rate.
+    for refused in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+        assert!(
+            refused
+                .message()
+                .contains("limits.report_rate_per_instance_max"),
+            "{refused:?}"
+        );
+    }
+
+    // phase: the leader's view settles: the breaker's window calls and the refusals stop
+    // changing once every follower has forwarded its buffer
+    let leader_http = cluster.nodes[&leader].http.clone();
+    let mut admin = AdminClient::new(channel(&cluster.nodes[&leader].grpc).await.unwrap());
+    let deadline = std::time::Instant::now() + WAIT;
+    let (mut last, mut same) = ((u64::MAX, u64::MAX), 0);
+    let (in_window, refused) = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never settled: {last:?}"
+        );
+        let refused = refused_metric(&scrape(&leader_http), "report_rate_per_instance_max");
+        let in_window = admin
+            .get_breaker(apb::GetBreakerRequest {
+                key: "spread/db".into(),
+                local: false,
+            })
+            .await
+            .ok()
+            .and_then(|r| r.into_inner().breaker)
+            .map_or(0, |b| b.window_calls);
+        same = if (in_window, refused) == last {
+            same + 1
+        } else {
+            0
+        };
+        last = (in_window, refused);
+        if same >= 3 && refused > 0 {
+            break last;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // The burst may straddle two one-second windows on the leader, never three.
+    assert!(
+        in_window <= u64::from(2 * RATE),
+        "{in_window} calls from one instance got in (rate {RATE}/s); {refused} refused"
+    );
+    assert!(refused > 0, "the leader refused nothing");
+}

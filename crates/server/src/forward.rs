@@ -19,9 +19,10 @@ pub enum ForwardRequest {
     ReadIndex,
     /// Fleet report deltas to merge into the next tick.
     Report {
-        /// The reporting instance.
-        instance: String,
-        /// Its deltas (already validated by the receiving node).
+        /// Report calls per instance that brought these deltas: the leader counts them
+        /// against each instance's rate, so the limit holds across the cluster.
+        calls: Vec<(String, u32)>,
+        /// The deltas, merged per (breaker, instance) (already validated by the receiving node).
         deltas: Vec<Delta>,
     },
     /// Add a learner.

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 
 use switchyard_core::Delta;
 
-use crate::error::NodeError;
+use crate::error::{LimitName, NodeError};
 
 #[derive(Debug, Default)]
 struct Pending {
@@ -23,6 +23,38 @@ struct Pending {
     /// Report calls per instance in the current one-second window.
     rate: BTreeMap<String, u32>,
     rate_window_s: u64,
+    /// Report calls per instance since the last [`Ingest::take_batch`] (a follower forwards
+    /// them with the deltas, so the leader can count each instance across the cluster).
+    calls: BTreeMap<String, u32>,
+}
+
+impl Pending {
+    fn roll_window(&mut self, now_ms: u64) {
+        let window_s = now_ms / 1000;
+        if self.rate_window_s != window_s {
+            self.rate_window_s = window_s;
+            self.rate.clear();
+        }
+    }
+}
+
+/// Deltas taken from a buffer with the report calls that brought them, per instance.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Report calls per instance.
+    pub calls: Vec<(String, u32)>,
+    /// The deltas, merged per (breaker, instance).
+    pub deltas: Vec<Delta>,
+}
+
+/// What the leader did with a forwarded [`Batch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Deltas accepted into the next tick.
+    pub accepted: u32,
+    /// Deltas refused because their instance went over `report_rate_per_instance_max`,
+    /// counted over every node's calls.
+    pub refused_by_rate: u64,
 }
 
 /// Deltas waiting for the next tick.
@@ -51,28 +83,78 @@ impl Ingest {
     /// Accepts one report's deltas, or refuses all of them at a limit.
     pub fn offer(&self, instance: &str, deltas: Vec<Delta>, now_ms: u64) -> Result<u32, NodeError> {
         let mut pending = self.lock();
-        let window_s = now_ms / 1000;
-        if pending.rate_window_s != window_s {
-            pending.rate_window_s = window_s;
-            pending.rate.clear();
-        }
+        pending.roll_window(now_ms);
         let calls = pending.rate.get(instance).copied().unwrap_or(0);
         if calls >= self.report_rate_per_instance_max {
             return Err(NodeError::Limit {
+                limit: LimitName::ReportRatePerInstanceMax,
                 what: format!("report calls per second from instance {instance:?}"),
                 max: u64::from(self.report_rate_per_instance_max),
             });
         }
         if pending.deltas.len() + deltas.len() > self.pending_deltas_max {
             return Err(NodeError::Limit {
+                limit: LimitName::PendingDeltasMax,
                 what: "deltas pending for the next tick on the leader".into(),
                 max: self.pending_deltas_max as u64,
             });
         }
         *pending.rate.entry(instance.to_string()).or_insert(0) += 1;
+        *pending.calls.entry(instance.to_string()).or_insert(0) += 1;
         let accepted = u32::try_from(deltas.len()).unwrap_or(u32::MAX);
         pending.deltas.extend(deltas);
         Ok(accepted)
+    }
+
+    /// Accepts a batch a follower forwarded: each instance's calls count in this node's
+    /// one-second window together with the calls it made here and through other followers, so
+    /// the per-instance rate holds across the cluster. The deltas of an instance over the rate
+    /// are refused (the rest of the batch is kept); over `pending_deltas_max` the whole batch is
+    /// refused and nothing changes.
+    pub fn offer_batch(&self, batch: Batch, now_ms: u64) -> Result<BatchOutcome, NodeError> {
+        let mut pending = self.lock();
+        pending.roll_window(now_ms);
+        let mut over = std::collections::BTreeSet::new();
+        let mut counted = Vec::with_capacity(batch.calls.len());
+        for (instance, calls) in &batch.calls {
+            let seen = pending.rate.get(instance).copied().unwrap_or(0);
+            if seen.saturating_add(*calls) > self.report_rate_per_instance_max {
+                over.insert(instance.as_str());
+            } else {
+                counted.push((instance, seen + calls));
+            }
+        }
+        let (kept, refused): (Vec<Delta>, Vec<Delta>) = batch
+            .deltas
+            .into_iter()
+            .partition(|d| !over.contains(d.instance.as_str()));
+        if pending.deltas.len() + kept.len() > self.pending_deltas_max {
+            return Err(NodeError::Limit {
+                limit: LimitName::PendingDeltasMax,
+                what: "deltas pending for the next tick on the leader".into(),
+                max: self.pending_deltas_max as u64,
+            });
+        }
+        for (instance, calls) in counted {
+            pending.rate.insert(instance.clone(), calls);
+        }
+        let accepted = u32::try_from(kept.len()).unwrap_or(u32::MAX);
+        pending.deltas.extend(kept);
+        Ok(BatchOutcome {
+            accepted,
+            refused_by_rate: refused.len() as u64,
+        })
+    }
+
+    /// Takes everything waiting with the calls that brought it (a follower's forward buffer).
+    pub fn take_batch(&self) -> Batch {
+        let mut pending = self.lock();
+        let deltas = std::mem::take(&mut pending.deltas);
+        let calls = std::mem::take(&mut pending.calls).into_iter().collect();
+        Batch {
+            calls,
+            deltas: merge(deltas),
+        }
     }
 
     /// The number of deltas waiting.
@@ -87,7 +169,10 @@ impl Ingest {
 
     /// Takes everything waiting, merged so each (breaker, instance) appears once, in key order.
     pub fn take(&self) -> Vec<Delta> {
-        let deltas = std::mem::take(&mut self.lock().deltas);
+        let mut pending = self.lock();
+        pending.calls.clear();
+        let deltas = std::mem::take(&mut pending.deltas);
+        drop(pending);
         merge(deltas)
     }
 
@@ -96,7 +181,44 @@ impl Ingest {
         let mut pending = self.lock();
         let n = pending.deltas.len();
         pending.deltas.clear();
+        pending.calls.clear();
         n
+    }
+}
+
+/// Report deltas refused at a limit, by limit: `switchyard_report_deltas_refused_total{limit}`.
+/// Every refusal of a report is counted here, wherever it happens (the rate gate, the batch
+/// size check, a follower's forward buffer, the leader's tick buffer).
+#[derive(Debug, Default)]
+pub struct DeltasRefused {
+    by_limit: [std::sync::atomic::AtomicU64; LimitName::REPORT.len()],
+}
+
+impl DeltasRefused {
+    fn slot(&self, limit: LimitName) -> &std::sync::atomic::AtomicU64 {
+        let i = LimitName::REPORT
+            .iter()
+            .position(|l| *l == limit)
+            .unwrap_or(0);
+        &self.by_limit[i]
+    }
+
+    /// Counts `deltas` refused at `limit`.
+    pub fn add(&self, limit: LimitName, deltas: u64) {
+        self.slot(limit)
+            .fetch_add(deltas, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Counts the deltas of a report refused with `error`, when it is a limit refusal.
+    pub fn add_error(&self, error: &NodeError, deltas: u64) {
+        if let Some(limit) = error.limit() {
+            self.add(limit, deltas);
+        }
+    }
+
+    /// Deltas refused at `limit` so far.
+    pub fn get(&self, limit: LimitName) -> u64 {
+        self.slot(limit).load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -120,9 +242,10 @@ struct RateShard {
 /// Why here and not only on the leader's [`Ingest`]: a flooding instance must be turned away
 /// at the cost of one hash lookup. Counting it after validation and a hop to the leader made
 /// every refused call cost as much as an accepted one, and made the flood queue on the same
-/// leader mutex as every well-behaved instance's reports. The leader still counts what
-/// reaches it (reports forwarded from every node), so an instance spreading its calls over
-/// nodes is limited too.
+/// leader mutex as every well-behaved instance's reports. This gate is per node; the leader
+/// counts every instance's calls across the cluster (followers forward their calls per
+/// instance with the deltas, see [`Ingest::offer_batch`]), so an instance spreading its calls
+/// over nodes is held to the same rate.
 #[derive(Debug)]
 pub struct ReportRateGate {
     shards: Vec<Mutex<RateShard>>,
@@ -152,6 +275,7 @@ impl ReportRateGate {
         if let Some(calls) = shard.calls.get_mut(instance) {
             if *calls >= self.per_instance_max {
                 return Err(NodeError::Limit {
+                    limit: LimitName::ReportRatePerInstanceMax,
                     what: format!("report calls per second from instance {instance:?}"),
                     max: u64::from(self.per_instance_max),
                 });
@@ -287,5 +411,62 @@ mod tests {
         ingest
             .offer("a", vec![delta("s/x", "a", 1, 0)], 2_000)
             .unwrap();
+    }
+
+    #[test]
+    fn forwarded_calls_count_against_each_instance_across_the_cluster() {
+        // The leader has 3 calls from web-1 itself; two followers forward 4 and 5 more in the
+        // same second, with a limit of 10: the second batch takes web-1 over, and only its
+        // web-1 deltas are refused.
+        let ingest = Ingest::new(1_000, 10);
+        for _ in 0..3 {
+            ingest
+                .offer("web-1", vec![delta("a/b", "web-1", 1, 0)], 5_000)
+                .unwrap();
+        }
+        let batch = |n: u32| Batch {
+            calls: vec![("web-1".into(), n), ("web-2".into(), 1)],
+            deltas: vec![
+                delta("a/b", "web-1", u64::from(n), 0),
+                delta("a/b", "web-2", 1, 0),
+            ],
+        };
+        let first = ingest.offer_batch(batch(4), 5_100).unwrap();
+        assert_eq!(
+            first,
+            BatchOutcome {
+                accepted: 2,
+                refused_by_rate: 0
+            }
+        );
+        let second = ingest.offer_batch(batch(5), 5_200).unwrap();
+        assert_eq!(
+            second,
+            BatchOutcome {
+                accepted: 1,
+                refused_by_rate: 1
+            }
+        );
+        // A new second starts a new window.
+        let third = ingest.offer_batch(batch(5), 6_000).unwrap();
+        assert_eq!(
+            third,
+            BatchOutcome {
+                accepted: 2,
+                refused_by_rate: 0
+            }
+        );
+        // A follower's buffer hands over its calls with its deltas, once.
+        let follower = Ingest::new(1_000, u32::MAX);
+        follower
+            .offer("web-1", vec![delta("a/b", "web-1", 1, 0)], 0)
+            .unwrap();
+        follower
+            .offer("web-1", vec![delta("a/b", "web-1", 1, 0)], 0)
+            .unwrap();
+        let taken = follower.take_batch();
+        assert_eq!(taken.calls, vec![("web-1".to_string(), 2)]);
+        assert_eq!(taken.deltas.len(), 1, "merged");
+        assert!(follower.take_batch().calls.is_empty());
     }
 }

@@ -29,8 +29,9 @@ use crate::auth::{ClusterCredentials, Tokens};
 use crate::clock::Clock;
 use crate::config::NodeConfig;
 use crate::error::NodeError;
+use crate::error::{LimitName, NoLeaderHint};
 use crate::forward::{ForwardReply, ForwardRequest};
-use crate::ingest::Ingest;
+use crate::ingest::{Batch, DeltasRefused, Ingest};
 use crate::network::Network;
 use crate::rpc_metrics::RpcMetrics;
 use crate::transport::{ChannelPool, Connector};
@@ -72,8 +73,8 @@ pub struct Counters {
     pub reports_accepted: AtomicU64,
     /// Deltas accepted into a tick.
     pub deltas_accepted: AtomicU64,
-    /// Deltas refused at a limit.
-    pub deltas_refused: AtomicU64,
+    /// Deltas refused at a limit, by limit.
+    pub deltas_refused: DeltasRefused,
     /// Deltas dropped because this node stopped being leader before its tick.
     pub deltas_dropped_on_step_down: AtomicU64,
     /// Deltas a follower accepted but could not hand to a leader (none known, or unreachable).
@@ -110,25 +111,15 @@ impl Node {
     /// lowest id initializes the whole membership and the others join when it contacts them.
     /// With `join`, a fresh node initializes nothing and waits to be added.
     pub async fn start(config: NodeConfig, deps: NodeDeps) -> Result<Self, NodeError> {
-        config
-            .validate()
-            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        config.validate()?;
         let (log, sm) = match deps.disk {
-            Some(disk) => switchyard_store::open_on(disk)
-                .map_err(|e| NodeError::Raft(format!("cannot open store: {e}")))?,
+            Some(disk) => switchyard_store::open_on(disk)?,
             None => {
-                std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-                    NodeError::Raft(format!(
-                        "cannot create data dir {}: {e}",
-                        config.data_dir.display()
-                    ))
+                std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
+                    path: config.data_dir.clone(),
+                    source,
                 })?;
-                switchyard_store::open(&config.data_dir).map_err(|e| {
-                    NodeError::Raft(format!(
-                        "cannot open store in {}: {e}",
-                        config.data_dir.display()
-                    ))
-                })?
+                switchyard_store::open(&config.data_dir)?
             }
         };
         let raft_config = Config {
@@ -146,7 +137,7 @@ impl Node {
         .validate()
         .map_err(raft_err)?;
         let pool = ChannelPool::new(deps.connector);
-        let credentials = ClusterCredentials::new(deps.tokens.cluster.clone());
+        let credentials = ClusterCredentials::new(deps.tokens.clone());
         let network = Network::new(pool.clone(), credentials.clone());
         let raft = Raft::new(
             config.node_id,
@@ -203,10 +194,9 @@ impl Node {
                     config.limits.pending_deltas_max,
                     config.limits.report_rate_per_instance_max,
                 ),
-                forward_buffer: Ingest::new(
-                    config.limits.pending_deltas_max,
-                    config.limits.report_rate_per_instance_max,
-                ),
+                // No rate of its own: the node's `ReportRateGate` already admitted each call,
+                // and the leader counts the forwarded calls per instance cluster-wide.
+                forward_buffer: Ingest::new(config.limits.pending_deltas_max, u32::MAX),
                 config,
                 raft,
                 sm,
@@ -370,9 +360,10 @@ impl Node {
         match waited {
             Ok(Ok(seen)) => Ok(*seen),
             Ok(Err(_)) => Err(NodeError::ShuttingDown),
-            Err(_) => Err(NodeError::Raft(format!(
-                "this node has not applied up to index {index} within {READ_CATCH_UP_TIMEOUT:?}"
-            ))),
+            Err(_) => Err(NodeError::CatchUp {
+                index,
+                waited_ms: READ_CATCH_UP_TIMEOUT.as_millis() as u64,
+            }),
         }
     }
 
@@ -383,8 +374,9 @@ impl Node {
             self.inner
                 .counters
                 .deltas_refused
-                .fetch_add(deltas.len() as u64, Ordering::Relaxed);
+                .add(LimitName::ReportDeltasMax, deltas.len() as u64);
             return Err(NodeError::Limit {
+                limit: LimitName::ReportDeltasMax,
                 what: "deltas in one report".into(),
                 max: u64::from(limit),
             });
@@ -405,9 +397,7 @@ impl Node {
                 counters.reports_accepted.fetch_add(1, Ordering::Relaxed);
                 counters.deltas_accepted.fetch_add(n, Ordering::Relaxed);
             }
-            Err(_) => {
-                counters.deltas_refused.fetch_add(n, Ordering::Relaxed);
-            }
+            Err(e) => counters.deltas_refused.add_error(e, n),
         }
         result
     }
@@ -416,6 +406,28 @@ impl Node {
         self.inner
             .ingest
             .offer(instance, deltas, self.inner.clock.now_ms())
+    }
+
+    /// A batch forwarded by a follower (or left in this node's forward buffer when it became
+    /// leader): its calls count against each instance's rate here, across the cluster, and
+    /// refusals are counted here at the limit that refused them.
+    fn accept_forwarded_report(&self, batch: Batch) -> Result<u32, NodeError> {
+        let n = batch.deltas.len() as u64;
+        let refused = &self.inner.counters.deltas_refused;
+        match self
+            .inner
+            .ingest
+            .offer_batch(batch, self.inner.clock.now_ms())
+        {
+            Ok(outcome) => {
+                refused.add(LimitName::ReportRatePerInstanceMax, outcome.refused_by_rate);
+                Ok(outcome.accepted)
+            }
+            Err(e) => {
+                refused.add_error(&e, n);
+                Err(e)
+            }
+        }
     }
 
     /// The leader's tick: every `tick_interval_ms`, merge waiting reports into one `Tick`
@@ -550,7 +562,6 @@ impl Node {
         let period = Duration::from_millis((self.inner.config.tick_interval_ms / 2).max(5));
         let mut interval = tokio::time::interval(period);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let source = format!("node-{}", self.inner.id);
         let chunk = (self.inner.config.limits.report_deltas_max as usize).max(1);
         loop {
             tokio::select! {
@@ -560,10 +571,16 @@ impl Node {
             if self.inner.forward_buffer.is_empty() {
                 continue;
             }
-            let mut deltas = self.inner.forward_buffer.take();
+            let Batch {
+                mut calls,
+                mut deltas,
+            } = self.inner.forward_buffer.take_batch();
             if self.is_leader() {
                 let n = deltas.len() as u64;
-                if self.accept_report(&source, deltas).is_err() {
+                if self
+                    .accept_forwarded_report(Batch { calls, deltas })
+                    .is_err()
+                {
                     self.inner
                         .counters
                         .deltas_dropped_forwarding
@@ -576,8 +593,9 @@ impl Node {
                 let rest = deltas.split_off(deltas.len().min(chunk));
                 let batch = std::mem::replace(&mut deltas, rest);
                 let n = batch.len() as u64;
+                // The calls travel with the first chunk; the leader counts them once.
                 let request = ForwardRequest::Report {
-                    instance: source.clone(),
+                    calls: std::mem::take(&mut calls),
                     deltas: batch,
                 };
                 match self.forward(leader, request).await {
@@ -675,7 +693,9 @@ impl Node {
             Ok(written) => Ok(written.log_id.index()),
             Err(e) => match e.forward_to_leader() {
                 Some(f) => Err(NodeError::NoLeader {
-                    hint: format!(" (leader is now {:?})", f.leader_id),
+                    hint: NoLeaderHint::Moved {
+                        leader: f.leader_id,
+                    },
                 }),
                 None => Err(NodeError::Invalid(switchyard_core::ValidationError {
                     field: "membership".into(),
@@ -734,11 +754,11 @@ impl Node {
                     Err(e) => failed(raft_err(e)),
                 }
             }
-            ForwardRequest::Report { instance, deltas } => {
+            ForwardRequest::Report { calls, deltas } => {
                 if !self.is_leader() {
                     return not_leader();
                 }
-                match self.accept_report(&instance, deltas) {
+                match self.accept_forwarded_report(Batch { calls, deltas }) {
                     Ok(n) => ForwardReply::Reported(n),
                     Err(e) => failed(e),
                 }
@@ -774,7 +794,9 @@ impl Node {
             .ok()
             .and_then(|m| m.current_leader)
             .ok_or_else(|| NodeError::NoLeader {
-                hint: format!(" (none within {} ms)", wait.as_millis()),
+                hint: NoLeaderHint::NoneWithin {
+                    wait_ms: wait.as_millis() as u64,
+                },
             })
     }
 
@@ -787,7 +809,7 @@ impl Node {
         let leader = self.leader_or_wait(leader).await?;
         if leader == self.inner.id {
             return Err(NodeError::NoLeader {
-                hint: " (leadership is changing)".into(),
+                hint: NoLeaderHint::Changing,
             });
         }
         let addr = {
@@ -798,7 +820,7 @@ impl Node {
                 .get_node(&leader)
                 .map(|n| n.addr.clone())
                 .ok_or_else(|| NodeError::NoLeader {
-                    hint: format!(" (leader {leader} has no known address)"),
+                    hint: NoLeaderHint::NoAddress { leader },
                 })?
         };
         let channel = self
@@ -806,7 +828,10 @@ impl Node {
             .pool
             .get(&addr)
             .map_err(|e| NodeError::NoLeader {
-                hint: format!(" (leader {leader} at {addr} unreachable: {e})"),
+                hint: NoLeaderHint::Unreachable {
+                    leader,
+                    error: format!("at {addr}: {e}"),
+                },
             })?;
         let limit = self.inner.config.limits.message_bytes_max as usize;
         let mut client = RaftClient::new(channel)
@@ -822,15 +847,20 @@ impl Node {
             .await
             .map_err(|status| match status.code() {
                 tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => NodeError::NoLeader {
-                    hint: format!(" (leader {leader} unreachable: {})", status.message()),
+                    hint: NoLeaderHint::Unreachable {
+                        leader,
+                        error: status.message().to_owned(),
+                    },
                 },
                 _ => NodeError::Remote(status),
             })?;
         let reply: ForwardReply = codec::decode("forward reply", &reply.into_inner().payload)
-            .map_err(|e| NodeError::Raft(e.to_string()))?;
+            .map_err(|e| {
+                NodeError::Unexpected(format!("a forward reply that does not decode: {e}"))
+            })?;
         match reply {
             ForwardReply::NotLeader { leader } => Err(NodeError::NoLeader {
-                hint: format!(" (leadership moved to {leader:?})"),
+                hint: NoLeaderHint::Moved { leader },
             }),
             ForwardReply::Failed { code, message } => Err(NodeError::Remote(tonic::Status::new(
                 tonic::Code::from(code),
@@ -972,9 +1002,9 @@ fn invalid(field: &str, rule: impl Into<String>) -> NodeError {
 }
 
 fn unexpected(reply: ForwardReply) -> NodeError {
-    NodeError::Raft(format!("unexpected reply from the leader: {reply:?}"))
+    NodeError::Unexpected(format!("reply from the leader: {reply:?}"))
 }
 
 fn unexpected_request(request: &ForwardRequest) -> NodeError {
-    NodeError::Raft(format!("not a membership request: {request:?}"))
+    NodeError::Unexpected(format!("not a membership request: {request:?}"))
 }

@@ -6,7 +6,6 @@
 //! lets a restarted node re-apply its own log early; losing it only delays that until the
 //! leader tells the node the commit index again.
 
-use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
@@ -21,15 +20,16 @@ use openraft::{LogState, OptionalSend, RaftLogReader};
 use crate::TypeConfig;
 use crate::codec;
 use crate::disk::{Disk, Op, TreeId};
+use crate::entry_cache::EntryCache;
 
 const KEY_VOTE: &[u8] = b"vote";
 const KEY_COMMITTED: &[u8] = b"committed";
 const KEY_LAST_PURGED: &[u8] = b"last_purged";
 
-/// Bytes of encoded entries the [`EntryCache`] keeps at most.
+/// Bytes of encoded entries the log store's entry cache keeps at most.
 pub const ENTRY_CACHE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
-/// Entries the [`EntryCache`] keeps at most, whatever their size.
+/// Entries the log store's entry cache keeps at most, whatever their size.
 pub const ENTRY_CACHE_ENTRIES_MAX: usize = 4_096;
 
 /// Purged log keys deleted with each append, at most.
@@ -119,7 +119,7 @@ impl LogStore {
     /// How many reads the entry cache answered and how many went to disk, for metrics.
     pub fn cache_stats(&self) -> (u64, u64) {
         let cache = self.cache();
-        (cache.hits, cache.misses)
+        cache.stats()
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(
@@ -353,142 +353,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .filter(|first| *first <= upto)
             .map(|first| (first, upto));
         Ok(())
-    }
-}
-
-/// The most recently appended log entries, kept decoded in memory.
-///
-/// Why: the leader reads every entry back once per follower (to replicate it) and once more to
-/// apply it, and a fleet `Tick` entry holds thousands of deltas. Decoding it from disk each
-/// time cost the leader about a quarter of its CPU under fleet load. Entries share their
-/// command (`Request::envelope` is an `Arc`), so a hit clones no deltas.
-///
-/// The cache holds one contiguous run of indices ending at the last appended entry, and never
-/// anything the disk does not: appends extend it after they reach the disk, truncation and
-/// purge cut it before or with the disk. It is bounded by bytes (the encoded size) and by
-/// entry count; the oldest entries are evicted first, and a read it cannot answer in full goes
-/// to disk.
-#[derive(Debug)]
-struct EntryCache {
-    entries: VecDeque<(EntryOf<TypeConfig>, usize)>,
-    bytes: usize,
-    bytes_max: usize,
-    entries_max: usize,
-    hits: u64,
-    misses: u64,
-}
-
-impl EntryCache {
-    fn new(bytes_max: usize, entries_max: usize) -> Self {
-        Self {
-            entries: VecDeque::new(),
-            bytes: 0,
-            bytes_max,
-            entries_max,
-            hits: 0,
-            misses: 0,
-        }
-    }
-
-    fn first_index(&self) -> Option<u64> {
-        self.entries.front().map(|(e, _)| e.index())
-    }
-
-    fn clear(&mut self) {
-        self.entries.clear();
-        self.bytes = 0;
-    }
-
-    /// Adds freshly appended entries (in index order), replacing any cached entry at or
-    /// after the first new index.
-    fn extend(&mut self, appended: impl IntoIterator<Item = (EntryOf<TypeConfig>, usize)>) {
-        for (entry, size) in appended {
-            let index = entry.index();
-            self.truncate_from(index);
-            let follows = self
-                .entries
-                .back()
-                .is_none_or(|(last, _)| last.index() + 1 == index);
-            if !follows {
-                // A gap (e.g. after a snapshot was installed): start a new run.
-                self.clear();
-            }
-            self.bytes += size;
-            self.entries.push_back((entry, size));
-            while self.bytes > self.bytes_max || self.entries.len() > self.entries_max {
-                match self.entries.pop_front() {
-                    Some((_, size)) => self.bytes -= size,
-                    None => break,
-                }
-            }
-        }
-    }
-
-    /// Drops every cached entry at or after `index`.
-    fn truncate_from(&mut self, index: u64) {
-        while self
-            .entries
-            .back()
-            .is_some_and(|(last, _)| last.index() >= index)
-        {
-            if let Some((_, size)) = self.entries.pop_back() {
-                self.bytes -= size;
-            }
-        }
-    }
-
-    /// Drops every cached entry at or before `index`.
-    fn purge_through(&mut self, index: u64) {
-        while self
-            .entries
-            .front()
-            .is_some_and(|(first, _)| first.index() <= index)
-        {
-            if let Some((_, size)) = self.entries.pop_front() {
-                self.bytes -= size;
-            }
-        }
-    }
-
-    /// The entries in the range, if the cache holds all of them; `None` sends the read to
-    /// disk. A range that starts after the last entry is answered (empty) only when the cache
-    /// is not empty and starts at or before it.
-    fn get(&mut self, start: Bound<&u64>, end: Bound<&u64>) -> Option<Vec<EntryOf<TypeConfig>>> {
-        let answer = self.lookup(start, end);
-        if answer.is_some() {
-            self.hits += 1;
-        } else {
-            self.misses += 1;
-        }
-        answer
-    }
-
-    fn lookup(&self, start: Bound<&u64>, end: Bound<&u64>) -> Option<Vec<EntryOf<TypeConfig>>> {
-        let first = self.first_index()?;
-        let start = match start {
-            Bound::Included(i) => *i,
-            Bound::Excluded(i) => i.checked_add(1)?,
-            Bound::Unbounded => return None,
-        };
-        if start < first {
-            return None;
-        }
-        let end = match end {
-            Bound::Included(i) => i.checked_add(1)?,
-            Bound::Excluded(i) => *i,
-            // Everything from `start` to the last appended entry: the cache ends where the
-            // log ends, so it holds all of it.
-            Bound::Unbounded => u64::MAX,
-        };
-        let skip = usize::try_from(start - first).ok()?;
-        let out = self
-            .entries
-            .iter()
-            .skip(skip)
-            .take_while(|(e, _)| e.index() < end)
-            .map(|(e, _)| e.clone())
-            .collect();
-        Some(out)
     }
 }
 

@@ -128,7 +128,7 @@ mod tests {
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         assert_eq!(e.field.as_deref(), Some("reason"));
         let e = ApiError::from(NodeError::NoLeader {
-            hint: String::new(),
+            hint: crate::error::NoLeaderHint::None,
         });
         assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
         let e = ApiError::from(NodeError::NotFound("breaker `a/b`".into()));

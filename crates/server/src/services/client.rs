@@ -12,6 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::auth::Role;
+use crate::error::LimitName;
 use crate::ingest::ReportRateGate;
 use crate::node::Node;
 use crate::watch::{STREAM_BUFFER, ScopeFilter, run_stream};
@@ -66,12 +67,18 @@ impl client_server::Client for ClientService {
         // Cheapest refusals first: a flooding instance costs one hash lookup (see
         // `ReportRateGate`), an oversized batch one comparison.
         let now_ms = self.node.clock().now_ms();
-        self.rate.admit(&request.get_ref().instance, now_ms)?;
+        let deltas = request.get_ref().deltas.len();
+        let refused = &self.node.counters().deltas_refused;
+        if let Err(e) = self.rate.admit(&request.get_ref().instance, now_ms) {
+            refused.add_error(&e, deltas as u64);
+            return Err(e.into());
+        }
         let limit = self.node.config().limits.report_deltas_max as usize;
-        if request.get_ref().deltas.len() > limit {
+        if deltas > limit {
+            refused.add(LimitName::ReportDeltasMax, deltas as u64);
             return Err(Status::resource_exhausted(format!(
-                "`deltas`: {} deltas in one report, over the limit of {limit}",
-                request.get_ref().deltas.len()
+                "`deltas`: {deltas} deltas in one report, over the limit of {limit} \
+                 (`limits.report_deltas_max`)"
             )));
         }
         let report = Report::try_from(request.into_inner()).map_err(|e| invalid(&e))?;

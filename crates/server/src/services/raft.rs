@@ -5,6 +5,7 @@ use switchyard_store::codec;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::Role;
+use crate::error::NodeError;
 use crate::forward::ForwardRequest;
 use crate::network::receive_snapshot;
 use crate::node::Node;
@@ -46,12 +47,7 @@ impl raft_server::Raft for RaftService {
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         self.authorize(&request)?;
         let vote = decode("vote request", request.get_ref())?;
-        let response = self
-            .node
-            .raft()
-            .vote(vote)
-            .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let response = self.node.raft().vote(vote).await.map_err(raft_status)?;
         Ok(reply(&response))
     }
 
@@ -66,7 +62,7 @@ impl raft_server::Raft for RaftService {
             .raft()
             .handle_transfer_leader(transfer)
             .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+            .map_err(raft_status)?;
         Ok(reply(&response))
     }
 
@@ -81,7 +77,7 @@ impl raft_server::Raft for RaftService {
             .raft()
             .append_entries(append)
             .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+            .map_err(raft_status)?;
         Ok(reply(&response))
     }
 
@@ -102,7 +98,7 @@ impl raft_server::Raft for RaftService {
             .raft()
             .install_full_snapshot(vote, snapshot)
             .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+            .map_err(raft_status)?;
         Ok(reply(&response))
     }
 
@@ -115,4 +111,9 @@ impl raft_server::Raft for RaftService {
         let answer = self.node.serve_forwarded(forwarded).await;
         Ok(reply(&answer))
     }
+}
+
+/// An openraft error on this node, as the one conversion in [`crate::error`] makes it.
+fn raft_status(e: impl std::fmt::Display) -> Status {
+    NodeError::Raft(e.to_string()).into()
 }
