@@ -11,6 +11,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod access;
 mod http;
 mod webdriver;
 
@@ -553,7 +554,7 @@ async fn audit_api_filters_pages_and_exports_csv() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_actions_need_the_admin_token_when_one_is_set() {
     // Goal: with SWITCHYARD_ADMIN_TOKEN set, POST/DELETE actions and the audit trail refuse
-    // callers without the token (401) or with a wrong one (403); reads stay open.
+    // callers without the token (401) or with a wrong one (403), and so do reads.
     let cluster = ready_cluster(1, &[("SWITCHYARD_ADMIN_TOKEN", ADMIN_TOKEN)]).await;
     let addr = cluster.nodes[&1].http.clone();
     let open = r#"{"mode": "forced_open", "reason": "auth test"}"#;
@@ -583,19 +584,39 @@ async fn http_actions_need_the_admin_token_when_one_is_set() {
     .expect("DELETE");
     assert_eq!(r.status, 401, "{}", r.body);
     assert_eq!(http::get(&addr, "/api/v1/audit").status, 401);
-    let breakers = http::get(&addr, "/api/v1/breakers");
-    assert_eq!(breakers.status, 200, "reads stay open");
+    assert_eq!(
+        http::get(&addr, "/api/v1/breakers").status,
+        401,
+        "reads need the token too"
+    );
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let breakers = http::request(
+        "GET",
+        &addr,
+        "/api/v1/breakers",
+        &[("Authorization", &auth)],
+        None,
+    )
+    .expect("GET");
     assert_eq!(
         breakers.json()["breakers"].as_array().map(Vec::len),
-        Some(0)
+        Some(0),
+        "nothing changed"
     );
 
     // phase: accepted with the token, and validated
     let r = post(&addr, path, Some(ADMIN_TOKEN), "alice", open);
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.json()["index"].as_u64().is_some());
-    let state = http::get(&addr, "/api/v1/breakers").json()["breakers"][0]["state"].clone();
-    assert_eq!(state, "FORCED_OPEN");
+    let breakers = http::request(
+        "GET",
+        &addr,
+        "/api/v1/breakers",
+        &[("Authorization", &auth)],
+        None,
+    )
+    .expect("GET");
+    assert_eq!(breakers.json()["breakers"][0]["state"], "FORCED_OPEN");
     let r = post(
         &addr,
         path,
@@ -612,7 +633,6 @@ async fn http_actions_need_the_admin_token_when_one_is_set() {
         r#"{"tier": 9}"#,
     );
     assert_eq!((r.status, r.json()["field"].clone()), (400, "tier".into()));
-    let auth = format!("Bearer {ADMIN_TOKEN}");
     let r =
         http::request("POST", &addr, path, &[("Authorization", &auth)], Some(open)).expect("POST");
     assert_eq!(
@@ -634,9 +654,11 @@ async fn http_actions_need_the_admin_token_when_one_is_set() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_a_forced_open_breaker_in_a_real_browser() {
-    // Goal: the dashboard at / renders in headless Chromium with no external assets, follows
-    // the cluster live (a breaker forced open by the CLI shows FORCED_OPEN within seconds),
-    // shows the degraded indicator, and its buttons change state through the HTTP API.
+    // Goal: the dashboard at / renders in headless Chromium with no external assets, asks for
+    // a token and logs in with the viewer token, follows the cluster live (a breaker forced
+    // open by the CLI shows FORCED_OPEN within seconds), shows the degraded indicator, fits
+    // its cards at 1400 px, and its buttons change state through the HTTP API once the
+    // operator gives the admin token.
     let Some((chromium, driver)) = webdriver::browser_tools() else {
         tool_available(
             false,
@@ -645,7 +667,12 @@ async fn dashboard_shows_a_forced_open_breaker_in_a_real_browser() {
         );
         return;
     };
-    let cluster = ready_cluster(1, &[]).await;
+    const VIEWER_TOKEN: &str = "dashboard-viewer-token";
+    let env = [
+        ("SWITCHYARD_ADMIN_TOKEN", ADMIN_TOKEN),
+        ("SWITCHYARD_VIEWER_TOKEN", VIEWER_TOKEN),
+    ];
+    let cluster = ready_cluster(1, &env).await;
     let node = &cluster.nodes[&1];
 
     // phase: a cluster with traffic, a degraded scope and a healthy one
@@ -656,11 +683,38 @@ async fn dashboard_shows_a_forced_open_breaker_in_a_real_browser() {
         report(&node.grpc, "web-2", "search/idx", 90, 0, 4).await;
         tokio::time::sleep(Duration::from_millis(600)).await;
     }
-    pin_tier(&node.grpc, "payments", 3).await;
+    let pinned = post(
+        &node.http,
+        "/api/v1/tiers/payments",
+        Some(ADMIN_TOKEN),
+        "setup",
+        r#"{"tier": 3, "reason": "a long reason that must not push the pin controls out of their card"}"#,
+    );
+    assert_eq!(pinned.status, 200, "{}", pinned.body);
 
-    // phase: load the page
+    // phase: load the page: it asks for a token, and the viewer token opens it
     let browser = webdriver::Browser::start(&chromium, &driver, support::free_port(), 1400, 1100);
     browser.goto(&format!("http://{}/", node.http));
+    assert!(
+        browser.wait_for(
+            Duration::from_secs(10),
+            "return !document.getElementById('login').hidden",
+        ),
+        "the page did not ask for a token on 401"
+    );
+    browser.eval(&format!(
+        "document.getElementById('login-token').value = '{VIEWER_TOKEN}'; \
+         document.getElementById('login-submit').click(); return true;"
+    ));
+    let stored = browser.eval(
+        "return [sessionStorage.getItem('switchyard.token') !== null, \
+                 localStorage.length, document.cookie];",
+    );
+    assert_eq!(
+        stored,
+        serde_json::json!([true, 0, ""]),
+        "the token is kept in session storage only"
+    );
     assert!(
         browser.wait_for(
             Duration::from_secs(10),
@@ -672,6 +726,7 @@ async fn dashboard_shows_a_forced_open_breaker_in_a_real_browser() {
     // phase: force a breaker open with the CLI; the page shows it within a few seconds
     let forced_at = Instant::now();
     let out = Command::new(support::binary())
+        .env("SWITCHYARD_ADMIN_TOKEN", ADMIN_TOKEN)
         .args([
             "--endpoints",
             &node.grpc,
@@ -714,7 +769,28 @@ async fn dashboard_shows_a_forced_open_breaker_in_a_real_browser() {
             .is_some_and(|t| t.contains("payments ESSENTIAL"))
     );
 
-    // phase: the page's own button forces another breaker closed (no token configured)
+    // phase: the tier table fits its card: no horizontal scrollbar, the pin controls inside
+    let layout = browser.eval(
+        "const row = document.querySelector('#scopes tr[data-scope=\"payments\"]'); \
+         const card = row.closest('section').getBoundingClientRect(); \
+         const last = row.querySelector('.actions button:last-of-type').getBoundingClientRect(); \
+         return [document.documentElement.scrollWidth <= window.innerWidth, \
+                 last.right <= card.right, Math.round(last.right), Math.round(card.right)];",
+    );
+    assert_eq!(
+        layout[0], true,
+        "a horizontal scrollbar at 1400 px: {layout}"
+    );
+    assert_eq!(
+        layout[1], true,
+        "the pin controls overflow their card: {layout}"
+    );
+
+    // phase: the page's own button, with the viewer token, is refused; the page asks for a
+    // token, the operator gives the admin token, and the action goes through
+    browser.eval(&format!(
+        "window.prompt = () => '{ADMIN_TOKEN}'; return true;"
+    ));
     browser.click("tr[data-key=\"search/idx\"] button:nth-of-type(2)");
     assert!(
         browser.wait_for(
@@ -723,7 +799,16 @@ async fn dashboard_shows_a_forced_open_breaker_in_a_real_browser() {
         ),
         "the force close button did not take effect"
     );
-    let audit = http::get(&node.http, "/api/v1/audit?key=search/idx").json();
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let audit = http::request(
+        "GET",
+        &node.http,
+        "/api/v1/audit?key=search/idx",
+        &[("Authorization", &auth)],
+        None,
+    )
+    .expect("GET audit")
+    .json();
     assert!(
         audit["events"]
             .as_array()

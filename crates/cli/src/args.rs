@@ -133,17 +133,30 @@ pub struct ServeArgs {
     /// [env: SWITCHYARD_INSECURE=true]
     #[arg(long)]
     pub insecure: bool,
-    /// File holding the admin token. [env: SWITCHYARD_ADMIN_TOKEN]
+    /// Require the viewer (or admin) token on /metrics; by default /metrics, /healthz and
+    /// /readyz are open. [env: SWITCHYARD_METRICS_REQUIRE_TOKEN=true]
+    #[arg(long)]
+    pub metrics_require_token: bool,
+    /// Serve HTTP in plaintext even when gRPC serves TLS (refused on a non-loopback HTTP
+    /// address unless --insecure). [env: SWITCHYARD_HTTP_PLAINTEXT=true]
+    #[arg(long)]
+    pub http_plaintext: bool,
+    /// File holding the admin token. Token and certificate files are read again on SIGHUP
+    /// and when they change. [env: SWITCHYARD_ADMIN_TOKEN]
     #[arg(long, value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// File holding the read-only viewer token: HTTP reads and the dashboard, never a change.
+    /// [env: SWITCHYARD_VIEWER_TOKEN]
+    #[arg(long, value_name = "FILE")]
+    pub viewer_token_file: Option<PathBuf>,
     /// File holding the client (SDK) token. [env: SWITCHYARD_CLIENT_TOKEN]
     #[arg(long, value_name = "FILE")]
     pub client_token_file: Option<PathBuf>,
     /// File holding the cluster (node-to-node) token. [env: SWITCHYARD_CLUSTER_TOKEN]
     #[arg(long, value_name = "FILE")]
     pub cluster_token_file: Option<PathBuf>,
-    /// PEM certificate chain served on the gRPC port; turns TLS on (needs --tls-key and
-    /// --tls-ca). [env: SWITCHYARD_TLS_CERT]
+    /// PEM certificate chain served on the gRPC and HTTP ports; turns TLS on (needs
+    /// --tls-key and --tls-ca). [env: SWITCHYARD_TLS_CERT]
     #[arg(long, value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert. [env: SWITCHYARD_TLS_KEY]

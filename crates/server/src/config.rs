@@ -61,6 +61,12 @@ pub struct NodeConfig {
     /// PEM CA certificate(s) that sign peers' client certificates: Raft and forwarded calls
     /// must then present one (mTLS). Clients and operators may still connect without one.
     pub tls_client_ca: Option<PathBuf>,
+    /// Require the viewer (or admin) token on `/metrics` too; by default it is open, like
+    /// `/healthz` and `/readyz`, so a scraper needs no credentials.
+    pub metrics_require_token: bool,
+    /// Serve HTTP in plaintext although gRPC serves TLS. Refused on a non-loopback HTTP address
+    /// unless `insecure` is set.
+    pub http_plaintext: bool,
 }
 
 impl Default for NodeConfig {
@@ -86,6 +92,8 @@ impl Default for NodeConfig {
             tls_key: None,
             tls_ca: None,
             tls_client_ca: None,
+            metrics_require_token: false,
+            http_plaintext: false,
         }
     }
 }
@@ -148,6 +156,11 @@ impl NodeConfig {
         self.tls_cert.is_some()
     }
 
+    /// Whether the HTTP port serves TLS: with gRPC, unless `http_plaintext`.
+    pub fn http_tls_enabled(&self) -> bool {
+        self.tls_enabled() && !self.http_plaintext
+    }
+
     /// The TLS settings must come as a set: a certificate with its key, and a CA to verify
     /// peers with (a TLS node reaches its peers over https too).
     fn validate_tls(&self) -> Result<(), ConfigError> {
@@ -173,6 +186,20 @@ impl NodeConfig {
                 "tls_ca",
                 "must be set when tls_cert is set: peers are reached over TLS and verified \
                  against this CA",
+            ));
+        }
+        let http_loopback = self
+            .http_addr
+            .parse::<SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback());
+        if self.tls_enabled() && self.http_plaintext && !http_loopback && !self.insecure {
+            return Err(err(
+                "http_plaintext",
+                format!(
+                    "gRPC serves TLS, so HTTP on the non-loopback address {} must too: drop \
+                     http_plaintext, bind HTTP to 127.0.0.1, or pass --insecure",
+                    self.http_addr
+                ),
             ));
         }
         Ok(())

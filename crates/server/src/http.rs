@@ -1,25 +1,25 @@
 //! The node's HTTP surface: health, Prometheus metrics, the JSON API under `/api/v1/` and the
 //! dashboard at `/`.
 //!
-//! | method and path | what | auth |
+//! | method and path | what | auth ([`access`]) |
 //! |---|---|---|
 //! | `GET /healthz`, `GET /readyz` | liveness; readiness (a leader is known) | none |
-//! | `GET /metrics` | Prometheus text format ([`crate::metrics`]) | none |
-//! | `GET /` | the dashboard ([`dashboard`]) | none (its actions need the token) |
-//! | `GET /api/v1/status` | this node's Raft view: members, leader, term, indexes | none |
-//! | `GET /api/v1/breakers[?scope=S]` | breakers with state and reason | none |
-//! | `GET /api/v1/breakers/{scope}/{name}/history` | recent samples for charts ([`history`]) | none |
-//! | `GET /api/v1/tiers` | scopes with tier and reason | none |
-//! | `GET /api/v1/sla?window=&key=` | SLA reports ([`sla`]) | none |
+//! | `GET /metrics` | Prometheus text format ([`crate::metrics`]) | none, or viewer with `metrics_require_token` |
+//! | `GET /` | the dashboard ([`dashboard`]) | none (it asks for a token on 401) |
+//! | `GET /api/v1/status` | this node's Raft view: members, leader, term, indexes | viewer |
+//! | `GET /api/v1/breakers[?scope=S]` | breakers with state and reason | viewer |
+//! | `GET /api/v1/breakers/{scope}/{name}/history` | recent samples for charts ([`history`]) | viewer |
+//! | `GET /api/v1/tiers` | scopes with tier and reason | viewer |
+//! | `GET /api/v1/sla?window=&key=` | SLA reports ([`sla`]) | viewer |
 //! | `GET /api/v1/audit?...&format=json\|csv` | the audit trail ([`audit`]) | admin |
 //! | `POST/DELETE /api/v1/breakers/{scope}/{name}/override`, `POST .../reset` | operator actions ([`actions`]) | admin |
 //! | `POST/DELETE /api/v1/tiers/{scope}` | pin or unpin a scope's tier ([`actions`]) | admin |
 //!
-//! Reads other than the audit trail are open like `/metrics`: they show what the metrics
-//! already show. Everything that changes state, and the audit trail (operator names and their
-//! reasons), needs `Authorization: Bearer <admin token>` when the node has one. Errors are JSON
+//! The same rule as gRPC: when the node has tokens, every `/api/v1/` route needs one, reads
+//! included ("viewer" means the viewer or the admin token). Errors are JSON
 //! `{"error", "field"}` ([`api_error`]).
 
+mod access;
 mod actions;
 mod api_error;
 mod audit;
@@ -90,6 +90,10 @@ pub fn router_with(state: AppState) -> Router {
         .route("/api/v1/sla", get(sla::sla))
         .route("/api/v1/audit", get(audit::audit))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::require_token,
+        ))
         .layer(DefaultBodyLimit::max(ACTION_BODY_MAX_BYTES))
         .with_state(state)
 }

@@ -43,6 +43,6 @@ pub use clock::{Clock, SystemClock};
 pub use config::{Limits, NodeConfig};
 pub use error::NodeError;
 pub use node::{Node, NodeDeps};
-pub use serve::{run, serve_node};
-pub use tls::{TlsConnector, TlsMaterial};
+pub use serve::{run, run_with_tls, serve_node};
+pub use tls::{TlsConnector, TlsMaterial, TlsState};
 pub use transport::{Connector, TcpConnector};

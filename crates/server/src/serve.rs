@@ -5,7 +5,7 @@ use std::future::Future;
 use switchyard_proto::raft::raft_server::RaftServer;
 use switchyard_proto::{admin::admin_server::AdminServer, client::client_server::ClientServer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::transport::Server;
 use tonic::transport::server::Connected;
 
@@ -13,7 +13,8 @@ use crate::http;
 use crate::node::{Node, NodeDeps};
 use crate::response_date::ResponseDateLayer;
 use crate::services::{AdminService, ClientService, RaftService};
-use crate::tls::TlsMaterial;
+use crate::tls::TlsState;
+use crate::tls::accept::{TlsListener, tls_incoming};
 use crate::{config::NodeConfig, error::NodeError};
 
 /// Starts a node and serves gRPC on `grpc_incoming` and (optionally) HTTP on `http_listener`
@@ -32,7 +33,25 @@ where
 {
     // TLS files are read before Raft starts: a bad certificate stops the node here, naming
     // the file, instead of after it has joined the cluster.
-    let tls = TlsMaterial::load(&config).map_err(|e| NodeError::Config(e.to_string()))?;
+    let tls = TlsState::load(&config)?;
+    run_with_tls(config, deps, tls, grpc_incoming, http_listener, shutdown).await
+}
+
+/// [`run`] with TLS material the caller keeps a handle to, to [`TlsState::reload`] it while
+/// the node serves (`switchyard serve` does on SIGHUP and when the files change).
+pub async fn run_with_tls<I, IO, IE>(
+    config: NodeConfig,
+    deps: NodeDeps,
+    tls: Option<TlsState>,
+    grpc_incoming: I,
+    http_listener: Option<tokio::net::TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError>
+where
+    I: Stream<Item = Result<IO, IE>> + Send + 'static,
+    IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let node = Node::start(config, deps).await?;
     tracing::info!(
         node_id = node.id(),
@@ -54,11 +73,11 @@ where
     IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
     IE: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let tls = match TlsMaterial::load(node.config()) {
+    let tls = match TlsState::load(node.config()) {
         Ok(tls) => tls,
         Err(e) => {
             node.shutdown().await;
-            return Err(NodeError::Config(e.to_string()));
+            return Err(NodeError::Tls(e));
         }
     };
     serve_with_tls(node, tls, grpc_incoming, http_listener, shutdown).await
@@ -66,7 +85,7 @@ where
 
 async fn serve_with_tls<I, IO, IE>(
     node: Node,
-    tls: Option<TlsMaterial>,
+    tls: Option<TlsState>,
     grpc_incoming: I,
     http_listener: Option<tokio::net::TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -76,16 +95,12 @@ where
     IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
     IE: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let mut builder = Server::builder();
     if let Some(tls) = &tls {
-        match builder.tls_config(tls.server_config()) {
-            Ok(with_tls) => builder = with_tls,
-            Err(e) => {
-                node.shutdown().await;
-                return Err(NodeError::Config(format!("`tls_cert`: {e}")));
-            }
-        }
-        tracing::info!(mtls = tls.mtls(), "gRPC serves TLS");
+        tracing::info!(
+            mtls = tls.material().mtls(),
+            http = node.config().http_tls_enabled(),
+            "gRPC serves TLS"
+        );
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopping = node.clone();
@@ -103,14 +118,27 @@ where
         let _ = rx.wait_for(|stopped| *stopped).await;
     };
 
+    let http_tls = tls.clone().filter(|_| node.config().http_tls_enabled());
     let http_task = http_listener.map(|listener| {
         let app = http::router(node.clone());
         let stop = wait_stop(stop_rx.clone());
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-            {
+            let served = match http_tls {
+                Some(tls) => match TlsListener::new(listener, tls) {
+                    Ok(listener) => {
+                        axum::serve(listener, app)
+                            .with_graceful_shutdown(stop)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                },
+                None => {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stop)
+                        .await
+                }
+            };
+            if let Err(e) = served {
                 tracing::error!(error = %e, "http server failed");
             }
         })
@@ -127,7 +155,7 @@ where
     let raft_limit = usize::try_from(node.config().limits.snapshot_bytes_max)
         .unwrap_or(usize::MAX)
         .min(64 * 1024 * 1024);
-    let router = builder
+    let router = Server::builder()
         .tcp_nodelay(true)
         .layer(ResponseDateLayer::new(std::sync::Arc::clone(node.clock())))
         .layer(tower::util::MapResponseLayer::new(
@@ -150,9 +178,20 @@ where
                 .max_decoding_message_size(raft_limit)
                 .max_encoding_message_size(raft_limit),
         );
-    let served = router
-        .serve_with_incoming_shutdown(grpc_incoming, wait_stop(stop_rx.clone()))
-        .await;
+    let stop = wait_stop(stop_rx.clone());
+    let served = match tls {
+        Some(tls) => {
+            let incoming = grpc_incoming.map(|r| r.map_err(Into::<BoxError>::into));
+            router
+                .serve_with_incoming_shutdown(tls_incoming(incoming, tls), stop)
+                .await
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(grpc_incoming, stop)
+                .await
+        }
+    };
     tracing::info!(node_id = node.id(), "gRPC stopped; shutting the node down");
     health_reporter
         .set_not_serving::<ClientServer<ClientService>>()
@@ -161,9 +200,11 @@ where
     if let Some(task) = http_task {
         let _ = task.await;
     }
-    served.map_err(|e| NodeError::Raft(format!("gRPC server: {e}")))?;
+    served.map_err(|e| NodeError::Transport(format!("gRPC server: {e}")))?;
     Ok(())
 }
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// tonic refuses a request over `max_decoding_message_size` with `OutOfRange`; DESIGN §8 says
 /// every limit answers `ResourceExhausted`. The refusal is a trailers-only response, so its

@@ -15,20 +15,28 @@
 //!
 //! Why one port and an application-level check rather than a second, mTLS-only port: the
 //! design contract exposes one gRPC address per node (`--grpc-addr`), and every peer already
-//! dials that address for Raft, forwarding and snapshots. Why the files are read once at
-//! start: a bad certificate must stop the node with a message naming the file, not surface
-//! later as a failed handshake; rotating certificates is a rolling restart.
+//! dials that address for Raft, forwarding and snapshots.
+//!
+//! The files are read at start (a bad certificate stops the node with a message naming the
+//! file) and again on [`TlsState::reload`]: `serve` calls it on SIGHUP and when a file changes.
+//! The node does its own TLS handshakes ([`accept`]) from the [`TlsState`] in force, so a
+//! reload reaches the next connection, while open ones keep the certificate they started
+//! with. A reload that fails keeps the old material. The HTTP port serves the same
+//! certificate (HTTP/1.1), the gRPC port negotiates `h2`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tonic::transport::{
-    Certificate, Channel, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig,
-};
+use std::sync::RwLock;
+
+use tokio_rustls::rustls;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::config::NodeConfig;
 use crate::transport::Connector;
+
+pub mod accept;
 
 /// TLS material could not be loaded or is unusable.
 #[derive(Debug, thiserror::Error)]
@@ -115,13 +123,16 @@ impl TlsMaterial {
                 .transpose()?,
         };
         // Build both sides now so a key that does not match its certificate, or a CA file
-        // rustls cannot parse, stops the node at start with the file named.
-        tonic::transport::Server::builder()
-            .tls_config(material.server_config())
-            .map_err(|e| TlsError::Content {
+        // rustls cannot parse, stops the node (or fails the reload) with the file named.
+        material
+            .rustls_server(&[])
+            .map_err(|rule| TlsError::Content {
                 field: "tls_cert",
                 path: cert.clone(),
-                rule: format!("and tls_key {} are not a usable pair: {e}", key.display()),
+                rule: format!(
+                    "and tls_key {} are not a usable pair: {rule}",
+                    key.display()
+                ),
             })?;
         Endpoint::from_static("https://127.0.0.1:1")
             .tls_config(material.client_config())
@@ -140,15 +151,42 @@ impl TlsMaterial {
 
     /// The server side: this node's identity, and (mTLS) the CA its peers' client certificates
     /// must chain to. Client certificates are optional at the handshake; see the module doc.
-    pub fn server_config(&self) -> ServerTlsConfig {
-        let config =
-            ServerTlsConfig::new().identity(Identity::from_pem(&self.cert_pem, &self.key_pem));
-        match &self.client_ca_pem {
-            Some(ca) => config
-                .client_ca_root(Certificate::from_pem(ca))
-                .client_auth_optional(true),
-            None => config,
-        }
+    /// `alpn`: the protocols offered (`h2` on the gRPC port).
+    pub fn rustls_server(&self, alpn: &[&[u8]]) -> Result<Arc<rustls::ServerConfig>, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let chain = CertificateDer::pem_slice_iter(&self.cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("certificate chain: {e}"))?;
+        let key = PrivateKeyDer::from_pem_slice(&self.key_pem)
+            .map_err(|e| format!("private key: {e}"))?;
+        let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?;
+        let builder = match &self.client_ca_pem {
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_slice_iter(ca) {
+                    let cert = cert.map_err(|e| format!("tls_client_ca: {e}"))?;
+                    roots.add(cert).map_err(|e| format!("tls_client_ca: {e}"))?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| format!("tls_client_ca: {e}"))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder
+            .with_single_cert(chain, key)
+            .map_err(|e| e.to_string())?;
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(Arc::new(config))
     }
 
     /// The client side used towards peers: trust `tls_ca`, and present this node's own
@@ -163,20 +201,105 @@ impl TlsMaterial {
     }
 }
 
+/// The TLS material in force, shared by the node's accept loops and its connector, and
+/// replaced by [`TlsState::reload`].
+#[derive(Debug, Clone)]
+pub struct TlsState {
+    current: Arc<RwLock<Current>>,
+}
+
+#[derive(Debug)]
+struct Current {
+    material: TlsMaterial,
+    grpc: Arc<rustls::ServerConfig>,
+    http: Arc<rustls::ServerConfig>,
+}
+
+/// The ALPN protocol gRPC runs on.
+const ALPN_H2: &[u8] = b"h2";
+/// The ALPN protocol of the HTTP port (axum serves HTTP/1.1).
+const ALPN_HTTP1: &[u8] = b"http/1.1";
+
+impl Current {
+    fn build(material: TlsMaterial, config: &NodeConfig) -> Result<Self, TlsError> {
+        let content = |rule: String| TlsError::Content {
+            field: "tls_cert",
+            path: config.tls_cert.clone().unwrap_or_default(),
+            rule,
+        };
+        Ok(Self {
+            grpc: material.rustls_server(&[ALPN_H2]).map_err(content)?,
+            http: material.rustls_server(&[ALPN_HTTP1]).map_err(content)?,
+            material,
+        })
+    }
+}
+
+/// Which port a handshake is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// The gRPC port (`h2`).
+    Grpc,
+    /// The HTTP port (HTTP/1.1).
+    Http,
+}
+
+impl TlsState {
+    /// Reads the files named by `config`; `None` when TLS is off.
+    pub fn load(config: &NodeConfig) -> Result<Option<Self>, TlsError> {
+        let Some(material) = TlsMaterial::load(config)? else {
+            return Ok(None);
+        };
+        let current = Current::build(material, config)?;
+        Ok(Some(Self {
+            current: Arc::new(RwLock::new(current)),
+        }))
+    }
+
+    /// Reads the files again and, when they are usable, serves them to new connections. On
+    /// an error the material in force stays, and the error says which file is wrong.
+    pub fn reload(&self, config: &NodeConfig) -> Result<(), TlsError> {
+        let material = TlsMaterial::load(config)?.ok_or_else(|| TlsError::Content {
+            field: "tls_cert",
+            path: PathBuf::new(),
+            rule: "was removed from the configuration; TLS cannot be turned off by a reload".into(),
+        })?;
+        let next = Current::build(material, config)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = next;
+        Ok(())
+    }
+
+    /// The material in force.
+    pub fn material(&self) -> TlsMaterial {
+        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
+        current.material.clone()
+    }
+
+    /// An acceptor with the certificate in force, for one handshake on `port`.
+    pub fn acceptor(&self, port: Port) -> tokio_rustls::TlsAcceptor {
+        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
+        let config = match port {
+            Port::Grpc => Arc::clone(&current.grpc),
+            Port::Http => Arc::clone(&current.http),
+        };
+        tokio_rustls::TlsAcceptor::from(config)
+    }
+}
+
 /// Reaches peers at `https://addr`, verifying them against `tls_ca` (and presenting this
-/// node's certificate under mTLS).
+/// node's certificate under mTLS), with the material in force when the channel is made.
 #[derive(Debug, Clone)]
 pub struct TlsConnector {
-    material: TlsMaterial,
+    state: TlsState,
     /// How long establishing a connection (TCP and handshake) may take.
     pub connect_timeout: Duration,
 }
 
 impl TlsConnector {
-    /// A connector using `material`.
-    pub fn new(material: TlsMaterial) -> Self {
+    /// A connector using the material of `state`.
+    pub fn new(state: TlsState) -> Self {
         Self {
-            material,
+            state,
             connect_timeout: Duration::from_millis(1_000),
         }
     }
@@ -185,7 +308,7 @@ impl TlsConnector {
 impl Connector for TlsConnector {
     fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
         let endpoint = Endpoint::from_shared(format!("https://{addr}"))?
-            .tls_config(self.material.client_config())?
+            .tls_config(self.state.material().client_config())?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))

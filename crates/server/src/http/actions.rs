@@ -8,8 +8,8 @@
 //! DELETE /api/v1/tiers/{scope}                     {"reason": "..."}          (body optional)
 //! ```
 //!
-//! Each one needs `Authorization: Bearer <admin token>` when the node has an admin token (the
-//! same check as the gRPC admin service), is validated here (a 400 names the field), and goes
+//! Each one needs `Authorization: Bearer <admin token>` when the node has an admin token
+//! (checked in front of every route, see [`super::access`]), is validated here (a 400 names the field), and goes
 //! through [`Node::write`](crate::Node::write): forwarded to the leader, answered after commit
 //! with `{"index": N}`, the log index it was committed at. The audited actor is
 //! `operator:<x-switchyard-actor header>` (default `operator:http`).
@@ -32,7 +32,6 @@ use switchyard_proto::ACTOR_METADATA_KEY;
 
 use super::AppState;
 use super::api_error::ApiError;
-use crate::auth::Role;
 
 /// Largest request body accepted by the action endpoints, bytes.
 pub const ACTION_BODY_MAX_BYTES: usize = 16 * 1024;
@@ -46,15 +45,6 @@ pub const DEFAULT_HTTP_ACTOR: &str = "http";
 pub struct ActionResponse {
     /// The log index the change was committed at.
     pub index: u64,
-}
-
-/// Checks the admin token (open when the node has none).
-pub fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let metadata = tonic::metadata::MetadataMap::from_headers(headers.clone());
-    app.node
-        .tokens()
-        .check(Role::Admin, &metadata)
-        .map_err(|status| ApiError::from_auth(&status))
 }
 
 /// The audited operator: the `x-switchyard-actor` header if printable and short, else `http`.
@@ -245,7 +235,6 @@ pub async fn set_override(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<ActionResponse>, ApiError> {
-    authorize(&app, &headers)?;
     let key = breaker_key(&scope, &name)?;
     let body = Body::parse(&headers, &body, &["mode", "reason", "for_ms"])?;
     let mode = override_mode(body.str("mode")?)?;
@@ -265,7 +254,6 @@ pub async fn clear_override(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<ActionResponse>, ApiError> {
-    authorize(&app, &headers)?;
     let key = breaker_key(&scope, &name)?;
     let body = Body::parse(&headers, &body, &["reason"])?;
     let command = Command::ClearOverride {
@@ -282,7 +270,6 @@ pub async fn reset(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<ActionResponse>, ApiError> {
-    authorize(&app, &headers)?;
     let key = breaker_key(&scope, &name)?;
     let body = Body::parse(&headers, &body, &["reason"])?;
     let command = Command::ResetBreaker {
@@ -299,7 +286,6 @@ pub async fn set_tier(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<ActionResponse>, ApiError> {
-    authorize(&app, &headers)?;
     let scope = scope(&scope_name)?;
     let body = Body::parse(&headers, &body, &["tier", "reason", "for_ms"])?;
     let tier = tier(body.fields.get("tier"))?;
@@ -319,7 +305,6 @@ pub async fn clear_tier(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<ActionResponse>, ApiError> {
-    authorize(&app, &headers)?;
     let scope = scope(&scope_name)?;
     let body = Body::parse(&headers, &body, &["reason"])?;
     let command = Command::ClearTierOverride {

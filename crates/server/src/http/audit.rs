@@ -15,13 +15,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use switchyard_core::{Actor, AuditEvent, AuditQuery, BreakerKey, Scope};
 
 use super::AppState;
-use super::actions::authorize;
 use super::api_error::ApiError;
 use super::params::{Params, RawParams};
 
@@ -42,12 +41,7 @@ pub struct AuditResponse {
 }
 
 /// `GET /api/v1/audit`.
-pub async fn audit(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    raw: RawParams,
-) -> Result<Response, ApiError> {
-    authorize(&app, &headers)?;
+pub async fn audit(State(app): State<AppState>, raw: RawParams) -> Result<Response, ApiError> {
     let params = Params::parse(
         raw,
         &[
