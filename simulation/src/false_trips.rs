@@ -101,23 +101,28 @@ pub fn measure(noise: Noise, minutes: u64, policy: Policy) -> Row {
     }
 }
 
-/// The DESIGN defaults, one simulated hour each: baselines of 20 % and 35 %, one sick
-/// instance. `progress` gets one line per run.
-pub fn run_default(minutes: u64, progress: impl Fn(String)) -> Vec<Row> {
-    [
-        Noise::BaselinePercent(20),
-        Noise::BaselinePercent(35),
-        Noise::OneSickInstance,
-    ]
-    .into_iter()
-    .map(|noise| {
-        progress(format!(
-            "false trips: {} for {minutes} simulated min",
-            noise.label()
-        ));
-        measure(noise, minutes, Policy::default())
-    })
-    .collect()
+/// The cases of [`run_default`].
+pub const DEFAULT_CASES: [Noise; 3] = [
+    Noise::BaselinePercent(20),
+    Noise::BaselinePercent(35),
+    Noise::OneSickInstance,
+];
+
+/// The DESIGN defaults, `minutes` each: baselines of 20 % and 35 %, one sick instance (or
+/// only case `only` of [`DEFAULT_CASES`]). `progress` gets one line per run.
+pub fn run_default(minutes: u64, only: Option<usize>, progress: impl Fn(String)) -> Vec<Row> {
+    DEFAULT_CASES
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| only.is_none_or(|o| o == *i))
+        .map(|(_, noise)| {
+            progress(format!(
+                "false trips: {} for {minutes} simulated min",
+                noise.label()
+            ));
+            measure(noise, minutes, Policy::default())
+        })
+        .collect()
 }
 
 /// One confidence level of the trade-off.
@@ -136,12 +141,18 @@ pub struct TradeOff {
 /// The confidence levels compared.
 pub const TRADE_OFF_LEVELS: [f64; 6] = [0.0, 95.0, 99.0, 99.9, 99.99, 99.999];
 
-/// For each level of [`TRADE_OFF_LEVELS`]: the onset comparison at 50 × 5 calls/s and the
-/// fleet trips over `minutes` at 35 % and 45 % baselines.
-pub fn run_trade_off(minutes: u64, progress: impl Fn(String)) -> Vec<TradeOff> {
+/// For each level of [`TRADE_OFF_LEVELS`] (or only level `only`): the onset comparison at
+/// 50 × 5 calls/s and the fleet trips over `minutes` at 35 % and 45 % baselines.
+pub fn run_trade_off(
+    minutes: u64,
+    only: Option<usize>,
+    progress: impl Fn(String),
+) -> Vec<TradeOff> {
     TRADE_OFF_LEVELS
         .iter()
-        .map(|&level| {
+        .enumerate()
+        .filter(|(i, _)| only.is_none_or(|o| o == *i))
+        .map(|(_, &level)| {
             let policy = Policy {
                 fresh_span_confidence: Confidence::from_percent(level)
                     .expect("a level of the table"),

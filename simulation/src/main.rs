@@ -42,6 +42,11 @@ struct Args {
     /// Simulated minutes of each `--false-trips` / `--trade-off` noise run.
     #[arg(long, default_value_t = 60)]
     minutes: u64,
+    /// Only this `--false-trips` case (0: 20 % baseline, 1: 35 %, 2: one sick instance), or
+    /// only this `--trade-off` level (its index in 0 %, 95, 99, 99.9, 99.99, 99.999 %), so
+    /// long runs can go in parallel processes.
+    #[arg(long)]
+    only: Option<usize>,
     /// Seeds run in parallel (one thread each; a run is single-threaded).
     #[arg(long, default_value_t = 2)]
     jobs: usize,
@@ -76,7 +81,7 @@ fn main() -> anyhow::Result<()> {
     if args.false_trips || args.trade_off {
         let progress = |line: String| eprintln!("{line}");
         if args.false_trips {
-            let rows = false_trips::run_default(args.minutes, progress);
+            let rows = false_trips::run_default(args.minutes, args.only, progress);
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
@@ -84,7 +89,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
         if args.trade_off {
-            let rows = false_trips::run_trade_off(args.minutes, progress);
+            let rows = false_trips::run_trade_off(args.minutes, args.only, progress);
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {

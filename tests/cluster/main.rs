@@ -1,9 +1,12 @@
 //! A real three-node cluster: separate `switchyard serve` processes on loopback ports, sled
 //! data directories, gRPC between them. Leader election, replication through any node, leader
-//! loss, restart from disk, membership changes and snapshot catch-up.
+//! loss, restart from disk, membership changes and snapshot catch-up; and `bench fleet` on one
+//! small row.
 
 #[path = "../support/mod.rs"]
 mod support;
+
+mod bench_fleet;
 
 use std::time::Duration;
 

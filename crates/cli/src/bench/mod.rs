@@ -10,10 +10,12 @@
 //! - [`writes`]: admin writes/s and commit latency at several client counts.
 //! - [`ingest`]: fleet reports/s into the cluster, report latency, leader CPU.
 //! - [`failover`]: the unavailability window after SIGKILL of the leader under write load.
+//! - [`fleet`]: coordinated versus local-only breakers at an outage (the headline).
 //! - [`sdk`]: the SDK hot path per call.
 
 pub mod cluster;
 pub mod failover;
+pub mod fleet;
 pub mod ingest;
 pub mod sdk;
 pub mod stats;
@@ -32,6 +34,8 @@ pub enum BenchCommand {
     Writes(writes::WritesArgs),
     /// SIGKILL the leader under write load; measure the unavailability window.
     Failover(failover::FailoverArgs),
+    /// A fleet of SDKs through an outage, coordinated versus local-only breakers.
+    Fleet(fleet::FleetArgs),
 }
 
 /// Options every harness shares.
@@ -52,6 +56,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Ingest(args) => ingest::run(args).await,
         BenchCommand::Writes(args) => writes::run(args).await,
         BenchCommand::Failover(args) => failover::run(args).await,
+        BenchCommand::Fleet(args) => fleet::run(args).await,
     }
 }
 
