@@ -125,6 +125,8 @@ impl Cluster {
                     connector: Arc::new(SimConnector),
                     tokens: Tokens::default(),
                     disk: Some(disk),
+                    // One turmoil-driven runtime: extra threads would break determinism.
+                    raft_runtime: None,
                 };
                 let node = Node::start(config, deps).await?;
                 cluster.lock().insert(id, node.clone());

@@ -12,9 +12,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use support::{Cluster, admin, client, eventually, status};
-use switchyard_core::{BreakerKey, Policy, PolicyTarget};
+use switchyard_core::{Actor, BreakerKey, Command, Envelope, OverrideMode, Policy, PolicyTarget};
 use switchyard_proto::admin as apb;
 use switchyard_proto::client as pb;
+use switchyard_proto::raft::{RaftMessage, raft_client::RaftClient};
+use switchyard_server::forward::{ForwardReply, ForwardRequest};
+use switchyard_store::codec;
 
 const ELECTION: Duration = Duration::from_secs(15);
 
@@ -693,5 +696,106 @@ async fn a_write_through_a_node_that_knows_no_leader_yet_waits_for_one() {
     assert_eq!(
         read_min_calls(&leader_addr, "svc/through-joiner", false).await,
         Some(11)
+    );
+}
+
+/// Sends a `Forward` of a write to `addr` as a follower would, with the caller's deadline at
+/// `deadline_unix_ms`; returns the leader's reply.
+async fn forward_write(addr: &str, key: &str, deadline_unix_ms: u64) -> ForwardReply {
+    let envelope = Envelope {
+        actor: Actor::Operator("test".into()),
+        command: Command::SetOverride {
+            key: key.parse().unwrap(),
+            mode: OverrideMode::ForcedOpen,
+            reason: "deadline test".into(),
+            expires_at_ms: None,
+        },
+    };
+    let mut call = tonic::Request::new(RaftMessage {
+        payload: codec::encode(&ForwardRequest::Write(envelope)),
+    });
+    call.metadata_mut().insert(
+        switchyard_server::deadline::DEADLINE_HEADER,
+        deadline_unix_ms.into(),
+    );
+    let channel = support::channel(addr).await.unwrap();
+    let reply = RaftClient::new(channel).forward(call).await.unwrap();
+    codec::decode("forward reply", &reply.into_inner().payload).unwrap()
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_write_that_reaches_the_leader_after_its_deadline_is_never_proposed() {
+    // Goal: a write held up on the way (a stuck connection during a partition delivers it
+    // seconds late) is refused by the leader unproposed once its caller's deadline has
+    // passed; the same write within its deadline commits.
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_leader(ELECTION).await;
+    let leader_addr = cluster.nodes[&leader].grpc.clone();
+    let before = status(&leader_addr, false).await.unwrap();
+
+    // phase: the caller gave up a second ago
+    let late = forward_write(&leader_addr, "svc/late", unix_ms() - 1_000).await;
+    match &late {
+        ForwardReply::Failed { code, message } => {
+            assert_eq!(
+                tonic::Code::from(*code),
+                tonic::Code::DeadlineExceeded,
+                "{message}"
+            );
+            assert!(message.contains("nothing was proposed"), "{message}");
+        }
+        other => panic!("a write past its deadline was not refused: {other:?}"),
+    }
+    let after = status(&leader_addr, false).await.unwrap();
+    assert_eq!(
+        after.last_log_index, before.last_log_index,
+        "the refused write reached the log"
+    );
+
+    // phase: the same write with time left commits
+    let in_time = forward_write(&leader_addr, "svc/in-time", unix_ms() + 5_000).await;
+    assert!(
+        matches!(in_time, ForwardReply::Written(_)),
+        "a write within its deadline was refused: {in_time:?}"
+    );
+    let after = status(&leader_addr, false).await.unwrap();
+    assert!(after.last_log_index > before.last_log_index);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_hop_to_the_leader_reaches_the_client_as_unavailable_naming_the_hop() {
+    // Goal: a follower that cannot reach the leader it knows answers UNAVAILABLE (which
+    // clients retry elsewhere) with a message that names the hop, not a transport error code.
+    let mut cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_leader(ELECTION).await;
+    let follower = follower_of(&cluster, leader);
+    let follower_addr = cluster.nodes[&follower].grpc.clone();
+    // A connection to the follower first, so the write goes out right after the kill.
+    let mut admin_client = admin(&follower_addr).await;
+
+    // phase: the leader dies; the follower still believes in it for an election timeout
+    cluster.nodes.get_mut(&leader).unwrap().kill();
+    let mut request = tonic::Request::new(apb::SetOverrideRequest {
+        key: "svc/hop".into(),
+        mode: apb::OverrideMode::ForcedOpen as i32,
+        reason: "hop test".into(),
+        for_ms: None,
+    });
+    request.set_timeout(Duration::from_secs(5));
+    let answer = admin_client.set_override(request).await;
+    let status = answer.expect_err("no node could have committed the write yet");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains(&format!("hop from node {follower} to node {leader}")),
+        "{status:?}"
     );
 }

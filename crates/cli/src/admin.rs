@@ -275,17 +275,21 @@ fn is_skippable(status: &Status) -> bool {
         Code::Unavailable | Code::DeadlineExceeded => true,
         // tonic reports its own client-side deadline as Cancelled("Timeout expired").
         Code::Cancelled => status.message().to_ascii_lowercase().contains("timeout"),
-        _ => false,
+        // A status tonic made up from a transport error (the node died mid-call, the
+        // connection was reset, an HTTP/2 protocol error): no node answered, whatever the code
+        // (`UNKNOWN: transport error`, `RESOURCE_EXHAUSTED: h2 protocol error`).
+        _ => std::error::Error::source(status).is_some(),
     }
 }
 
 fn describe_skip(status: &Status, timeout: Duration) -> String {
     match status.code() {
         Code::Unavailable => format!("unavailable: {}", status_text(status)),
-        _ => format!(
+        Code::Cancelled | Code::DeadlineExceeded => format!(
             "no answer within {} ms (raise --timeout?)",
             timeout.as_millis()
         ),
+        _ => format!("connection failed: {}", status_text(status)),
     }
 }
 
@@ -386,6 +390,19 @@ mod tests {
         assert!(is_skippable(&Status::unavailable("no leader")));
         assert!(is_skippable(&Status::cancelled("Timeout expired")));
         assert!(!is_skippable(&Status::not_found("x")));
+    }
+
+    #[test]
+    fn a_transport_failure_moves_on_to_the_next_endpoint_whatever_its_code() {
+        // What tonic makes of a connection reset while a node dies: UNKNOWN with the transport
+        // error as its source. The same code answered by a node (no source) is the node's word.
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let transport = Status::from_error(Box::new(reset));
+        assert_eq!(transport.code(), Code::Unknown);
+        assert!(is_skippable(&transport));
+        assert!(describe_skip(&transport, Duration::from_secs(1)).contains("reset by peer"));
+        assert!(!is_skippable(&Status::unknown("transport error")));
+        assert!(!is_skippable(&Status::resource_exhausted("rate limit")));
     }
 
     #[tokio::test]

@@ -74,12 +74,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let reloader = reload::Reloader::new(args, env, config.clone(), tokens.clone(), tls.clone());
     tokio::spawn(reloader.run()?);
     let shutdown = shutdown_signal()?;
+    let raft_runtime = switchyard_server::raft_runtime::RaftRuntime::start()
+        .context("cannot start the Raft runtime")?;
     let deps = NodeDeps {
         clock: Arc::new(SystemClock),
         connector,
         tokens,
         // The real disk: sled in `data_dir`.
         disk: None,
+        raft_runtime: Some(raft_runtime.handle()),
     };
     switchyard_server::run_with_tls(
         config,

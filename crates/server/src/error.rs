@@ -17,7 +17,8 @@ use crate::tls::TlsError;
 /// | `Limit`, `Command(ResourceExhausted)` | `ResourceExhausted` | slow down, or raise the named limit |
 /// | `NotFound`, `Command(NotFound)` | `NotFound` | |
 /// | `Command(..)` otherwise | `FailedPrecondition` | the state does not allow it |
-/// | `NoLeader`, `CatchUp`, `ShuttingDown`, `Raft`, `Transport` | `Unavailable` | retry, here or elsewhere |
+/// | `NoLeader`, `Hop`, `CatchUp`, `ShuttingDown`, `Raft`, `Transport` | `Unavailable` | retry, here or elsewhere |
+/// | `DeadlinePassed` | `DeadlineExceeded` | nothing was proposed; retry with a new deadline |
 /// | `Remote` | the remote node's code | |
 /// | `Config`, `Tls`, `DataDir` | `FailedPrecondition` | the node is misconfigured: do not retry |
 /// | `Store(Decode)` | `DataLoss` | restore or recreate the data directory |
@@ -54,6 +55,22 @@ pub enum NodeError {
         /// How long this node waited.
         waited_ms: u64,
     },
+    /// The hop from this node to another failed (connection refused, reset or stuck, a
+    /// protocol error, no answer in time): the request may be retried on any node.
+    #[error("hop from node {from} to node {to} at {addr} failed: {reason}; retry shortly")]
+    Hop {
+        /// This node.
+        from: u64,
+        /// The node it tried to reach.
+        to: u64,
+        /// That node's address.
+        addr: String,
+        /// What went wrong on the way.
+        reason: String,
+    },
+    /// The caller's deadline passed before the request could be served; nothing was done.
+    #[error("the caller's deadline passed {0}; nothing was proposed")]
+    DeadlinePassed(String),
     /// The leader (or another node) answered with an error status.
     #[error("{0}")]
     Remote(tonic::Status),
@@ -195,7 +212,9 @@ impl From<NodeError> for tonic::Status {
                 other => Status::failed_precondition(other.to_string()),
             },
             NodeError::Limit { .. } => Status::resource_exhausted(e.to_string()),
+            NodeError::DeadlinePassed(_) => Status::deadline_exceeded(e.to_string()),
             NodeError::NoLeader { .. }
+            | NodeError::Hop { .. }
             | NodeError::CatchUp { .. }
             | NodeError::ShuttingDown
             | NodeError::Transport(_)
@@ -253,6 +272,19 @@ mod tests {
             (NodeError::ShuttingDown, Code::Unavailable),
             (NodeError::Raft("fatal".into()), Code::Unavailable),
             (NodeError::Transport("accept".into()), Code::Unavailable),
+            (
+                NodeError::Hop {
+                    from: 2,
+                    to: 1,
+                    addr: "10.0.0.1:7070".into(),
+                    reason: "connection reset".into(),
+                },
+                Code::Unavailable,
+            ),
+            (
+                NodeError::DeadlinePassed("before the write was proposed".into()),
+                Code::DeadlineExceeded,
+            ),
             (NodeError::NotFound("breaker a/b".into()), Code::NotFound),
             (NodeError::Config(config), Code::FailedPrecondition),
             (NodeError::Tls(tls), Code::FailedPrecondition),

@@ -6,9 +6,12 @@
 //!   runs on tokio TCP in production and on turmoil in simulation.
 //! - [`auth`]: admin, client and cluster tokens.
 //! - [`tls`]: rustls on the gRPC port and towards peers, with optional mTLS for Raft.
+//! - [`deadline`]: the caller's `grpc-timeout` as a deadline, carried across the forwarding hop.
 //! - [`network`]: Raft RPCs to peers over tonic.
 //! - [`node`]: [`Node`], the Raft instance and the operations services call (writes with
 //!   forwarding, linearizable reads, reports, membership).
+//! - [`raft_runtime`]: dedicated threads for Raft, so busy request handling cannot delay
+//!   heartbeats.
 //! - [`ingest`]: the leader's report buffer that becomes one `Tick` entry per tick.
 //! - [`forward`]: what followers hand to the leader.
 //! - [`watch`]: decision streams served from each node's applied state.
@@ -24,6 +27,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod deadline;
 pub mod error;
 pub mod forward;
 pub mod http;
@@ -31,6 +35,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod raft_runtime;
 pub mod response_date;
 pub mod rpc_metrics;
 pub mod serve;

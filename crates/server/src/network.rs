@@ -78,11 +78,26 @@ fn status_to_rpc(status: &tonic::Status) -> RPCError<TypeConfig> {
 }
 
 impl PeerClient {
-    fn client(&self) -> Result<RaftClient<Channel>, RPCError<TypeConfig>> {
-        let channel = self.pool.get(&self.addr).map_err(|e| unreachable(&e))?;
-        Ok(RaftClient::new(channel)
+    /// A client on the pooled channel to the peer, and that channel's generation.
+    fn client(&self) -> Result<(RaftClient<Channel>, u64), RPCError<TypeConfig>> {
+        let pooled = self
+            .pool
+            .get_pooled(&self.addr)
+            .map_err(|e| unreachable(&e))?;
+        let client = RaftClient::new(pooled.channel)
             .max_decoding_message_size(64 * 1024 * 1024)
-            .max_encoding_message_size(64 * 1024 * 1024))
+            .max_encoding_message_size(64 * 1024 * 1024);
+        Ok((client, pooled.generation))
+    }
+
+    /// Maps a failed call's status; a peer that did not answer in time (or at all) gets a
+    /// fresh connection for the next call (see [`crate::transport`] on fast rejoin).
+    fn failed(&self, generation: u64, status: &tonic::Status) -> RPCError<TypeConfig> {
+        let error = status_to_rpc(status);
+        if matches!(error, RPCError::Unreachable(_)) && self.pool.replace(&self.addr, generation) {
+            tracing::debug!(peer = self.target, addr = %self.addr, code = ?status.code(), "peer did not answer; replacing its connection");
+        }
+        error
     }
 
     fn request<T>(&self, message: T, timeout: Duration) -> tonic::Request<T> {
@@ -118,11 +133,11 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             payload: codec::encode(&rpc),
         };
         let request = self.request(message, option.hard_ttl());
-        let reply = self
-            .client()?
+        let (mut client, generation) = self.client()?;
+        let reply = client
             .append_entries(request)
             .await
-            .map_err(|s| status_to_rpc(&s))?;
+            .map_err(|s| self.failed(generation, &s))?;
         decode_reply("append entries response", reply)
     }
 
@@ -135,11 +150,11 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             payload: codec::encode(&rpc),
         };
         let request = self.request(message, option.hard_ttl());
-        let reply = self
-            .client()?
+        let (mut client, generation) = self.client()?;
+        let reply = client
             .transfer_leader(request)
             .await
-            .map_err(|s| status_to_rpc(&s))?;
+            .map_err(|s| self.failed(generation, &s))?;
         decode_reply("transfer leader response", reply)
     }
 
@@ -152,12 +167,29 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             payload: codec::encode(&rpc),
         };
         let request = self.request(message, option.hard_ttl());
-        let reply = self
-            .client()?
+        let (mut client, generation) = self.client()?;
+        let reply = client
             .vote(request)
             .await
-            .map_err(|s| status_to_rpc(&s))?;
+            .map_err(|s| self.failed(generation, &s))?;
         decode_reply("vote response", reply)
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let message = RaftMessage {
+            payload: codec::encode(&rpc),
+        };
+        let request = self.request(message, option.hard_ttl());
+        let (mut client, generation) = self.client()?;
+        let reply = client
+            .pre_vote(request)
+            .await
+            .map_err(|s| self.failed(generation, &s))?;
+        decode_reply("pre-vote response", reply)
     }
 
     async fn full_snapshot(
@@ -201,7 +233,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         let per_chunk = option.hard_ttl().max(Duration::from_millis(500));
         let timeout = per_chunk * u32::try_from(chunks.len()).unwrap_or(u32::MAX).max(1);
         let request = self.request(futures::stream::iter(chunks), timeout);
-        let mut client = self.client().map_err(|e| match e {
+        let (mut client, generation) = self.client().map_err(|e| match e {
             RPCError::Unreachable(u) => StreamingError::Unreachable(u),
             other => StreamingError::Unreachable(Unreachable::new(&other)),
         })?;
@@ -210,7 +242,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             closed = cancel => return Err(StreamingError::Closed(closed)),
             reply = send => reply,
         };
-        let reply = reply.map_err(|s| match status_to_rpc(&s) {
+        let reply = reply.map_err(|s| match self.failed(generation, &s) {
             RPCError::Unreachable(u) => StreamingError::Unreachable(u),
             _ => StreamingError::Network(NetworkError::new(&s)),
         })?;

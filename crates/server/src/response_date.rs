@@ -63,7 +63,7 @@ pub fn http_date(clock: &dyn Clock) -> HeaderValue {
 
 /// The deadline a `grpc-timeout` header asks for (`None`: absent or malformed, as tonic
 /// treats it).
-fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+pub(crate) fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
     let value = headers.get("grpc-timeout")?.to_str().ok()?;
     if value.len() < 2 || value.len() > GRPC_TIMEOUT_DIGITS_MAX + 1 {
         return None;

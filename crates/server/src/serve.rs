@@ -162,6 +162,7 @@ where
             oversized_is_resource_exhausted,
         ))
         .layer(node.rpc_metrics().layer())
+        .layer(crate::deadline::DeadlineLayer)
         .add_service(health_service)
         .add_service(
             ClientServer::new(ClientService::new(node.clone()))

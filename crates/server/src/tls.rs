@@ -311,8 +311,9 @@ impl Connector for TlsConnector {
             .tls_config(self.state.material().client_config())?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(5));
+            .http2_keep_alive_interval(crate::transport::KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(crate::transport::KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true);
         Ok(endpoint.connect_lazy())
     }
 }

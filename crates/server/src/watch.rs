@@ -161,6 +161,13 @@ pub async fn run_stream(
     if tx.send(event(sent_index, first)).await.is_err() {
         return;
     }
+    // The highest applied index this stream has taken from the feed, whether or not the entry
+    // changed anything it follows. Heartbeats carry it: stamping them with the last index sent
+    // left them seconds behind `Status` after a failover, when the new leader's entries changed
+    // nothing this stream follows. Not the state machine's applied index itself: an entry
+    // applied but not yet taken from the feed may still hold a change for this stream, and an
+    // SDK drops an event older than an index it has seen.
+    let mut processed_index = sent_index;
     let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
     heartbeat.reset();
     loop {
@@ -169,11 +176,14 @@ pub async fn run_stream(
             _ = tx.closed() => return,
             _ = heartbeat.tick() => {
                 let update = WatchUpdate::Heartbeat { now_ms: node.clock().now_ms() };
-                if tx.send(event(sent_index, update)).await.is_err() {
+                if tx.send(event(sent_index.max(processed_index), update)).await.is_err() {
                     return;
                 }
             }
             batch = feed.recv() => {
+                if let Ok(batch) = &batch {
+                    processed_index = processed_index.max(batch.index);
+                }
                 let outgoing: Vec<(u64, WatchUpdate)> = match batch {
                     Ok(batch) if batch.index <= sent_index => continue,
                     Ok(batch) if batch.resync => {

@@ -51,6 +51,21 @@ impl raft_server::Raft for RaftService {
         Ok(reply(&response))
     }
 
+    async fn pre_vote(
+        &self,
+        request: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        self.authorize(&request)?;
+        let vote = decode("pre-vote request", request.get_ref())?;
+        let response = self
+            .node
+            .raft()
+            .pre_vote(vote)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(reply(&response))
+    }
+
     async fn transfer_leader(
         &self,
         request: Request<RaftMessage>,
@@ -107,8 +122,23 @@ impl raft_server::Raft for RaftService {
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
         self.authorize(&request)?;
+        let deadline_unix_ms = request
+            .metadata()
+            .get(crate::deadline::DEADLINE_HEADER)
+            .map(|v| {
+                v.to_str()
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or_else(|| {
+                        Status::invalid_argument(format!(
+                            "`{}` must be Unix milliseconds",
+                            crate::deadline::DEADLINE_HEADER
+                        ))
+                    })
+            })
+            .transpose()?;
         let forwarded: ForwardRequest = decode("forward request", request.get_ref())?;
-        let answer = self.node.serve_forwarded(forwarded).await;
+        let answer = self.node.serve_forwarded(forwarded, deadline_unix_ms).await;
         Ok(reply(&answer))
     }
 }
