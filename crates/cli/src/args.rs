@@ -93,7 +93,8 @@ pub enum Command {
     Members(MembersCommand),
     /// A local cluster, a simulated fleet and a dependency that fails and recovers, live.
     Demo(crate::demo::DemoArgs),
-    /// Benchmarks that print a table (and `--json`): sdk, ingest, writes, failover.
+    /// Benchmarks that print a table (and `--json`): sdk, ingest, writes, failover,
+    /// stability, partitions.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
 }

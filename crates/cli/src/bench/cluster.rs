@@ -22,6 +22,23 @@ pub struct BenchNode {
     data_dir: std::path::PathBuf,
     log_file: std::path::PathBuf,
     child: Option<Child>,
+    /// A command the node runs under (e.g. `ip netns exec NS`); empty: none.
+    wrapper: Vec<String>,
+    /// Extra arguments to `serve`.
+    extra_args: Vec<String>,
+}
+
+/// Where one node of [`BenchCluster::start_with`] runs.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    /// gRPC address, also advertised to peers.
+    pub grpc_addr: String,
+    /// HTTP address.
+    pub http_addr: String,
+    /// A command the node runs under (e.g. `ip netns exec NS`); empty: none.
+    pub wrapper: Vec<String>,
+    /// Extra arguments to `serve` (e.g. `--insecure` on a non-loopback address).
+    pub extra_args: Vec<String>,
 }
 
 /// The cluster.
@@ -65,22 +82,41 @@ impl BenchCluster {
 
     /// Starts `n` nodes listening on `ports`, and waits for a leader.
     pub async fn start_on(n: u8, ports: Ports) -> anyhow::Result<Self> {
+        let specs = (1..=u64::from(n))
+            .map(|id| {
+                let (grpc, http) = match ports {
+                    Ports::Free => (free_port()?, free_port()?),
+                    Ports::LocalCluster => (7070 + u16::from(id as u8), 7080 + u16::from(id as u8)),
+                };
+                Ok(NodeSpec {
+                    grpc_addr: format!("127.0.0.1:{grpc}"),
+                    http_addr: format!("127.0.0.1:{http}"),
+                    wrapper: Vec::new(),
+                    extra_args: Vec::new(),
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Self::start_with(specs).await
+    }
+
+    /// Starts one node per spec (ids 1, 2, ...) that form one cluster, and waits for a leader.
+    pub async fn start_with(specs: Vec<NodeSpec>) -> anyhow::Result<Self> {
+        let n = specs.len();
         let dir = tempfile::Builder::new().prefix("switchyard-").tempdir()?;
-        let mut nodes = Vec::new();
-        for id in 1..=u64::from(n) {
-            let (grpc, http) = match ports {
-                Ports::Free => (free_port()?, free_port()?),
-                Ports::LocalCluster => (7070 + u16::from(id as u8), 7080 + u16::from(id as u8)),
-            };
-            nodes.push(BenchNode {
+        let nodes: Vec<BenchNode> = specs
+            .into_iter()
+            .zip(1u64..)
+            .map(|(spec, id)| BenchNode {
                 id,
-                grpc_addr: format!("127.0.0.1:{grpc}"),
-                http_addr: format!("127.0.0.1:{http}"),
+                grpc_addr: spec.grpc_addr,
+                http_addr: spec.http_addr,
                 data_dir: dir.path().join(format!("node-{id}")),
                 log_file: dir.path().join(format!("node-{id}.log")),
                 child: None,
-            });
-        }
+                wrapper: spec.wrapper,
+                extra_args: spec.extra_args,
+            })
+            .collect();
         let peers = if n > 1 {
             nodes
                 .iter()
@@ -95,7 +131,7 @@ impl BenchCluster {
             peers,
             _dir: dir,
         };
-        for id in 1..=u64::from(n) {
+        for id in 1..=n as u64 {
             cluster.start_node(id)?;
         }
         cluster.wait_leader(Duration::from_secs(30)).await?;
@@ -115,7 +151,14 @@ impl BenchCluster {
             .create(true)
             .append(true)
             .open(&node.log_file)?;
-        let mut cmd = Command::new(exe);
+        let mut cmd = match node.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(exe);
+                cmd
+            }
+            None => Command::new(exe),
+        };
         cmd.arg("serve")
             .arg("--node-id")
             .arg(id.to_string())
@@ -132,6 +175,7 @@ impl BenchCluster {
         if !peers.is_empty() {
             cmd.arg("--peers").arg(peers);
         }
+        cmd.args(&node.extra_args);
         node.child = Some(cmd.spawn().context("cannot start a node")?);
         Ok(())
     }

@@ -11,13 +11,17 @@
 //! - [`ingest`]: fleet reports/s into the cluster, report latency, leader CPU.
 //! - [`failover`]: the unavailability window after SIGKILL of the leader under write load.
 //! - [`fleet`]: coordinated versus local-only breakers at an outage (the headline).
+//! - [`partitions`]: rejoin time after network cuts (Linux network namespaces; needs root).
 //! - [`sdk`]: the SDK hot path per call.
+//! - [`stability`]: leader changes and write latency with the CPU saturated by other processes.
 
 pub mod cluster;
 pub mod failover;
 pub mod fleet;
 pub mod ingest;
+pub mod partitions;
 pub mod sdk;
+pub mod stability;
 pub mod stats;
 pub mod writes;
 
@@ -36,6 +40,12 @@ pub enum BenchCommand {
     Failover(failover::FailoverArgs),
     /// A fleet of SDKs through an outage, coordinated versus local-only breakers.
     Fleet(fleet::FleetArgs),
+    /// Busy-loop processes saturate the CPU while clients write: leader changes, write p99,
+    /// longest write gap.
+    Stability(stability::StabilityArgs),
+    /// Cut a node off the network (Linux network namespaces, needs root) and measure how long
+    /// it takes to rejoin after the heal.
+    Partitions(partitions::PartitionsArgs),
 }
 
 /// Options every harness shares.
@@ -57,6 +67,8 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Writes(args) => writes::run(args).await,
         BenchCommand::Failover(args) => failover::run(args).await,
         BenchCommand::Fleet(args) => fleet::run(args).await,
+        BenchCommand::Stability(args) => stability::run(args).await,
+        BenchCommand::Partitions(args) => partitions::run(args).await,
     }
 }
 
