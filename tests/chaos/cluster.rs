@@ -192,6 +192,16 @@ impl ContainerCluster {
     /// address. This still works while the node is cut off from the network, so the test can
     /// watch what the isolated node believes. The container's admin token applies.
     pub fn exec_cli(&self, id: u64, args: &[&str]) -> Result<String, String> {
+        self.exec_cli_with_timeout(id, "2s", args)
+    }
+
+    /// [`Self::exec_cli`] with the CLI's per-call `--timeout`.
+    pub fn exec_cli_with_timeout(
+        &self,
+        id: u64,
+        timeout: &str,
+        args: &[&str],
+    ) -> Result<String, String> {
         let mut full = vec![
             "exec",
             self.node(id).name.as_str(),
@@ -199,7 +209,7 @@ impl ContainerCluster {
             "--endpoints",
             "127.0.0.1:7070",
             "--timeout",
-            "2s",
+            timeout,
         ];
         full.extend_from_slice(args);
         docker(&full)

@@ -33,6 +33,14 @@ const ELECTION: Duration = Duration::from_secs(15);
 const SDK_CONVERGENCE: Duration = Duration::from_secs(15);
 /// Load runs this long before a fault and after recovery.
 const STEADY: Duration = Duration::from_secs(2);
+/// How long the leader stays cut off the network.
+const LEADER_CUT: Duration = Duration::from_secs(10);
+/// How long a follower stays cut off the network.
+const FOLLOWER_CUT: Duration = Duration::from_secs(30);
+/// A follower back from a cut is caught up within this (generous: `docker network connect`
+/// and `docker exec` take their own time; `switchyard bench partitions` measures the real
+/// figure).
+const REJOIN: Duration = Duration::from_secs(3);
 /// The SDK hot path is local: no decision may take longer than this, whatever the cluster does.
 const DECISION_MAX: Duration = Duration::from_millis(50);
 
@@ -289,7 +297,8 @@ async fn a_leader_cut_off_the_network_commits_nothing_and_converges_after_reconn
         .filter(|(after, before)| after > before)
         .count();
 
-    // phase: reconnect; the old leader follows the new one and catches up
+    // phase: reconnect after the full cut; the old leader follows the new one and catches up
+    tokio::time::sleep((cut_at + LEADER_CUT).saturating_duration_since(Instant::now())).await;
     let reconnected_at = Instant::now();
     blocking(|| cluster.reconnect(leader));
     let target = monitor.max_commit_index();
@@ -363,6 +372,107 @@ async fn a_leader_cut_off_the_network_commits_nothing_and_converges_after_reconn
             (
                 "SDK decisions",
                 format!("slowest {slowest:?}; longest pause {pause:?}"),
+            ),
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_back_from_a_30_s_cut_catches_up_at_once_and_the_leader_stays() {
+    // Goal: a follower disconnected from the network for 30 s is caught up within a few
+    // seconds of reconnecting (its peers replace their stuck connections to it), its return
+    // changes no leader (pre-vote), and a write sent through it during the cut, which timed out
+    // at its client, never commits after the heal (the leader refuses a write past its
+    // caller's deadline).
+    let Some(_serial) = begin().await else { return };
+    let cluster = ContainerCluster::start("follower-cut", docker::image(), 3);
+    let monitor = Monitor::start(&cluster.ids_and_endpoints());
+    let (_, leader) = monitor.wait_new_leader(Instant::now(), None, FORM).await;
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let writer = AdminWriter::start(&cluster.endpoints());
+    writer.wait_ack_after(Instant::now(), FORM).await;
+    tokio::time::sleep(STEADY).await;
+
+    // phase: cut the follower off; a write through it times out at its client
+    let cut_at = Instant::now();
+    blocking(|| cluster.disconnect(follower));
+    let late_write = blocking(|| {
+        cluster.exec_cli_with_timeout(
+            follower,
+            "1s",
+            &[
+                "breaker",
+                "open",
+                "chaos/late-write",
+                "--reason",
+                "sent through a cut-off node",
+            ],
+        )
+    });
+    assert!(
+        late_write.is_err(),
+        "a write through the cut-off node was acknowledged: {late_write:?}"
+    );
+    tokio::time::sleep((cut_at + FOLLOWER_CUT).saturating_duration_since(Instant::now())).await;
+
+    // phase: reconnect; the follower applies the majority's commit index within REJOIN
+    let target = monitor.max_commit_index();
+    let reconnected_at = Instant::now();
+    blocking(|| cluster.reconnect(follower));
+    let deadline = reconnected_at + REJOIN;
+    loop {
+        let status = blocking(|| cluster.exec_status(follower)).unwrap_or_default();
+        if status["applied_index"].as_u64().unwrap_or(0) >= target {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {follower} did not catch up to index {target} within {REJOIN:?}: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let caught_up_at = Instant::now();
+    tokio::time::sleep(STEADY).await;
+
+    // phase: the leader did not change, and the late write never committed
+    let new_leader = monitor.new_leader_after(reconnected_at, Some(leader));
+    assert_eq!(
+        new_leader, None,
+        "the returning follower changed the leader"
+    );
+    let elections_after: Vec<_> = monitor
+        .elections()
+        .into_iter()
+        .filter(|(_, end)| *end >= reconnected_at)
+        .collect();
+    assert!(
+        elections_after.is_empty(),
+        "an election after the heal: {elections_after:?}"
+    );
+    let log = writer.finish().await;
+    let mut admin = load::admin(&cluster.node(leader).grpc, Duration::from_secs(3));
+    let keys = breaker_keys(&mut admin, false)
+        .await
+        .expect("a linearizable read");
+    assert_no_acknowledged_write_lost(&log, &keys);
+    assert!(
+        !keys.iter().any(|k| k == "chaos/late-write"),
+        "a write that timed out at its client committed after the heal"
+    );
+    report(
+        "partition-follower",
+        &[
+            (
+                "cut follower",
+                format!("node {follower} for {FOLLOWER_CUT:?}; leader node {leader}"),
+            ),
+            (
+                "caught up after reconnect (includes docker connect/exec)",
+                ms(caught_up_at - reconnected_at),
+            ),
+            (
+                "longest gap between acknowledged writes after the heal",
+                ms(log.longest_gap(reconnected_at, caught_up_at + STEADY)),
             ),
         ],
     );
