@@ -799,3 +799,55 @@ async fn a_failed_hop_to_the_leader_reaches_the_client_as_unavailable_naming_the
         "{status:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_heartbeats_carry_the_applied_index_even_when_nothing_watched_changed() {
+    // Goal: a stream following one scope stamps its heartbeats with the node's applied index,
+    // also after writes that change nothing it follows (they used to repeat the last index
+    // the stream had sent, seconds behind `Status`).
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_leader(ELECTION).await;
+    let leader_addr = cluster.nodes[&leader].grpc.clone();
+    force_open(&leader_addr, "payments/watched").await.unwrap();
+    let watcher = follower_of(&cluster, leader);
+    let mut sdk = client(&cluster.nodes[&watcher].grpc).await;
+    let mut stream = sdk
+        .watch(pb::WatchRequest {
+            scopes: vec!["payments".into()],
+            known_index: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.next().await.unwrap().unwrap();
+    assert!(matches!(
+        first.event,
+        Some(pb::watch_event::Event::Snapshot(_))
+    ));
+
+    // phase: writes to a scope the stream does not follow
+    let mut last = 0;
+    for i in 0..3 {
+        last = force_open(&leader_addr, &format!("search/unwatched-{i}"))
+            .await
+            .unwrap();
+    }
+    assert!(last > first.applied_index);
+
+    // phase: the next heartbeats reach the index of those writes
+    let reached = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(event)) = stream.next().await {
+            if let Some(pb::watch_event::Event::Heartbeat(_)) = event.event
+                && event.applied_index >= last
+            {
+                return event.applied_index;
+            }
+        }
+        0
+    })
+    .await;
+    assert!(
+        matches!(reached, Ok(index) if index >= last),
+        "no heartbeat stamped with index {last} or later within 5 s: {reached:?}"
+    );
+}
