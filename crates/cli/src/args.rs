@@ -94,7 +94,7 @@ pub enum Command {
     /// A local cluster, a simulated fleet and a dependency that fails and recovers, live.
     Demo(crate::demo::DemoArgs),
     /// Benchmarks that print a table (and `--json`): sdk, ingest, writes, failover,
-    /// stability, partitions.
+    /// fleet, stability, partitions.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
 }
