@@ -5,37 +5,197 @@
 //! at the same log index.
 
 use std::collections::VecDeque;
+use std::fmt;
+use std::str::FromStr;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::{BreakerKey, Scope};
+use crate::{Actor, BreakerKey, Scope, ValidationError};
 
 /// Default number of events a query returns when `limit` is 0.
 pub const AUDIT_QUERY_DEFAULT_LIMIT: u32 = 1_000;
 /// Maximum events one query returns.
 pub const AUDIT_QUERY_MAX_LIMIT: u32 = 10_000;
 
-/// One audited decision.
+/// What kind of decision an [`AuditEvent`] records. Stored in snapshots and sent on the
+/// wire as its readable name ([`AuditKind::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AuditKind {
+    /// A breaker changed state by policy (trip, OPEN -> HALF_OPEN, close) or was reset.
+    BreakerTransition,
+    /// An operator override was set, cleared, or expired.
+    Override,
+    /// A policy was put or deleted.
+    Policy,
+    /// A scope's tier rules were put or deleted.
+    TierRules,
+    /// A scope's tier changed by its rules.
+    TierChange,
+    /// A scope's tier was pinned, unpinned, or its pin expired.
+    TierOverride,
+    /// The cluster settings changed.
+    Settings,
+    /// A probe permit was granted.
+    Probe,
+}
+
+impl AuditKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [AuditKind; 8] = [
+        AuditKind::BreakerTransition,
+        AuditKind::Override,
+        AuditKind::Policy,
+        AuditKind::TierRules,
+        AuditKind::TierChange,
+        AuditKind::TierOverride,
+        AuditKind::Settings,
+        AuditKind::Probe,
+    ];
+
+    /// The stored and wire name, e.g. `breaker_transition`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::BreakerTransition => "breaker_transition",
+            AuditKind::Override => "override",
+            AuditKind::Policy => "policy",
+            AuditKind::TierRules => "tier_rules",
+            AuditKind::TierChange => "tier_change",
+            AuditKind::TierOverride => "tier_override",
+            AuditKind::Settings => "settings",
+            AuditKind::Probe => "probe",
+        }
+    }
+}
+
+impl fmt::Display for AuditKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AuditKind {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        AuditKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = AuditKind::ALL.iter().map(|k| k.as_str()).collect();
+                ValidationError::new("kind", format!("must be one of {names:?}, got {s:?}"))
+            })
+    }
+}
+
+// The stored form is the name (a string), as it was before the enum: snapshots taken then
+// decode unchanged.
+impl Serialize for AuditKind {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for AuditKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// An audit event's actor is stored as its `Display` form (`operator:alice`), as it was
+/// when the field was a string; the log's own `Actor` encoding is unchanged.
+mod actor_as_text {
+    use std::str::FromStr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::Actor;
+
+    pub(super) fn serialize<S: Serializer>(
+        actor: &Actor,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(actor)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Actor, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Actor::from_str(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// One audited decision. Build one with [`AuditEvent::new`] and the named setters:
+///
+/// ```
+/// # use switchyard_core::{Actor, AuditEvent, AuditKind};
+/// let event = AuditEvent::new(7, 1_000, AuditKind::Override, Actor::Policy, "payments/db")
+///     .before("open")
+///     .after("closed")
+///     .reason("override expired");
+/// assert_eq!(event.kind.as_str(), "override");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
     /// Log index of the entry that caused it.
     pub index: u64,
     /// State time, ms since the Unix epoch.
     pub at_ms: u64,
-    /// `policy`, `operator:NAME`, `node:N` or `instance:ID`.
-    pub actor: String,
+    /// Who: `policy`, `operator:NAME`, `node:N` or `instance:ID` as text.
+    #[serde(with = "actor_as_text")]
+    pub actor: Actor,
     /// A breaker key or a scope (or `cluster` for settings).
     pub subject: String,
-    /// `breaker_transition`, `override`, `policy`, `tier_rules`, `tier_change`,
-    /// `tier_override`, `settings` or `probe`.
-    pub kind: String,
+    /// What kind of decision.
+    pub kind: AuditKind,
     /// Before.
     pub from: String,
     /// After.
     pub to: String,
     /// Why.
     pub reason: String,
+}
+
+impl AuditEvent {
+    /// An event of `kind` by `actor` about `subject`, caused by the entry at log `index`
+    /// applied at state time `at_ms`; before, after and reason start empty.
+    pub fn new(
+        index: u64,
+        at_ms: u64,
+        kind: AuditKind,
+        actor: Actor,
+        subject: impl Into<String>,
+    ) -> Self {
+        Self {
+            index,
+            at_ms,
+            actor,
+            subject: subject.into(),
+            kind,
+            from: String::new(),
+            to: String::new(),
+            reason: String::new(),
+        }
+    }
+
+    /// Sets what the subject was before.
+    pub fn before(mut self, from: impl Into<String>) -> Self {
+        self.from = from.into();
+        self
+    }
+
+    /// Sets what the subject is after.
+    pub fn after(mut self, to: impl Into<String>) -> Self {
+        self.to = to.into();
+        self
+    }
+
+    /// Sets why.
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = reason.into();
+        self
+    }
 }
 
 /// A filter over the audit log. All given conditions must hold.
@@ -144,6 +304,8 @@ impl AuditLog {
             0 => AUDIT_QUERY_DEFAULT_LIMIT,
             n => n.min(AUDIT_QUERY_MAX_LIMIT),
         } as usize;
+        // A filter that is no actor's text matches no event.
+        let actor = q.actor.as_ref().map(|a| Actor::from_str(a).ok());
         self.events()
             .filter(|e| q.since_ms.is_none_or(|t| e.at_ms >= t))
             .filter(|e| q.until_ms.is_none_or(|t| e.at_ms <= t))
@@ -157,7 +319,7 @@ impl AuditLog {
                             && e.subject.as_bytes()[s.as_str().len()] == b'/')
                 })
             })
-            .filter(|e| q.actor.as_ref().is_none_or(|a| &e.actor == a))
+            .filter(|e| actor.as_ref().is_none_or(|a| a.as_ref() == Some(&e.actor)))
             .take(limit)
             .cloned()
             .collect()
@@ -233,16 +395,69 @@ mod tests {
     use super::*;
 
     fn event(index: u64, at_ms: u64) -> AuditEvent {
-        AuditEvent {
+        let alice = Actor::Operator("alice".into());
+        AuditEvent::new(
             index,
             at_ms,
-            actor: "operator:alice".into(),
-            subject: format!("svc/dep-{}", index % 3),
-            kind: "override".into(),
-            from: "closed".into(),
-            to: "forced_open".into(),
-            reason: format!("change {index}"),
+            AuditKind::Override,
+            alice,
+            format!("svc/dep-{}", index % 3),
+        )
+        .before("closed")
+        .after("forced_open")
+        .reason(format!("change {index}"))
+    }
+
+    /// The event as it was stored before `kind` and `actor` were typed: plain strings.
+    #[derive(Serialize)]
+    struct StringlyEvent<'a> {
+        index: u64,
+        at_ms: u64,
+        actor: &'a str,
+        subject: &'a str,
+        kind: &'a str,
+        from: &'a str,
+        to: &'a str,
+        reason: &'a str,
+    }
+
+    #[test]
+    fn events_stored_before_typed_kinds_decode_unchanged() {
+        // Goal: a snapshot written when `kind` and `actor` were strings decodes into the typed
+        // event, and the typed event encodes to the very same bytes.
+        let old = StringlyEvent {
+            index: 9,
+            at_ms: 1_000,
+            actor: "instance:app-1",
+            subject: "payments/db",
+            kind: "probe",
+            from: "",
+            to: "permit 3",
+            reason: "lease until 11000 ms",
+        };
+        let bytes = bincode::serialize(&old).expect("encode");
+        let event: AuditEvent = bincode::deserialize(&bytes).expect("the old form decodes");
+        let instance = crate::InstanceId::parse("app-1").expect("instance");
+        assert_eq!(event.actor, Actor::Instance(instance));
+        assert_eq!(event.kind, AuditKind::Probe);
+        assert_eq!(bincode::serialize(&event).expect("encode"), bytes);
+        // phase: a stored kind this build does not know is refused by name, not misread
+        let unknown = StringlyEvent {
+            kind: "renamed",
+            ..old
+        };
+        let bytes = bincode::serialize(&unknown).expect("encode");
+        let err = bincode::deserialize::<AuditEvent>(&bytes).expect_err("unknown kind");
+        assert!(err.to_string().contains("kind"), "{err}");
+    }
+
+    #[test]
+    fn every_kind_round_trips_through_its_name() {
+        for kind in AuditKind::ALL {
+            assert_eq!(kind.as_str().parse::<AuditKind>().expect("parses"), kind);
         }
+        let err = "overide".parse::<AuditKind>().expect_err("misspelt");
+        assert_eq!(err.field, "kind");
     }
 
     fn log_of(n: u64) -> AuditLog {

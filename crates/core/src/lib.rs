@@ -64,7 +64,7 @@ mod window_span;
 
 pub use actor::Actor;
 pub use audit::{
-    AUDIT_QUERY_DEFAULT_LIMIT, AUDIT_QUERY_MAX_LIMIT, AuditEvent, AuditLog, AuditQuery,
+    AUDIT_QUERY_DEFAULT_LIMIT, AUDIT_QUERY_MAX_LIMIT, AuditEvent, AuditKind, AuditLog, AuditQuery,
 };
 pub use breaker::{Breaker, open_duration_ms};
 pub use breaker_state::{BreakerState, OverrideMode, ProbeOutcome, Transition, TripMode};

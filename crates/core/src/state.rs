@@ -70,8 +70,8 @@ pub use self::view::{BreakerView, ScopeView};
 use crate::breaker::fnv1a64;
 use crate::scope_tier::ScopeTier;
 use crate::{
-    AuditLog, BreakerKey, ClusterSettings, Command, CommandError, Envelope, Policy, Scope,
-    TierRules,
+    AuditKind, AuditLog, BreakerKey, ClusterSettings, Command, CommandError, Envelope, Policy,
+    Scope, TierRules,
 };
 
 /// Where an entry sits in the log and when the leader stamped it.
@@ -145,7 +145,7 @@ impl CoordinatorState {
         let stamp = Stamp {
             index: ctx.index,
             now_ms,
-            actor: envelope.actor.to_string(),
+            actor: envelope.actor.clone(),
             retention_ms: self.settings.sla_retention_ms,
         };
         let mut effects = Vec::new();
@@ -214,12 +214,17 @@ impl CoordinatorState {
         settings: &ClusterSettings,
         effects: &mut Vec<Effect>,
     ) {
-        let actor = stamp.actor.as_str();
+        let actor = &stamp.actor;
         let from = serde_json::to_string(&self.settings).unwrap_or_default();
         let to = serde_json::to_string(settings).unwrap_or_default();
         self.settings = settings.clone();
-        self.audit
-            .push(stamp.event(actor, "cluster", "settings", &from, &to, "settings put"));
+        self.audit.push(
+            stamp
+                .event(AuditKind::Settings, actor.clone(), "cluster")
+                .before(from)
+                .after(to)
+                .reason("settings put"),
+        );
         effects.push(Effect::SettingsChanged);
     }
 

@@ -6,13 +6,13 @@
 
 use proptest::prelude::*;
 
-use super::audit_sink::{POLICY_ACTOR, Sink};
+use super::audit_sink::Sink;
 use super::ingest::FORCE_INGEST_SCAN;
 use super::tier_eval::evaluate_tier;
 use super::*;
 use crate::{
-    BreakerState, ConditionState, Delta, InstanceId, OverrideMode, PolicyTarget, ProbeOutcome,
-    SlaWindow, Tier, TierCondition, TierRule,
+    Actor, AuditKind, BreakerState, ConditionState, Delta, InstanceId, OverrideMode, PolicyTarget,
+    ProbeOutcome, SlaWindow, Tier, TierCondition, TierRule,
 };
 
 impl CoordinatorState {
@@ -30,7 +30,7 @@ impl CoordinatorState {
         let stamp = Stamp {
             index: ctx.index,
             now_ms,
-            actor: envelope.actor.to_string(),
+            actor: envelope.actor.clone(),
             retention_ms: self.settings.sla_retention_ms,
         };
         let mut effects = Vec::new();
@@ -94,7 +94,7 @@ impl CoordinatorState {
                 .is_some_and(|d| d <= stamp.now_ms)
                 && let Some(t) = entry.breaker.advance(stamp.now_ms)
             {
-                sink.transition(entry, t, POLICY_ACTOR, "breaker_transition");
+                sink.transition(entry, t, &Actor::Policy, AuditKind::BreakerTransition);
             }
             reindex(deadline_index, entry);
         }

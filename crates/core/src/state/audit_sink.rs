@@ -3,39 +3,22 @@
 use super::breaker_entry::BreakerEntry;
 use super::effect::Effect;
 use crate::scope_tier::{ScopeTier, TierChange};
-use crate::{AuditEvent, AuditLog, Scope, Transition};
+use crate::{Actor, AuditEvent, AuditKind, AuditLog, Scope, Transition};
 
 /// The per-apply context for audit events.
 pub(super) struct Stamp {
     pub(super) index: u64,
     pub(super) now_ms: u64,
-    pub(super) actor: String,
+    /// Who issued the command being applied.
+    pub(super) actor: Actor,
     /// `sla_retention_ms` when the apply began.
     pub(super) retention_ms: u64,
 }
 
-pub(super) const POLICY_ACTOR: &str = "policy";
-
 impl Stamp {
-    pub(super) fn event(
-        &self,
-        actor: &str,
-        subject: &str,
-        kind: &str,
-        from: &str,
-        to: &str,
-        reason: &str,
-    ) -> AuditEvent {
-        AuditEvent {
-            index: self.index,
-            at_ms: self.now_ms,
-            actor: actor.to_owned(),
-            subject: subject.to_owned(),
-            kind: kind.to_owned(),
-            from: from.to_owned(),
-            to: to.to_owned(),
-            reason: reason.to_owned(),
-        }
+    /// An audit event of this apply (its index and time): `kind` by `actor` about `subject`.
+    pub(super) fn event(&self, kind: AuditKind, actor: Actor, subject: &str) -> AuditEvent {
+        AuditEvent::new(self.index, self.now_ms, kind, actor, subject)
     }
 }
 
@@ -51,18 +34,17 @@ impl Sink<'_> {
         &mut self,
         entry: &mut BreakerEntry,
         t: Transition,
-        actor: &str,
-        kind: &str,
+        actor: &Actor,
+        kind: AuditKind,
     ) {
         let key = entry.breaker.key();
-        self.audit.push(self.stamp.event(
-            actor,
-            key.as_str(),
-            kind,
-            t.from.as_str(),
-            t.to.as_str(),
-            &t.reason,
-        ));
+        let event = self.stamp.event(kind, actor.clone(), key.as_str());
+        self.audit.push(
+            event
+                .before(t.from.as_str())
+                .after(t.to.as_str())
+                .reason(&t.reason),
+        );
         entry.updated_index = self.stamp.index;
         if t.from != t.to {
             debug_assert_eq!(
@@ -86,20 +68,19 @@ impl Sink<'_> {
         scope: &Scope,
         st: &mut ScopeTier,
         change: TierChange,
-        actor: &str,
-        kind: &str,
+        actor: &Actor,
+        kind: AuditKind,
     ) {
         let (from, to, reason) = change;
         st.ledger
             .on_change(from, to, self.stamp.now_ms, self.stamp.retention_ms);
-        self.audit.push(self.stamp.event(
-            actor,
-            scope.as_str(),
-            kind,
-            from.as_str(),
-            to.as_str(),
-            &reason,
-        ));
+        let event = self.stamp.event(kind, actor.clone(), scope.as_str());
+        self.audit.push(
+            event
+                .before(from.as_str())
+                .after(to.as_str())
+                .reason(&reason),
+        );
         st.updated_index = self.stamp.index;
         self.effects.push(Effect::TierChanged {
             scope: scope.clone(),

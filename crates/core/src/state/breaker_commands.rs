@@ -1,9 +1,9 @@
 //! The breaker commands: overrides, reset, and probe permits.
 
 use super::CoordinatorState;
-use super::audit_sink::{POLICY_ACTOR, Sink, Stamp};
+use super::audit_sink::{Sink, Stamp};
 use super::effect::Effect;
-use crate::{BreakerKey, InstanceId, OverrideMode, ProbeOutcome, Transition};
+use crate::{Actor, AuditKind, BreakerKey, InstanceId, OverrideMode, ProbeOutcome, Transition};
 
 impl CoordinatorState {
     /// `SetOverride`: forces a breaker open or closed (creating it if new).
@@ -17,7 +17,7 @@ impl CoordinatorState {
         effects: &mut Vec<Effect>,
     ) {
         let now_ms = stamp.now_ms;
-        let actor = stamp.actor.as_str();
+        let actor = &stamp.actor;
         if !self.ensure_breaker(key, now_ms, effects) {
             return;
         }
@@ -32,7 +32,7 @@ impl CoordinatorState {
                 .breaker
                 .set_override(now_ms, *mode, reason, *expires_at_ms)
             {
-                Some(t) => sink.transition(entry, t, actor, "override"),
+                Some(t) => sink.transition(entry, t, actor, AuditKind::Override),
                 None => {
                     let t = Transition {
                         from,
@@ -40,7 +40,7 @@ impl CoordinatorState {
                         reason: entry.breaker.reason().to_owned(),
                         at_ms: now_ms,
                     };
-                    sink.transition(entry, t, actor, "override");
+                    sink.transition(entry, t, actor, AuditKind::Override);
                 }
             }
         }
@@ -55,7 +55,7 @@ impl CoordinatorState {
         effects: &mut Vec<Effect>,
     ) {
         let now_ms = stamp.now_ms;
-        let actor = stamp.actor.as_str();
+        let actor = &stamp.actor;
         let mut sink = Sink {
             audit: &mut self.audit,
             effects,
@@ -64,7 +64,7 @@ impl CoordinatorState {
         if let Some(entry) = self.breakers.get_mut(key)
             && let Some(t) = entry.breaker.clear_override(now_ms, reason)
         {
-            sink.transition(entry, t, actor, "override");
+            sink.transition(entry, t, actor, AuditKind::Override);
         }
     }
 
@@ -77,7 +77,7 @@ impl CoordinatorState {
         effects: &mut Vec<Effect>,
     ) {
         let now_ms = stamp.now_ms;
-        let actor = stamp.actor.as_str();
+        let actor = &stamp.actor;
         let mut sink = Sink {
             audit: &mut self.audit,
             effects,
@@ -85,7 +85,7 @@ impl CoordinatorState {
         };
         if let Some(entry) = self.breakers.get_mut(key) {
             let t = entry.breaker.reset(now_ms, reason);
-            sink.transition(entry, t, actor, "breaker_transition");
+            sink.transition(entry, t, actor, AuditKind::BreakerTransition);
         }
     }
 
@@ -109,15 +109,16 @@ impl CoordinatorState {
                     entry.updated_index = stamp.index;
                     let reason = format!("lease until {expires_at_ms} ms");
                     let to = format!("permit {permit_id}");
-                    let probe_actor = format!("instance:{instance}");
-                    self.audit.push(stamp.event(
-                        &probe_actor,
-                        key.as_str(),
-                        "probe",
-                        "",
-                        &to,
-                        &reason,
-                    ));
+                    self.audit.push(
+                        stamp
+                            .event(
+                                AuditKind::Probe,
+                                Actor::Instance(instance.clone()),
+                                key.as_str(),
+                            )
+                            .after(to)
+                            .reason(reason),
+                    );
                     effects.push(Effect::ProbeGranted {
                         key: key.clone(),
                         instance: instance.clone(),
@@ -152,7 +153,7 @@ impl CoordinatorState {
         if let Some(entry) = self.breakers.get_mut(key) {
             entry.updated_index = stamp.index;
             if let Ok(Some(t)) = entry.breaker.release_probe(now_ms, permit_id, outcome) {
-                sink.transition(entry, t, POLICY_ACTOR, "breaker_transition");
+                sink.transition(entry, t, &Actor::Policy, AuditKind::BreakerTransition);
             }
         }
     }

@@ -5,10 +5,10 @@
 use std::collections::BTreeSet;
 
 use super::CoordinatorState;
-use super::audit_sink::{POLICY_ACTOR, Sink, Stamp};
+use super::audit_sink::{Sink, Stamp};
 use super::breaker_entry::BreakerEntry;
 use super::effect::Effect;
-use crate::{BreakerKey, Command};
+use crate::{Actor, AuditKind, BreakerKey, Command};
 
 /// Breakers with a timed transition pending, by deadline then key.
 pub(super) type DeadlineIndex = BTreeSet<(u64, BreakerKey)>;
@@ -84,7 +84,7 @@ impl CoordinatorState {
             };
             entry.indexed_deadline_ms = None;
             if let Some(t) = entry.breaker.advance(now_ms) {
-                sink.transition(entry, t, POLICY_ACTOR, "breaker_transition");
+                sink.transition(entry, t, &Actor::Policy, AuditKind::BreakerTransition);
             }
             reindex(deadline_index, entry);
         }

@@ -2,14 +2,16 @@
 //! is judged once.
 
 use super::CoordinatorState;
-use super::audit_sink::{POLICY_ACTOR, Sink, Stamp};
+use super::audit_sink::{Sink, Stamp};
 use super::breaker_entry::BreakerEntry;
 use super::deadline_index::reindex;
 use super::effect::Effect;
 use super::policy_commands::resolve_policy;
 use crate::scope_tier::ScopeTier;
 use crate::sla::BreakerLedger;
-use crate::{Breaker, BreakerKey, Delta, FleetRetries, RetryTotals, TripMode, WindowTotals};
+use crate::{
+    Actor, AuditKind, Breaker, BreakerKey, Delta, FleetRetries, RetryTotals, TripMode, WindowTotals,
+};
 
 /// A tick touching at least 1/8 of the breakers judges them in one pass over the map rather
 /// than one lookup each.
@@ -152,7 +154,7 @@ impl CoordinatorState {
                 (entry.breaker.evaluate(now_ms), None)
             };
             if let Some(t) = transition {
-                sink.transition(entry, t, POLICY_ACTOR, "breaker_transition");
+                sink.transition(entry, t, &Actor::Policy, AuditKind::BreakerTransition);
                 reindex(deadline_index, entry);
             }
             if let Some(figures) = figures

@@ -6,7 +6,7 @@ use super::CoordinatorState;
 use super::audit_sink::Stamp;
 use super::breaker_entry::BreakerEntry;
 use super::effect::Effect;
-use crate::{BreakerKey, Policy, PolicyTarget, Scope};
+use crate::{AuditKind, BreakerKey, Policy, PolicyTarget, Scope};
 
 fn policy_json(policy: Option<&Policy>) -> String {
     policy.map_or_else(
@@ -36,20 +36,17 @@ impl CoordinatorState {
         policies: &[(PolicyTarget, Policy)],
         effects: &mut Vec<Effect>,
     ) {
-        let actor = stamp.actor.as_str();
+        let actor = &stamp.actor;
         for (target, policy) in policies {
             let previous = match target {
                 PolicyTarget::Key(k) => self.key_policies.insert(k.clone(), policy.clone()),
                 PolicyTarget::Scope(s) => self.scope_policies.insert(s.clone(), policy.clone()),
             };
-            let event = stamp.event(
-                actor,
-                target.subject(),
-                "policy",
-                &policy_json(previous.as_ref()),
-                &policy_json(Some(policy)),
-                "policy put",
-            );
+            let event = stamp
+                .event(AuditKind::Policy, actor.clone(), target.subject())
+                .before(policy_json(previous.as_ref()))
+                .after(policy_json(Some(policy)))
+                .reason("policy put");
             self.audit.push(event);
             self.reresolve_target(target, stamp.index);
             effects.push(Effect::PolicyChanged {
@@ -65,19 +62,16 @@ impl CoordinatorState {
         target: &PolicyTarget,
         effects: &mut Vec<Effect>,
     ) {
-        let actor = stamp.actor.as_str();
+        let actor = &stamp.actor;
         let previous = match target {
             PolicyTarget::Key(k) => self.key_policies.remove(k),
             PolicyTarget::Scope(s) => self.scope_policies.remove(s),
         };
-        let event = stamp.event(
-            actor,
-            target.subject(),
-            "policy",
-            &policy_json(previous.as_ref()),
-            "default",
-            "policy deleted",
-        );
+        let event = stamp
+            .event(AuditKind::Policy, actor.clone(), target.subject())
+            .before(policy_json(previous.as_ref()))
+            .after("default")
+            .reason("policy deleted");
         self.audit.push(event);
         self.reresolve_target(target, stamp.index);
         effects.push(Effect::PolicyChanged {

@@ -5,7 +5,7 @@ use super::audit_sink::{Sink, Stamp};
 use super::effect::Effect;
 use super::tier_eval::rules_demand;
 use crate::scope_tier::ScopeTier;
-use crate::{Scope, Tier, TierRules};
+use crate::{AuditKind, Scope, Tier, TierRules};
 
 impl CoordinatorState {
     /// `PutTierRules`: stores a scope's rules; the scope is evaluated from now on.
@@ -16,7 +16,7 @@ impl CoordinatorState {
         effects: &mut Vec<Effect>,
     ) {
         let now_ms = stamp.now_ms;
-        let actor = stamp.actor.as_str();
+        let actor = &stamp.actor;
         let summary = format!(
             "{} rules, {} features",
             rules.rules.len(),
@@ -27,14 +27,13 @@ impl CoordinatorState {
             || "none".to_owned(),
             |p| format!("{} rules, {} features", p.rules.len(), p.features.len()),
         );
-        self.audit.push(stamp.event(
-            actor,
-            rules.scope.as_str(),
-            "tier_rules",
-            &from,
-            &summary,
-            "tier rules put",
-        ));
+        self.audit.push(
+            stamp
+                .event(AuditKind::TierRules, actor.clone(), rules.scope.as_str())
+                .before(from)
+                .after(summary)
+                .reason("tier rules put"),
+        );
         if !self.scopes.contains_key(&rules.scope) {
             self.scopes
                 .insert(rules.scope.clone(), ScopeTier::new(now_ms));
@@ -52,17 +51,16 @@ impl CoordinatorState {
         scope: &Scope,
         effects: &mut Vec<Effect>,
     ) {
-        let actor = stamp.actor.as_str();
+        let actor = &stamp.actor;
         if let Some(p) = self.tier_rules.remove(scope) {
             let from = format!("{} rules, {} features", p.rules.len(), p.features.len());
-            self.audit.push(stamp.event(
-                actor,
-                scope.as_str(),
-                "tier_rules",
-                &from,
-                "none",
-                "tier rules deleted",
-            ));
+            self.audit.push(
+                stamp
+                    .event(AuditKind::TierRules, actor.clone(), scope.as_str())
+                    .before(from)
+                    .after("none")
+                    .reason("tier rules deleted"),
+            );
         }
         effects.push(Effect::TierRulesChanged {
             scope: scope.clone(),
@@ -80,7 +78,7 @@ impl CoordinatorState {
         effects: &mut Vec<Effect>,
     ) {
         let now_ms = stamp.now_ms;
-        let actor = stamp.actor.as_str();
+        let actor = &stamp.actor;
         let st = self
             .scopes
             .entry(scope.clone())
@@ -93,16 +91,13 @@ impl CoordinatorState {
             stamp,
         };
         match change {
-            Some(c) => sink.tier(scope, st, c, actor, "tier_override"),
+            Some(c) => sink.tier(scope, st, c, actor, AuditKind::TierOverride),
             None => {
-                let event = stamp.event(
-                    actor,
-                    scope.as_str(),
-                    "tier_override",
-                    from.as_str(),
-                    tier.as_str(),
-                    st.reason(),
-                );
+                let event = stamp
+                    .event(AuditKind::TierOverride, actor.clone(), scope.as_str())
+                    .before(from.as_str())
+                    .after(tier.as_str())
+                    .reason(st.reason());
                 sink.audit.push(event);
                 st.updated_index = stamp.index;
             }
@@ -118,7 +113,7 @@ impl CoordinatorState {
         effects: &mut Vec<Effect>,
     ) {
         let now_ms = stamp.now_ms;
-        let actor = stamp.actor.as_str();
+        let actor = &stamp.actor;
         let demand = self
             .tier_rules
             .get(scope)
@@ -137,16 +132,13 @@ impl CoordinatorState {
                 stamp,
             };
             match change {
-                Some(c) => sink.tier(scope, st, c, actor, "tier_override"),
+                Some(c) => sink.tier(scope, st, c, actor, AuditKind::TierOverride),
                 None => {
-                    let event = stamp.event(
-                        actor,
-                        scope.as_str(),
-                        "tier_override",
-                        from.as_str(),
-                        from.as_str(),
-                        &text,
-                    );
+                    let event = stamp
+                        .event(AuditKind::TierOverride, actor.clone(), scope.as_str())
+                        .before(from.as_str())
+                        .after(from.as_str())
+                        .reason(text);
                     sink.audit.push(event);
                     st.updated_index = stamp.index;
                 }

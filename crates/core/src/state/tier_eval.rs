@@ -3,11 +3,14 @@
 use std::collections::BTreeMap;
 
 use super::CoordinatorState;
-use super::audit_sink::{POLICY_ACTOR, Sink, Stamp};
+use super::audit_sink::{Sink, Stamp};
 use super::breaker_entry::BreakerEntry;
 use super::effect::Effect;
 use crate::scope_tier::ScopeTier;
-use crate::{BreakerKey, BreakerState, ConditionState, Scope, Tier, TierCondition, TierRules};
+use crate::{
+    Actor, AuditKind, BreakerKey, BreakerState, ConditionState, Scope, Tier, TierCondition,
+    TierRules,
+};
 
 /// The tier the rules demand now, and why.
 pub(super) fn rules_demand(
@@ -85,16 +88,15 @@ pub(super) fn evaluate_tier(
         let text = format!("tier override expired; {why}");
         let (from, change) = st.unpin(now_ms, demand, text.clone());
         match change {
-            Some(c) => sink.tier(scope, st, c, POLICY_ACTOR, "tier_override"),
+            Some(c) => sink.tier(scope, st, c, &Actor::Policy, AuditKind::TierOverride),
             None => {
-                sink.audit.push(stamp.event(
-                    POLICY_ACTOR,
-                    scope.as_str(),
-                    "tier_override",
-                    from.as_str(),
-                    from.as_str(),
-                    &text,
-                ));
+                sink.audit.push(
+                    stamp
+                        .event(AuditKind::TierOverride, Actor::Policy, scope.as_str())
+                        .before(from.as_str())
+                        .after(from.as_str())
+                        .reason(text),
+                );
                 st.updated_index = stamp.index;
             }
         }
@@ -108,7 +110,7 @@ pub(super) fn evaluate_tier(
         None => st.force(now_ms, Tier::Full, "no tier rules"),
     };
     if let Some(c) = change {
-        sink.tier(scope, st, c, POLICY_ACTOR, "tier_change");
+        sink.tier(scope, st, c, &Actor::Policy, AuditKind::TierChange);
     }
 }
 

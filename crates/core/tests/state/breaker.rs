@@ -34,7 +34,7 @@ fn trips_on_failure_rate_from_two_instances() {
     let last = h.state.audit().events().last().unwrap().clone();
     assert_eq!(
         (
-            last.actor.as_str(),
+            last.actor.to_string().as_str(),
             last.kind.as_str(),
             last.from.as_str(),
             last.to.as_str()

@@ -46,7 +46,11 @@ fn forced_open_creates_and_expires_back_to_closed() {
     );
     let ev = h.state.audit().events().last().unwrap().clone();
     assert_eq!(
-        (ev.actor.as_str(), ev.kind.as_str(), ev.to.as_str()),
+        (
+            ev.actor.to_string().as_str(),
+            ev.kind.as_str(),
+            ev.to.as_str()
+        ),
         ("operator:alice", "override", "FORCED_OPEN")
     );
     assert_eq!(h.state.next_deadline_ms(), Some(T0 + 60_000));

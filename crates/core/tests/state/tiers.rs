@@ -96,7 +96,7 @@ fn worsens_immediately_improves_after_recover_after() {
         .state
         .audit()
         .events()
-        .filter(|e| e.kind == "tier_change")
+        .filter(|e| e.kind == AuditKind::TierChange)
         .count();
     assert_eq!(ev, 2);
 }
@@ -190,7 +190,7 @@ fn pin_overrides_rules_until_expiry() {
         "rules apply at once after the pin"
     );
     let ev = h.state.audit().events().last().unwrap().clone();
-    assert_eq!(ev.kind, "tier_override");
+    assert_eq!(ev.kind, AuditKind::TierOverride);
 }
 
 #[test]

@@ -2,7 +2,9 @@
 
 use std::str::FromStr;
 
-use switchyard_core::{AUDIT_QUERY_MAX_LIMIT, Actor, AuditEvent, AuditQuery, ValidationError};
+use switchyard_core::{
+    AUDIT_QUERY_MAX_LIMIT, Actor, AuditEvent, AuditKind, AuditQuery, ValidationError,
+};
 
 use super::{at, parse_key, parse_scope};
 use crate::admin as apb;
@@ -12,8 +14,8 @@ impl From<&AuditEvent> for apb::AuditEvent {
         apb::AuditEvent {
             index: e.index,
             at_ms: e.at_ms,
-            actor: e.actor.clone(),
-            kind: e.kind.clone(),
+            actor: e.actor.to_string(),
+            kind: e.kind.as_str().to_owned(),
             subject: e.subject.clone(),
             from: e.from.clone(),
             to: e.to.clone(),
@@ -22,19 +24,20 @@ impl From<&AuditEvent> for apb::AuditEvent {
     }
 }
 
-/// Audit events are produced by the cluster; decoding one (CLI, tools) only
-/// checks the actor is in its `Display` form. Paths: `actor`.
+/// Audit events are produced by the cluster; decoding one (CLI, tools) parses the actor from
+/// its `Display` form and the kind from its name. Paths: `actor`, `kind`.
 impl TryFrom<apb::AuditEvent> for AuditEvent {
     type Error = ValidationError;
 
     fn try_from(e: apb::AuditEvent) -> Result<Self, Self::Error> {
-        Actor::from_str(&e.actor).map_err(|err| at(err, "actor"))?;
+        let actor = Actor::from_str(&e.actor).map_err(|err| at(err, "actor"))?;
+        let kind = AuditKind::from_str(&e.kind).map_err(|err| at(err, "kind"))?;
         Ok(AuditEvent {
             index: e.index,
             at_ms: e.at_ms,
-            actor: e.actor,
+            actor,
             subject: e.subject,
-            kind: e.kind,
+            kind,
             from: e.from,
             to: e.to,
             reason: e.reason,

@@ -834,9 +834,9 @@ fn audit_event() -> switchyard_core::AuditEvent {
     switchyard_core::AuditEvent {
         index: 42,
         at_ms: 1_700_000_000_000,
-        actor: "operator:alice".into(),
+        actor: switchyard_core::Actor::Operator("alice".into()),
         subject: "payments/db".into(),
-        kind: "override".into(),
+        kind: switchyard_core::AuditKind::Override,
         from: "CLOSED".into(),
         to: "FORCED_OPEN".into(),
         reason: "incident 42".into(),
@@ -893,6 +893,11 @@ fn audit_query_rejects_bad_filters() {
         ..(&audit_event()).into()
     };
     assert_field(switchyard_core::AuditEvent::try_from(bad_event), "actor");
+    let bad_kind = apb::AuditEvent {
+        kind: "overide".into(),
+        ..(&audit_event()).into()
+    };
+    assert_field(switchyard_core::AuditEvent::try_from(bad_kind), "kind");
 }
 
 // ------------------------------------------------------------------ sla

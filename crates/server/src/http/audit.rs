@@ -152,8 +152,8 @@ pub fn to_csv(events: &[AuditEvent]) -> String {
             e.index.to_string(),
             e.at_ms.to_string(),
             utc_rfc3339(e.at_ms),
-            e.actor.clone(),
-            e.kind.clone(),
+            e.actor.to_string(),
+            e.kind.to_string(),
             e.subject.clone(),
             e.from.clone(),
             e.to.clone(),
@@ -208,16 +208,12 @@ mod tests {
     use super::*;
 
     fn event(reason: &str) -> AuditEvent {
-        AuditEvent {
-            index: 7,
-            at_ms: 1_714_564_800_000,
-            actor: "operator:alice".into(),
-            subject: "payments/db".into(),
-            kind: "override".into(),
-            from: "CLOSED".into(),
-            to: "FORCED_OPEN".into(),
-            reason: reason.into(),
-        }
+        let alice = switchyard_core::Actor::Operator("alice".into());
+        let kind = switchyard_core::AuditKind::Override;
+        AuditEvent::new(7, 1_714_564_800_000, kind, alice, "payments/db")
+            .before("CLOSED")
+            .after("FORCED_OPEN")
+            .reason(reason)
     }
 
     #[test]
