@@ -4,6 +4,8 @@
 //! forever, across dependency upgrades. SplitMix64 is ten lines, has no state beyond one
 //! `u64`, and its output is fixed by its definition.
 
+use switchyard_core::hash;
+
 /// SplitMix64: a small, fast, fully specified pseudo-random generator.
 #[derive(Debug, Clone)]
 pub struct SimRng {
@@ -14,7 +16,7 @@ impl SimRng {
     /// A generator for `seed`; `stream` separates independent uses of the same seed.
     pub fn new(seed: u64, stream: u64) -> Self {
         let mut rng = Self {
-            state: seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            state: seed ^ stream.wrapping_mul(hash::SPLITMIX64_GAMMA),
         };
         rng.next_u64();
         rng
@@ -22,11 +24,9 @@ impl SimRng {
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        let out = hash::splitmix64(self.state);
+        self.state = self.state.wrapping_add(hash::SPLITMIX64_GAMMA);
+        out
     }
 
     /// A value in `lo..=hi`.
@@ -54,12 +54,7 @@ impl SimRng {
 
 /// FNV-1a over bytes: the digest of traces and log entries (stable, unlike `DefaultHasher`).
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
+    hash::fnv1a64(bytes)
 }
 
 #[cfg(test)]

@@ -99,7 +99,11 @@ fn fleet_trips(cluster: &Cluster) -> Vec<FleetTrip> {
     read.core()
         .audit()
         .events()
-        .filter(|e| e.kind == "breaker_transition" && e.from == "CLOSED" && e.to == "OPEN")
+        .filter(|e| {
+            e.kind == switchyard_core::AuditKind::BreakerTransition
+                && e.from == "CLOSED"
+                && e.to == "OPEN"
+        })
         .map(|e| FleetTrip {
             at_ms: e.at_ms.saturating_sub(EPOCH_MS),
             reason: e.reason.clone(),

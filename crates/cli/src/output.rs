@@ -150,16 +150,7 @@ pub fn print_line(text: &str) {
 
 /// Formats ms since the Unix epoch as UTC `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn format_time_ms(ms: u64) -> String {
-    let days = ms / 86_400_000;
-    let in_day = ms % 86_400_000;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1_000 % 60,
-        in_day % 1_000
-    )
+    switchyard_core::utc_rfc3339_ms(ms)
 }
 
 /// `format_time_ms`, or `-` when absent.
@@ -173,21 +164,6 @@ pub fn format_ago(then_ms: u64, now_ms: u64) -> String {
         return "-".to_string();
     }
     format!("{} ago", format_duration_ms(now_ms.saturating_sub(then_ms)))
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day); Howard Hinnant's
-/// `civil_from_days`, restricted to dates after the epoch.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
 }
 
 /// Now, in ms since the Unix epoch (the CLI's own clock, for "ago" columns and `--since`).

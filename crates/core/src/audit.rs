@@ -13,10 +13,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{Actor, BreakerKey, Scope, ValidationError};
 
-/// Default number of events a query returns when `limit` is 0.
-pub const AUDIT_QUERY_DEFAULT_LIMIT: u32 = 1_000;
-/// Maximum events one query returns.
-pub const AUDIT_QUERY_MAX_LIMIT: u32 = 10_000;
+/// Maximum events one audit page (one query) holds: the one limit the gRPC and HTTP
+/// surfaces, the server's `limits.audit_page_max` (which may only lower it) and the docs share.
+pub const AUDIT_QUERY_MAX_LIMIT: u32 = 1_000;
+/// Events a query returns when `limit` is 0: a full page.
+pub const AUDIT_QUERY_DEFAULT_LIMIT: u32 = AUDIT_QUERY_MAX_LIMIT;
 
 /// What kind of decision an [`AuditEvent`] records. Stored in snapshots and sent on the
 /// wire as its readable name ([`AuditKind::as_str`]).
@@ -214,7 +215,8 @@ pub struct AuditQuery {
     pub actor: Option<String>,
     /// Events with a log index strictly greater (for paging).
     pub after_index: Option<u64>,
-    /// Maximum events returned, oldest first; 0 means the default (1000), capped at 10 000.
+    /// Maximum events returned, oldest first; 0 means a full page; capped at
+    /// [`AUDIT_QUERY_MAX_LIMIT`].
     pub limit: u32,
 }
 

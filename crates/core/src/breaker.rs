@@ -54,7 +54,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub(crate) use open_duration::fnv1a64;
 pub use open_duration::open_duration_ms;
 
 use crate::{

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::check_reason;
+use crate::error::{check_reason, check_required_reason};
 use crate::{
     Actor, BreakerKey, ClusterSettings, Delta, InstanceId, OverrideMode, Policy, PolicyTarget,
     ProbeOutcome, Scope, Tier, TierRules, ValidationError,
@@ -151,9 +151,8 @@ impl Command {
                 Ok(())
             }
             Command::DeletePolicy { .. } => Ok(()),
-            Command::SetOverride { reason, .. } | Command::SetTierOverride { reason, .. } => {
-                check_reason("reason", reason)
-            }
+            Command::SetOverride { reason, .. } => check_required_reason("reason", reason),
+            Command::SetTierOverride { reason, .. } => check_reason("reason", reason),
             Command::ClearOverride { reason, .. }
             | Command::ResetBreaker { reason, .. }
             | Command::ClearTierOverride { reason, .. } => check_reason("reason", reason),

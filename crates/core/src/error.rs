@@ -60,8 +60,10 @@ where
     Ok(())
 }
 
-/// Checks a free-text reason: at most 512 bytes, no control characters.
-pub(crate) fn check_reason(field: &str, reason: &str) -> Result<(), ValidationError> {
+/// Checks a free-text reason: at most [`crate::REASON_MAX_BYTES`] bytes, no control
+/// characters. May be empty. The one home of the rule: the gRPC and HTTP surfaces and the
+/// CLI call it (or [`check_required_reason`]) with their own field name.
+pub fn check_reason(field: &str, reason: &str) -> Result<(), ValidationError> {
     if reason.len() > crate::REASON_MAX_BYTES {
         return Err(ValidationError::new(
             field,
@@ -79,4 +81,71 @@ pub(crate) fn check_reason(field: &str, reason: &str) -> Result<(), ValidationEr
         ));
     }
     Ok(())
+}
+
+/// Checks a reason that must be given (an operator override's, for the audit log): not
+/// empty or blank, and [`check_reason`].
+pub fn check_required_reason(field: &str, reason: &str) -> Result<(), ValidationError> {
+    if reason.trim().is_empty() {
+        return Err(ValidationError::new(
+            field,
+            "is required: say why, for the audit log",
+        ));
+    }
+    check_reason(field, reason)
+}
+
+/// Longest override or tier pin, ms (400 days): beyond that an operator means "until
+/// cleared" and should say so by giving no duration. The one limit of the gRPC and HTTP
+/// surfaces and the CLI.
+pub const OVERRIDE_FOR_MS_MAX: u64 = 400 * 86_400_000;
+
+/// Checks the duration of an override or a tier pin: 1 ms to [`OVERRIDE_FOR_MS_MAX`].
+pub fn check_override_for_ms(field: &str, for_ms: u64) -> Result<(), ValidationError> {
+    if !(1..=OVERRIDE_FOR_MS_MAX).contains(&for_ms) {
+        return Err(ValidationError::new(
+            field,
+            format!(
+                "must be between 1 and {OVERRIDE_FOR_MS_MAX} ms (400 days; omit it for no expiry), got {for_ms}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_and_override_durations_have_one_rule() {
+        assert!(
+            check_reason("reason", "").is_ok(),
+            "a plain reason may be empty"
+        );
+        for missing in ["", " \t "] {
+            let err = check_required_reason("reason", missing).expect_err("required");
+            assert_eq!(err.field, "reason");
+        }
+        assert!(check_required_reason("reason", "incident 4711").is_ok());
+        let err = check_required_reason("reason", "a\u{7}b").expect_err("control character");
+        assert_eq!(err.field, "reason");
+        let long = "x".repeat(crate::REASON_MAX_BYTES + 1);
+        assert_eq!(
+            check_reason("reason", &long).expect_err("long").field,
+            "reason"
+        );
+
+        assert!(check_override_for_ms("for_ms", 1).is_ok());
+        assert!(
+            check_override_for_ms("for_ms", OVERRIDE_FOR_MS_MAX).is_ok(),
+            "at the limit"
+        );
+        for bad in [0, OVERRIDE_FOR_MS_MAX + 1] {
+            assert_eq!(
+                check_override_for_ms("for_ms", bad).expect_err("out").field,
+                "for_ms"
+            );
+        }
+    }
 }

@@ -12,7 +12,7 @@
 //! - `policy` — [`Policy`] and [`WindowSpec`], thresholds with defaults and ranges.
 //! - `policy_serde` — how policies are stored, and how older ones load.
 //! - `policy_target` — [`PolicyTarget`], a key or a scope default.
-//! - `policy_file` — [`PolicyFile`], TOML/JSON policy files.
+//! - `policy_file` — [`parse_policy_toml`], [`parse_policy_json`]: TOML/JSON policy files.
 //! - `sketch` — [`LatencySketch`], a mergeable latency histogram.
 //! - `delta` — [`Delta`], one instance's outcomes for one breaker.
 //! - `fleet_retries` — [`FleetRetries`], a breaker's fleet-wide retry figures and when to push them.
@@ -37,12 +37,14 @@ mod actor;
 mod audit;
 mod breaker;
 mod breaker_state;
+mod civil_date;
 mod command;
 mod command_error;
 mod confidence;
 mod delta;
 mod error;
 mod fleet_retries;
+pub mod hash;
 mod instance;
 mod key;
 mod local;
@@ -55,6 +57,7 @@ mod scope_tier;
 mod settings;
 mod sketch;
 pub mod sla;
+mod sla_window;
 mod state;
 mod tier;
 mod tier_rules;
@@ -68,23 +71,28 @@ pub use audit::{
 };
 pub use breaker::{Breaker, open_duration_ms};
 pub use breaker_state::{BreakerState, OverrideMode, ProbeOutcome, Transition, TripMode};
+pub use civil_date::{civil_from_days, utc_rfc3339_ms};
 pub use command::{Command, Envelope};
 pub use command_error::CommandError;
 pub use confidence::Confidence;
 pub use delta::{DELTA_COUNT_MAX, Delta};
-pub use error::ValidationError;
+pub use error::{
+    OVERRIDE_FOR_MS_MAX, ValidationError, check_override_for_ms, check_reason,
+    check_required_reason,
+};
 pub use fleet_retries::{FLEET_RETRIES_REPUSH_MS, FleetRetries};
 pub use instance::{INSTANCE_ID_MAX_BYTES, InstanceId};
 pub use key::{BREAKER_KEY_MAX_BYTES, BreakerKey};
 pub use local::LocalBreaker;
 pub use policy::{COUNT_MAX_AGE_MS_DEFAULT, Policy, WindowSpec, limits as policy_limits};
-pub use policy_file::{POLICY_FILE_MAX_POLICIES, PolicyFile, parse_policy_json, parse_policy_toml};
+pub use policy_file::{POLICY_FILE_MAX_POLICIES, parse_policy_json, parse_policy_toml};
 pub use policy_target::PolicyTarget;
 pub use scope::{SCOPE_MAX_BYTES, Scope};
 pub use scope_tier::ScopeTier;
 pub use settings::{ClusterSettings, Slo};
 pub use sketch::{LatencySketch, SKETCH_RELATIVE_ACCURACY};
-pub use sla::{OpenEpisode, SlaBreach, SlaReport, SlaWindow};
+pub use sla::{OpenEpisode, SLA_OBJECTIVES, SlaBreach, SlaReport};
+pub use sla_window::SlaWindow;
 pub use state::{Applied, ApplyContext, BreakerView, CoordinatorState, Effect, ScopeView};
 pub use tier::Tier;
 pub use tier_rules::{

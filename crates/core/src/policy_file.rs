@@ -12,25 +12,6 @@ use crate::{BreakerKey, Confidence, Policy, PolicyTarget, Scope, ValidationError
 /// Maximum number of policies in one file.
 pub const POLICY_FILE_MAX_POLICIES: usize = 1_000;
 
-/// The parsed content of a policy file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyFile {
-    /// Each policy with its target, in file order.
-    pub policies: Vec<(PolicyTarget, Policy)>,
-}
-
-impl PolicyFile {
-    /// Parses a TOML policy file.
-    pub fn parse_toml(text: &str) -> Result<Self, ValidationError> {
-        parse_policy_toml(text).map(|policies| Self { policies })
-    }
-
-    /// Parses a JSON policy file.
-    pub fn parse_json(text: &str) -> Result<Self, ValidationError> {
-        parse_policy_json(text).map(|policies| Self { policies })
-    }
-}
-
 /// Parses a TOML policy file: one policy (with `key = ...` or `scope = ...`) or a
 /// `[[policy]]` array. Every policy is validated.
 pub fn parse_policy_toml(text: &str) -> Result<Vec<(PolicyTarget, Policy)>, ValidationError> {

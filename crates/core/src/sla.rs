@@ -17,12 +17,11 @@
 //! left out, so a report reads the same numbers as if every apply had accounted every ledger.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BreakerKey, BreakerState, LatencySketch, Slo, Tier, ValidationError};
+pub use crate::sla_window::month_start_ms;
+use crate::{BreakerKey, BreakerState, LatencySketch, SlaWindow, Slo, Tier};
 
 /// One hour in ms.
 pub const HOUR_MS: u64 = 3_600_000;
@@ -30,90 +29,6 @@ pub const HOUR_MS: u64 = 3_600_000;
 pub const DAY_MS: u64 = 86_400_000;
 /// Open episodes kept per breaker.
 pub const OPEN_EPISODES_MAX: usize = 1_000;
-
-/// The period of an SLA report, ending now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum SlaWindow {
-    /// The last 24 hours (`24h`).
-    #[serde(rename = "24h")]
-    Day,
-    /// The last 7 days (`7d`).
-    #[serde(rename = "7d")]
-    Week,
-    /// The last 30 days (`30d`).
-    #[serde(rename = "30d")]
-    Days30,
-    /// Since the start of the current UTC month (`mtd`).
-    #[serde(rename = "mtd")]
-    MonthToDate,
-}
-
-impl SlaWindow {
-    /// Parses `24h`, `7d`, `30d` or `mtd`.
-    pub fn parse(s: &str) -> Result<Self, ValidationError> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "24h" | "1d" | "day" => Ok(SlaWindow::Day),
-            "7d" | "week" => Ok(SlaWindow::Week),
-            "30d" => Ok(SlaWindow::Days30),
-            "mtd" => Ok(SlaWindow::MonthToDate),
-            _ => Err(ValidationError::new(
-                "window",
-                format!("must be 24h, 7d, 30d or mtd, got {s:?}"),
-            )),
-        }
-    }
-
-    /// `24h`, `7d`, `30d` or `mtd`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SlaWindow::Day => "24h",
-            SlaWindow::Week => "7d",
-            SlaWindow::Days30 => "30d",
-            SlaWindow::MonthToDate => "mtd",
-        }
-    }
-
-    /// The start of the window ending at `now_ms`.
-    pub fn start_ms(self, now_ms: u64) -> u64 {
-        match self {
-            SlaWindow::Day => now_ms.saturating_sub(DAY_MS),
-            SlaWindow::Week => now_ms.saturating_sub(7 * DAY_MS),
-            SlaWindow::Days30 => now_ms.saturating_sub(30 * DAY_MS),
-            SlaWindow::MonthToDate => month_start_ms(now_ms),
-        }
-    }
-}
-
-impl fmt::Display for SlaWindow {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for SlaWindow {
-    type Err = ValidationError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
-
-/// Day of month (1-based) of a day count since 1970-01-01, by Howard Hinnant's
-/// `civil_from_days` (proleptic Gregorian, pure integer arithmetic).
-fn day_of_month(days: u64) -> u64 {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    doy - (153 * mp + 2) / 5 + 1
-}
-
-/// The first millisecond of the UTC month containing `now_ms`.
-pub fn month_start_ms(now_ms: u64) -> u64 {
-    let days = now_ms / DAY_MS;
-    (days + 1 - day_of_month(days)) * DAY_MS
-}
 
 /// A period during which the breaker rejected calls (OPEN, HALF_OPEN or FORCED_OPEN).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +40,19 @@ pub struct OpenEpisode {
     /// Its length so far, ms.
     pub duration_ms: u64,
 }
+
+/// The objectives a report is checked against, by name: the `objective` of an
+/// [`SlaBreach`] and the `objective` label of the server's SLA metrics.
+pub const SLA_OBJECTIVES: [&str; 4] = [
+    OBJECTIVE_AVAILABILITY,
+    OBJECTIVE_ERROR_RATE,
+    OBJECTIVE_P95_LATENCY,
+    OBJECTIVE_TIME_DEGRADED,
+];
+const OBJECTIVE_AVAILABILITY: &str = "availability";
+const OBJECTIVE_ERROR_RATE: &str = "error_rate";
+const OBJECTIVE_P95_LATENCY: &str = "p95_latency";
+const OBJECTIVE_TIME_DEGRADED: &str = "time_degraded";
 
 /// An objective a report missed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -573,14 +501,14 @@ pub(crate) fn build_report(
     let mut breaches = Vec::new();
     if calls > 0 && availability_percent < slo.availability_percent {
         breaches.push(SlaBreach {
-            objective: "availability".into(),
+            objective: OBJECTIVE_AVAILABILITY.into(),
             target: format!(">= {}%", slo.availability_percent),
             actual: percent_string(availability_percent),
         });
     }
     if calls > 0 && error_rate_percent > slo.error_rate_percent {
         breaches.push(SlaBreach {
-            objective: "error_rate".into(),
+            objective: OBJECTIVE_ERROR_RATE.into(),
             target: format!("<= {}%", slo.error_rate_percent),
             actual: percent_string(error_rate_percent),
         });
@@ -589,14 +517,14 @@ pub(crate) fn build_report(
         && p95 > slo.p95_latency_ms as f64
     {
         breaches.push(SlaBreach {
-            objective: "p95_latency".into(),
+            objective: OBJECTIVE_P95_LATENCY.into(),
             target: format!("<= {} ms", slo.p95_latency_ms),
             actual: format!("{p95:.1} ms"),
         });
     }
     if time_degraded_ms > slo.degraded_max_ms {
         breaches.push(SlaBreach {
-            objective: "time_degraded".into(),
+            objective: OBJECTIVE_TIME_DEGRADED.into(),
             target: format!("<= {} ms", slo.degraded_max_ms),
             actual: format!("{time_degraded_ms} ms"),
         });

@@ -58,7 +58,6 @@ mod tier_eval;
 mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
@@ -67,7 +66,7 @@ use self::breaker_entry::BreakerEntry;
 use self::deadline_index::{DeadlineIndex, command_breaker, reindex};
 pub use self::effect::{Applied, Effect};
 pub use self::view::{BreakerView, ScopeView};
-use crate::breaker::fnv1a64;
+use crate::hash::Fnv1a64;
 use crate::scope_tier::ScopeTier;
 use crate::{
     AuditKind, AuditLog, BreakerKey, ClusterSettings, Command, CommandError, Envelope, Policy,
@@ -103,21 +102,6 @@ pub struct CoordinatorState {
     /// Derived: every scope with tier rules or not at rest, the only ones tier evaluation
     /// visits. After each apply, exactly those.
     tier_scopes: BTreeSet<Scope>,
-}
-
-struct FnvWriter(u64);
-
-impl Write for FnvWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        for &b in buf {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 impl CoordinatorState {
@@ -256,11 +240,11 @@ impl CoordinatorState {
     /// FNV-1a 64 over the bincode serialization: equal digests mean equal states (for
     /// simulation comparisons across replicas).
     pub fn digest(&self) -> u64 {
-        let mut w = FnvWriter(0xcbf2_9ce4_8422_2325);
+        let mut w = Fnv1a64::new();
         // Serializing plain data into an infallible writer cannot fail.
         let _ = bincode::serialize_into(&mut w, self);
-        debug_assert_ne!(w.0, fnv1a64(&[]), "state serialization is never empty");
-        w.0
+        debug_assert_ne!(w, Fnv1a64::new(), "state serialization is never empty");
+        w.finish()
     }
 }
 

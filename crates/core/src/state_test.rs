@@ -303,7 +303,7 @@ fn command(s: &Step, now: &mut u64) -> Command {
         Step::Override(k, m, e) => Command::SetOverride {
             key: key(*k),
             mode: MODES[*m as usize % 4],
-            reason: String::new(),
+            reason: "test override".into(),
             expires_at_ms: e.map(|e| *now + e),
         },
         Step::Clear(k) => Command::ClearOverride {
@@ -483,7 +483,7 @@ fn untouched_breaker_reports_its_tail() {
         Command::SetOverride {
             key: key(2),
             mode: OverrideMode::ForcedOpen,
-            reason: String::new(),
+            reason: "test override".into(),
             expires_at_ms: None,
         },
     );
@@ -494,7 +494,7 @@ fn untouched_breaker_reports_its_tail() {
         Command::SetOverride {
             key: key(0),
             mode: OverrideMode::MetricsOnly,
-            reason: String::new(),
+            reason: "test override".into(),
             expires_at_ms: None,
         },
     );

@@ -39,7 +39,7 @@ use crate::mode::{ModeOptions, ModeTracker};
 use crate::probe_ledger::{HeldPermit, Ledger, expire, outcome_counts, reclaim_all};
 use crate::report_queue::ReportQueue;
 use crate::{Admission, Error, Mode, RetryBudgetSource};
-use switchyard_proto::convert;
+use switchyard_proto::convert::{self, DecisionUpdate, ScopeUpdate, WatchUpdate};
 
 /// A scope's tier and feature flags as last received from the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,9 +76,9 @@ pub(crate) struct AgentConfig {
 #[derive(Debug, Clone)]
 struct ClusterBreaker {
     state: BreakerState,
-    policy: Option<Policy>,
-    /// The fleet retry figures of the decision (absent from nodes that predate them).
-    fleet_retries: Option<FleetRetries>,
+    policy: Policy,
+    /// The fleet retry figures of the decision.
+    fleet_retries: FleetRetries,
 }
 
 /// Drains whose retry counts may still be on their way into the cluster's figures when new
@@ -186,10 +186,7 @@ impl AgentState {
                 limit: self.config.breakers_max,
             });
         }
-        let cluster_policy = self
-            .cluster
-            .get(key.as_str())
-            .and_then(|c| c.policy.clone());
+        let cluster_policy = self.cluster.get(key.as_str()).map(|c| c.policy.clone());
         let policy = cluster_policy
             .or(policy)
             .unwrap_or_else(|| self.config.default_policy.clone());
@@ -207,8 +204,8 @@ impl AgentState {
             recent_retry_next: 0,
             retry_source_metric: None,
         };
-        if let Some(figures) = self.cluster.get(key.as_str()).and_then(|c| c.fleet_retries) {
-            entry.install_fleet_retries(figures);
+        if let Some(c) = self.cluster.get(key.as_str()) {
+            entry.install_fleet_retries(c.fleet_retries);
         }
         self.entries.insert(key.as_str().to_owned(), entry);
         self.publish_one(key.as_str());
@@ -216,42 +213,45 @@ impl AgentState {
     }
 
     /// Applies one watch event received at `now_ms`; false if its index was older than the
-    /// one in force (the event still counts as contact).
+    /// one in force, or it does not decode (the event still counts as contact). Events are
+    /// decoded by proto's conversion, the same rules every reader of the wire applies.
     pub(crate) fn apply_event(&mut self, event: pb::WatchEvent, now_ms: u64) -> bool {
         self.tracker.contact(now_ms);
         if event.applied_index < self.applied_index {
             self.refresh(now_ms);
             return false;
         }
-        match event.event {
-            Some(pb::watch_event::Event::Snapshot(snapshot)) => {
+        let event = match convert::WatchedEvent::try_from(event) {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::warn!(field = %e.field, rule = %e.rule, "ignoring a watch event that does not decode");
+                self.refresh(now_ms);
+                return false;
+            }
+        };
+        match event.update {
+            WatchUpdate::Snapshot { breakers, scopes } => {
                 self.cluster.clear();
-                for b in snapshot.breakers {
+                for b in breakers {
                     self.upsert_breaker(b);
                 }
-                let mut scopes = HashMap::new();
-                for s in snapshot.scopes {
-                    if let Some((name, info)) = scope_info(s) {
-                        scopes.insert(name, info);
-                    }
-                }
+                let scopes = scopes.into_iter().map(scope_info).collect();
                 *self
                     .published
                     .scopes
                     .write()
                     .unwrap_or_else(|e| e.into_inner()) = scopes;
             }
-            Some(pb::watch_event::Event::Breaker(b)) => self.upsert_breaker(b),
-            Some(pb::watch_event::Event::Scope(s)) => {
-                if let Some((name, info)) = scope_info(s) {
-                    self.published
-                        .scopes
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(name, info);
-                }
+            WatchUpdate::Breaker(b) => self.upsert_breaker(b),
+            WatchUpdate::Scope(s) => {
+                let (name, info) = scope_info(s);
+                self.published
+                    .scopes
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(name, info);
             }
-            Some(pb::watch_event::Event::Heartbeat(_)) | None => {}
+            WatchUpdate::Heartbeat { .. } => {}
         }
         self.applied_index = event.applied_index;
         self.published
@@ -262,45 +262,39 @@ impl AgentState {
         true
     }
 
-    fn upsert_breaker(&mut self, b: pb::BreakerDecision) {
-        let Some(state) = convert::breaker_state_from_wire(b.state, "state").ok() else {
-            tracing::warn!(key = %b.key, state = b.state, "ignoring a decision with an unknown state");
-            return;
-        };
-        let policy = b.policy.and_then(|p| Policy::try_from(p).ok());
-        let fleet_retries = b.fleet_retries.map(FleetRetries::from);
-        if let Some(entry) = self.entries.get(&b.key) {
-            entry.install_fleet_retries(fleet_retries.unwrap_or_default());
+    fn upsert_breaker(&mut self, b: DecisionUpdate) {
+        let key = b.key.as_str();
+        if let Some(entry) = self.entries.get(key) {
+            entry.install_fleet_retries(b.fleet_retries);
         }
-        if let (Some(entry), Some(p)) = (self.entries.get_mut(&b.key), policy.as_ref())
-            && entry.policy != *p
+        if let Some(entry) = self.entries.get_mut(key)
+            && entry.policy != b.policy
         {
-            entry.local.set_policy(p.clone());
+            entry.local.set_policy(b.policy.clone());
             entry
                 .shared
-                .set_slow_call_duration_ms(p.slow_call_duration_ms);
-            entry.policy = p.clone();
+                .set_slow_call_duration_ms(b.policy.slow_call_duration_ms);
+            entry.policy = b.policy.clone();
         }
         // The fleet closed the breaker after its probes succeeded: that is fleet-wide evidence
         // the dependency is back, so a local trip from the same episode must not keep this
         // instance out (and send probes of its own) on top of the fleet's probe budget.
         let was_open = self
             .cluster
-            .get(&b.key)
+            .get(key)
             .is_some_and(|c| matches!(c.state, BreakerState::Open | BreakerState::HalfOpen));
         if was_open
-            && state == BreakerState::Closed
-            && let Some(entry) = self.entries.get_mut(&b.key)
-            && let Ok(key) = BreakerKey::parse(&b.key)
+            && b.state == BreakerState::Closed
+            && let Some(entry) = self.entries.get_mut(key)
         {
-            entry.local = LocalBreaker::new(key, entry.policy.clone());
+            entry.local = LocalBreaker::new(b.key.clone(), entry.policy.clone());
         }
         self.cluster.insert(
-            b.key,
+            key.to_owned(),
             ClusterBreaker {
-                state,
-                policy,
-                fleet_retries,
+                state: b.state,
+                policy: b.policy,
+                fleet_retries: b.fleet_retries,
             },
         );
     }
@@ -328,10 +322,8 @@ impl AgentState {
         let state = cluster.map(|c| c.state);
         (entry.shared).publish_decision(self.mode, state, entry.local.state(), self.applied_index);
         // The fleet retry budget needs fresh contact and figures that say someone retries.
-        let fleet_in_force = self.mode == Mode::Cluster
-            && cluster
-                .and_then(|c| c.fleet_retries)
-                .is_some_and(|f| f.instances > 0);
+        let fleet_in_force =
+            self.mode == Mode::Cluster && cluster.is_some_and(|c| c.fleet_retries.instances > 0);
         entry.shared.fleet.set_in_force(fleet_in_force);
         let source = if fleet_in_force {
             RetryBudgetSource::Fleet
@@ -507,16 +499,13 @@ fn manage_cluster_probes(
     }
 }
 
-fn scope_info(s: pb::ScopeDecision) -> Option<(String, ScopeInfo)> {
-    let tier = convert::tier_from_wire(s.tier, "tier").ok()?;
-    Some((
-        s.scope,
-        ScopeInfo {
-            tier,
-            reason: s.reason,
-            features: s.features,
-        },
-    ))
+fn scope_info(s: ScopeUpdate) -> (String, ScopeInfo) {
+    let info = ScopeInfo {
+        tier: s.tier,
+        reason: s.reason,
+        features: s.features,
+    };
+    (s.scope.as_str().to_owned(), info)
 }
 
 /// The wire delta of drained counts, scaled down proportionally if a counter exceeds the

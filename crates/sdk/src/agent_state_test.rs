@@ -48,6 +48,7 @@ fn decision(key: &str, state: S) -> pb::BreakerDecision {
         state: convert::breaker_state_to_wire(state),
         reason: "test".into(),
         policy: Some(pb::Policy::from(&Policy::default())),
+        fleet_retries: Some(pb::FleetRetries::default()),
         ..Default::default()
     }
 }
@@ -242,9 +243,10 @@ fn local_breaker_trips_on_local_failures_even_when_the_cluster_is_closed() {
         ..Policy::default()
     };
     let key = BreakerKey::parse(KEY).expect("key");
-    let b = Breaker::from_shared(agent.breaker(&key, Some(policy)).expect("breaker"));
+    let b = Breaker::from_shared(agent.breaker(&key, Some(policy.clone())).expect("breaker"));
+    // The cluster's decisions carry the same policy.
     let mut closed = decision(KEY, S::Closed);
-    closed.policy = None; // keep the local policy given at creation
+    closed.policy = Some(pb::Policy::from(&policy)); // keep the local policy given at creation
     agent.apply_event(snapshot(1, vec![closed]), 0);
     for _ in 0..10 {
         let p = b.allow().expect("closed");
@@ -443,9 +445,10 @@ fn a_fleet_wide_close_clears_a_local_trip_from_the_same_episode() {
         ..Policy::default()
     };
     let key = BreakerKey::parse(KEY).expect("key");
-    let b = Breaker::from_shared(agent.breaker(&key, Some(policy)).expect("breaker"));
+    let b = Breaker::from_shared(agent.breaker(&key, Some(policy.clone())).expect("breaker"));
+    // The cluster's decisions carry the same policy.
     let mut closed = decision(KEY, S::Closed);
-    closed.policy = None;
+    closed.policy = Some(pb::Policy::from(&policy));
     agent.apply_event(snapshot(1, vec![closed.clone()]), 0);
     for _ in 0..10 {
         let p = b.allow().expect("closed");
@@ -461,7 +464,7 @@ fn a_fleet_wide_close_clears_a_local_trip_from_the_same_episode() {
     assert_eq!(reason(&b), Some(RejectReason::LocalOpen));
 
     let mut open = decision(KEY, S::Open);
-    open.policy = None;
+    open.policy = Some(pb::Policy::from(&policy));
     agent.apply_event(event(3, pb::watch_event::Event::Breaker(open)), 200);
     assert_eq!(reason(&b), Some(RejectReason::ClusterOpen));
     agent.apply_event(event(4, pb::watch_event::Event::Breaker(closed)), 300);

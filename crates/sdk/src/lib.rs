@@ -36,12 +36,15 @@
 //! - `probe_ledger` — the probe permits the agent handed to the hot path (crate-internal).
 //! - `wire` — wire ↔ domain conversions (crate-internal).
 //! - `error` — [`Error`], [`CallError`].
-//! - [`bench`] — the hot-path benchmark behind `switchyard bench sdk`.
+//! - `bench` — the hot-path loops behind `switchyard bench sdk`: internal, behind the
+//!   hidden `bench` feature the CLI turns on.
 
 #![warn(missing_docs)]
 
 mod agent;
 mod agent_state;
+#[cfg(feature = "bench")]
+#[doc(hidden)]
 pub mod bench;
 mod breaker;
 mod breaker_shared;

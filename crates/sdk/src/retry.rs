@@ -51,6 +51,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
+use switchyard_core::hash;
 
 use crate::Breaker;
 use crate::clock::CoarseClock;
@@ -101,23 +102,12 @@ impl SmallRng {
 
     /// A generator seeded from a string (e.g. the instance id), FNV-1a hashed.
     pub fn from_str_seed(s: &str) -> Self {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in s.bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        Self::new(h)
+        Self::new(hash::fnv1a64(s.as_bytes()))
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&self) -> u64 {
-        let mut z = self
-            .state
-            .fetch_add(0x9E37_79B9_7F4A_7C15, Relaxed)
-            .wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        hash::splitmix64(self.state.fetch_add(hash::SPLITMIX64_GAMMA, Relaxed))
     }
 
     /// A value uniform in `0..=max` (tiny modulo bias, irrelevant for jitter).

@@ -104,6 +104,9 @@ fn snapshot(index: u64, key: &str, state: pb::BreakerState) -> pb::WatchEvent {
             breakers: vec![pb::BreakerDecision {
                 key: key.into(),
                 state: state as i32,
+                // A decision as a node sends it: with the policy and the fleet retry figures.
+                policy: Some((&switchyard_sdk::Policy::default()).into()),
+                fleet_retries: Some(pb::FleetRetries::default()),
                 ..Default::default()
             }],
             scopes: vec![pb::ScopeDecision {

@@ -127,7 +127,7 @@ impl Default for Limits {
             report_rate_per_instance_max: 100,
             watch_streams_max: 4_096,
             message_bytes_max: 8 * 1024 * 1024,
-            audit_page_max: 1_000,
+            audit_page_max: switchyard_core::AUDIT_QUERY_MAX_LIMIT,
             snapshot_bytes_max: 1024 * 1024 * 1024,
         }
     }
@@ -290,6 +290,12 @@ impl NodeConfig {
             if value == 0 {
                 return Err(err(field, "must be >= 1"));
             }
+        }
+        if l.audit_page_max > switchyard_core::AUDIT_QUERY_MAX_LIMIT {
+            return Err(err(
+                "limits.audit_page_max",
+                format!("must be at most {}", switchyard_core::AUDIT_QUERY_MAX_LIMIT),
+            ));
         }
         if l.message_bytes_max < 64 * 1024 {
             return Err(err(

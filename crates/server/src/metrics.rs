@@ -54,10 +54,6 @@ use state::register_state;
 /// Breakers whose 24 h SLA gauges one scrape computes (in key order).
 pub const SLA_METRICS_BREAKERS_MAX: usize = 1_000;
 
-/// The objectives an SLA report is checked against (the `objective` label).
-pub const SLA_OBJECTIVES: [&str; 4] =
-    ["availability", "error_rate", "p95_latency", "time_degraded"];
-
 /// The text of help strings never ends with a period: the encoder adds one.
 fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
     let g: Gauge = Gauge::default();

@@ -11,9 +11,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use switchyard_core::{
-    BreakerKey, BreakerView, CoordinatorState, Effect, PolicyTarget, Scope, ScopeView,
-};
+use switchyard_core::{BreakerKey, CoordinatorState, Effect, PolicyTarget, Scope};
 use switchyard_proto::client as pb;
 use switchyard_proto::convert::{DecisionUpdate, ScopeUpdate, WatchUpdate, WatchedEvent};
 use switchyard_store::state_machine::StateRead;
@@ -25,34 +23,6 @@ use crate::node::Node;
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 /// Events buffered per stream before the stream waits on its client.
 pub const STREAM_BUFFER: usize = 256;
-
-/// Converts a core breaker view into the decision pushed to SDKs.
-pub fn decision(view: &BreakerView) -> DecisionUpdate {
-    DecisionUpdate {
-        key: view.key.clone(),
-        state: view.state,
-        reason: view.reason.clone(),
-        since_ms: view.since_ms,
-        open_until_ms: view.open_until_ms,
-        override_expires_at_ms: view.override_expires_at_ms,
-        probe_permits_in_use: view.probe_permits_in_use,
-        policy: view.policy.clone(),
-        fleet_retries: Some(view.fleet_retries),
-    }
-}
-
-/// Converts a core scope view into the decision pushed to SDKs.
-pub fn scope_decision(view: &ScopeView) -> ScopeUpdate {
-    ScopeUpdate {
-        scope: view.scope.clone(),
-        tier: view.tier,
-        reason: view.reason.clone(),
-        since_ms: view.since_ms,
-        features: view.features.clone(),
-        override_tier: view.override_tier,
-        override_expires_at_ms: view.override_expires_at_ms,
-    }
-}
 
 /// Which scopes a stream follows; empty means all.
 #[derive(Debug, Clone, Default)]
@@ -79,13 +49,13 @@ fn snapshot(core: &CoordinatorState, filter: &ScopeFilter) -> WatchUpdate {
             .breakers()
             .iter()
             .filter(|b| filter.admits_key(&b.key))
-            .map(decision)
+            .map(DecisionUpdate::from)
             .collect(),
         scopes: core
             .scopes()
             .iter()
             .filter(|s| filter.admits_scope(s.scope.as_str()))
-            .map(scope_decision)
+            .map(ScopeUpdate::from)
             .collect(),
     }
 }
@@ -125,12 +95,12 @@ fn changes(core: &CoordinatorState, effects: &[Effect], filter: &ScopeFilter) ->
     let mut out = Vec::new();
     for key in keys.iter().filter(|k| filter.admits_key(k)) {
         if let Some(view) = core.breaker(key) {
-            out.push(WatchUpdate::Breaker(decision(&view)));
+            out.push(WatchUpdate::Breaker(DecisionUpdate::from(&view)));
         }
     }
     for scope in scopes.iter().filter(|s| filter.admits_scope(s.as_str())) {
         if let Some(view) = core.scope(scope) {
-            out.push(WatchUpdate::Scope(scope_decision(&view)));
+            out.push(WatchUpdate::Scope(ScopeUpdate::from(&view)));
         }
     }
     out

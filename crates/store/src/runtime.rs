@@ -52,17 +52,14 @@ thread_local! {
 }
 
 /// Weyl increment for the seed a spawned task starts from.
-const CHILD_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+const CHILD_GAMMA: u64 = switchyard_core::hash::SPLITMIX64_GAMMA;
 /// Weyl increment for the next seed of the task that drew or spawned.
 const NEXT_GAMMA: u64 = 0xD1B5_4A32_D192_ED03;
 
 /// SplitMix64's finalizer applied to `seed + gamma`: a bijection on `u64` that mixes every
 /// input bit into the output; two gammas give two unrelated successors of one seed.
 fn mix(seed: u64, gamma: u64) -> u64 {
-    let mut z = seed.wrapping_add(gamma);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    switchyard_core::hash::splitmix64_mix(seed.wrapping_add(gamma))
 }
 
 /// The current task's seed, advanced past this use; `None` outside a scope.

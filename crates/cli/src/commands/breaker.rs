@@ -5,10 +5,12 @@
 //! control from CLOSED with an empty window; `clear` removes only the override.
 
 use serde_json::json;
-use switchyard_core::{BreakerKey, Scope};
+use switchyard_core::{BreakerKey, Scope, check_required_reason};
 use switchyard_proto::admin as apb;
 
-use super::{Ctx, breaker_state_name, override_name, policy_json, reason_or_default, window_label};
+use super::{
+    Ctx, breaker_state_name, check_for, override_name, policy_json, reason_or_default, window_label,
+};
 use crate::args::{BreakerCommand, KeyReasonArgs, OverrideArgs};
 use crate::duration::format_duration_ms;
 use crate::output::{
@@ -279,6 +281,20 @@ pub fn breaker_json(info: &apb::BreakerInfo) -> serde_json::Value {
     })
 }
 
+/// An override's reason, required (the rule of every surface, from core): refused before
+/// anything is sent when missing or blank.
+fn override_reason(reason: Option<&str>, verb: &str) -> anyhow::Result<String> {
+    let reason = reason.unwrap_or("").trim();
+    check_required_reason("reason", reason).map_err(|e| {
+        anyhow::anyhow!(
+            "invalid `{}`: {} (`switchyard breaker {verb} KEY --reason TEXT`)",
+            e.field,
+            e.rule
+        )
+    })?;
+    Ok(reason.to_owned())
+}
+
 async fn set_override(
     ctx: &Ctx,
     args: OverrideArgs,
@@ -286,13 +302,12 @@ async fn set_override(
     verb: &str,
 ) -> anyhow::Result<()> {
     let key = parse_key(&args.key)?;
-    if args.for_ms == Some(0) {
-        anyhow::bail!("invalid `--for`: must be positive (omit it for no expiry)");
-    }
+    check_for(args.for_ms)?;
+    let reason = override_reason(args.reason.as_deref(), verb)?;
     let request = apb::SetOverrideRequest {
         key: key.clone(),
         mode: mode as i32,
-        reason: reason_or_default(args.reason.as_deref(), &format!("breaker {verb}")),
+        reason,
         for_ms: args.for_ms,
     };
     let r = ctx
@@ -345,4 +360,26 @@ async fn clear(ctx: &Ctx, args: KeyReasonArgs) -> anyhow::Result<()> {
         .await?;
     ctx.print_committed(&format!("{key}: override cleared"), r.index);
     Ok(())
+}
+
+#[cfg(test)]
+mod override_reason_tests {
+    use super::override_reason;
+
+    #[test]
+    fn an_override_without_a_reason_is_refused_naming_reason() {
+        for missing in [None, Some(""), Some("   ")] {
+            let err = override_reason(missing, "open").expect_err("refused");
+            assert!(
+                err.to_string().starts_with("invalid `reason`: is required"),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            override_reason(Some(" incident 4711 "), "open").expect("given"),
+            "incident 4711"
+        );
+        let err = override_reason(Some("a\u{7}b"), "open").expect_err("control character");
+        assert!(err.to_string().contains("control characters"), "{err}");
+    }
 }

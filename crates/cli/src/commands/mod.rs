@@ -54,6 +54,15 @@ impl Ctx {
     }
 }
 
+/// Checks `--for` of an override or a pin against core's one limit, before anything is sent.
+pub fn check_for(for_ms: Option<u64>) -> anyhow::Result<()> {
+    if let Some(for_ms) = for_ms {
+        switchyard_core::check_override_for_ms("--for", for_ms)
+            .map_err(|e| anyhow::anyhow!("invalid `{}`: {}", e.field, e.rule))?;
+    }
+    Ok(())
+}
+
 /// The reason sent when the operator gives none (the server requires one for the audit log).
 pub fn reason_or_default(reason: Option<&str>, command: &str) -> String {
     match reason.map(str::trim).filter(|r| !r.is_empty()) {

@@ -9,7 +9,9 @@ use serde_json::json;
 use switchyard_core::{Scope, parse_tier_rules_json, parse_tier_rules_toml};
 use switchyard_proto::admin as apb;
 
-use super::{Ctx, breaker_state_name, read_config_file, reason_or_default, tier_label, tier_name};
+use super::{
+    Ctx, breaker_state_name, check_for, read_config_file, reason_or_default, tier_label, tier_name,
+};
 use crate::args::{KeyReasonArgs, TierCommand, TierRulesCommand};
 use crate::duration::format_duration_ms;
 use crate::output::{
@@ -171,9 +173,7 @@ async fn set(
     reason: Option<&str>,
 ) -> anyhow::Result<()> {
     let scope = parse_scope(scope)?;
-    if for_ms == Some(0) {
-        anyhow::bail!("invalid `--for`: must be positive (omit it for no expiry)");
-    }
+    check_for(for_ms)?;
     let request = apb::SetTierOverrideRequest {
         scope: scope.clone(),
         tier,

@@ -1,24 +1,7 @@
 //! The open duration: doubled per consecutive open, capped, then jittered deterministically.
 
+use crate::hash::{fnv1a64, splitmix64};
 use crate::{BreakerKey, Policy};
-
-/// FNV-1a 64 of bytes.
-pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = x;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
 
 /// The open duration for the `consecutive_opens`-th open since the last close (1-based),
 /// opened at `opened_at_ms`: doubled per re-open, capped, then jittered deterministically.

@@ -50,7 +50,7 @@ fn audit_query_filters() {
         Command::SetOverride {
             key: key("payments/db"),
             mode: OverrideMode::ForcedOpen,
-            reason: String::new(),
+            reason: "test override".into(),
             expires_at_ms: None,
         },
     );
@@ -59,7 +59,7 @@ fn audit_query_filters() {
         Command::SetOverride {
             key: key("orders/db"),
             mode: OverrideMode::Disabled,
-            reason: String::new(),
+            reason: "test override".into(),
             expires_at_ms: None,
         },
     );

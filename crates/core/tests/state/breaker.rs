@@ -302,7 +302,7 @@ fn unknown_breaker_limit_drops_deltas() {
         Command::SetOverride {
             key: key("c/x"),
             mode: OverrideMode::ForcedOpen,
-            reason: String::new(),
+            reason: "test override".into(),
             expires_at_ms: None,
         },
     );

@@ -145,7 +145,7 @@ fn override_expiry_must_be_in_the_future() {
             Command::SetOverride {
                 key: key("payments/db"),
                 mode: OverrideMode::ForcedOpen,
-                reason: String::new(),
+                reason: "test override".into(),
                 expires_at_ms: Some(T0),
             },
         )
@@ -207,4 +207,33 @@ fn reset_restarts_closed_with_fresh_window() {
         (0, 0, None)
     );
     assert_eq!(v.updated_index, h.index);
+}
+
+#[test]
+fn an_override_without_a_reason_is_refused_naming_reason() {
+    // Goal: an empty or blank override reason is refused by the state machine itself (the
+    // rule every surface shares), and nothing changes.
+    let mut h = Harness::new();
+    for reason in ["", "   "] {
+        let err = h
+            .apply(
+                T0,
+                Command::SetOverride {
+                    key: key("payments/db"),
+                    mode: OverrideMode::ForcedOpen,
+                    reason: reason.into(),
+                    expires_at_ms: None,
+                },
+            )
+            .unwrap_err();
+        match err {
+            CommandError::Invalid(e) => {
+                assert_eq!(e.field, "reason");
+                assert!(e.rule.contains("required"), "{}", e.rule);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(h.state.breaker(&key("payments/db")).is_none());
+    assert_eq!(h.state.audit().len(), 0, "nothing was audited");
 }

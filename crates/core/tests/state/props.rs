@@ -97,7 +97,7 @@ fn command(s: &Step, now: &mut u64) -> Command {
         Step::Override { mode: m, for_ms } => Command::SetOverride {
             key: k,
             mode: mode(*m),
-            reason: String::new(),
+            reason: "test override".into(),
             expires_at_ms: Some(*now + for_ms),
         },
         Step::Clear => Command::ClearOverride {
@@ -188,7 +188,7 @@ proptest! {
     ) {
         let mut h = Harness::with_scope_policy(small_policy());
         let expires = T0 + for_ms;
-        h.ok(T0, Command::SetOverride { key: key("payments/db"), mode: mode(m), reason: String::new(), expires_at_ms: Some(expires) });
+        h.ok(T0, Command::SetOverride { key: key("payments/db"), mode: mode(m), reason: "test override".into(), expires_at_ms: Some(expires) });
         let mut now = T0;
         for s in &steps {
             let cmd = command(s, &mut now);

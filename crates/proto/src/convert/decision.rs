@@ -38,8 +38,8 @@ pub struct DecisionUpdate {
     pub probe_permits_in_use: u32,
     /// The effective policy (also used by the SDK's local fallback breaker).
     pub policy: Policy,
-    /// The fleet's retry figures over the window; `None` from a node that predates them.
-    pub fleet_retries: Option<FleetRetries>,
+    /// The fleet's retry figures over the window.
+    pub fleet_retries: FleetRetries,
 }
 
 impl From<&FleetRetries> for pb::FleetRetries {
@@ -76,7 +76,7 @@ impl From<&DecisionUpdate> for pb::BreakerDecision {
             override_expires_at_ms: d.override_expires_at_ms,
             probe_permits_in_use: d.probe_permits_in_use,
             policy: Some((&d.policy).into()),
-            fleet_retries: d.fleet_retries.as_ref().map(pb::FleetRetries::from),
+            fleet_retries: Some((&d.fleet_retries).into()),
         }
     }
 }
@@ -95,7 +95,7 @@ impl TryFrom<pb::BreakerDecision> for DecisionUpdate {
             override_expires_at_ms: d.override_expires_at_ms,
             probe_permits_in_use: d.probe_permits_in_use,
             policy: policy_at(d.policy, "policy")?,
-            fleet_retries: d.fleet_retries.map(FleetRetries::from),
+            fleet_retries: required(d.fleet_retries, "fleet_retries")?.into(),
         })
     }
 }
@@ -274,24 +274,14 @@ impl From<&BreakerView> for DecisionUpdate {
             override_expires_at_ms: v.override_expires_at_ms,
             probe_permits_in_use: v.probe_permits_in_use,
             policy: v.policy.clone(),
-            fleet_retries: Some(v.fleet_retries),
+            fleet_retries: v.fleet_retries,
         }
     }
 }
 
 impl From<&BreakerView> for pb::BreakerDecision {
     fn from(v: &BreakerView) -> Self {
-        pb::BreakerDecision {
-            key: v.key.to_string(),
-            state: breaker_state_to_wire(v.state),
-            reason: v.reason.clone(),
-            since_ms: v.since_ms,
-            open_until_ms: v.open_until_ms,
-            override_expires_at_ms: v.override_expires_at_ms,
-            probe_permits_in_use: v.probe_permits_in_use,
-            policy: Some((&v.policy).into()),
-            fleet_retries: Some((&v.fleet_retries).into()),
-        }
+        (&DecisionUpdate::from(v)).into()
     }
 }
 
@@ -332,7 +322,7 @@ impl TryFrom<apb::BreakerInfo> for BreakerView {
             window_instances: i.window_instances,
             consecutive_opens: i.consecutive_opens,
             updated_index: i.updated_index,
-            fleet_retries: d.fleet_retries.unwrap_or_default(),
+            fleet_retries: d.fleet_retries,
         })
     }
 }
@@ -353,15 +343,7 @@ impl From<&ScopeView> for ScopeUpdate {
 
 impl From<&ScopeView> for pb::ScopeDecision {
     fn from(v: &ScopeView) -> Self {
-        pb::ScopeDecision {
-            scope: v.scope.to_string(),
-            tier: tier_to_wire(v.tier),
-            reason: v.reason.clone(),
-            features: v.features.clone(),
-            override_tier: v.override_tier.map(tier_to_wire),
-            since_ms: v.since_ms,
-            override_expires_at_ms: v.override_expires_at_ms,
-        }
+        (&ScopeUpdate::from(v)).into()
     }
 }
 

@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 
 use switchyard_core::{
     BreakerKey, ClusterSettings, InstanceId, OverrideMode, Policy, PolicyTarget, ProbeOutcome,
-    REASON_MAX_BYTES, Scope, SlaWindow, Tier, TierRules, ValidationError,
+    Scope, SlaWindow, Tier, TierRules, ValidationError, check_override_for_ms, check_reason,
+    check_required_reason,
 };
 
 use super::policy::target_at;
@@ -23,40 +24,16 @@ use crate::client as pb;
 /// Maximum length of a member address (`host:port`) in bytes.
 pub const MEMBER_ADDR_MAX_BYTES: usize = 255;
 
-/// Checks a free-text reason: at most `REASON_MAX_BYTES`, no control characters.
-/// Empty is allowed (the CLI fills in a default).
-pub fn check_reason(reason: &str, field: &str) -> Result<(), ValidationError> {
-    if reason.len() > REASON_MAX_BYTES {
-        return Err(ValidationError::new(
-            field,
-            format!(
-                "must be at most {REASON_MAX_BYTES} bytes, got {}",
-                reason.len()
-            ),
-        ));
-    }
-    if reason.chars().any(char::is_control) {
-        return Err(ValidationError::new(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(())
-}
-
 fn reason(reason: String) -> Result<String, ValidationError> {
-    check_reason(&reason, "reason")?;
+    check_reason("reason", &reason)?;
     Ok(reason)
 }
 
 fn for_ms(value: Option<u64>) -> Result<Option<u64>, ValidationError> {
-    match value {
-        Some(0) => Err(ValidationError::new(
-            "for_ms",
-            "must be positive when set (omit it for no expiry)",
-        )),
-        other => Ok(other),
+    if let Some(for_ms) = value {
+        check_override_for_ms("for_ms", for_ms)?;
     }
+    Ok(value)
 }
 
 fn node_id(value: u64) -> Result<u64, ValidationError> {
@@ -89,7 +66,10 @@ impl TryFrom<apb::SetOverrideRequest> for SetOverride {
         Ok(SetOverride {
             key: parse_key(&r.key, "key")?,
             mode: override_mode_from_wire(r.mode, "mode")?,
-            reason: reason(r.reason)?,
+            reason: {
+                check_required_reason("reason", &r.reason)?;
+                r.reason
+            },
             for_ms: for_ms(r.for_ms)?,
         })
     }

@@ -549,12 +549,12 @@ fn decision() -> DecisionUpdate {
         override_expires_at_ms: None,
         probe_permits_in_use: 0,
         policy: count_policy(),
-        fleet_retries: Some(switchyard_core::FleetRetries {
+        fleet_retries: switchyard_core::FleetRetries {
             first_attempts: 1_000,
             retries: 170,
             instances: 7,
             window_ms: 10_000,
-        }),
+        },
     }
 }
 
@@ -584,12 +584,12 @@ fn decisions_round_trip() {
     );
     assert_eq!(s.feature_enabled("ml_fraud"), Some(false));
     assert_eq!(s.feature_enabled("nope"), None);
-    // a node that predates fleet retry figures sends none: the SDK keeps its local budget
-    let old = pb::BreakerDecision {
+    // the fleet retry figures are part of every decision
+    let missing = pb::BreakerDecision {
         fleet_retries: None,
         ..(&d).into()
     };
-    assert_eq!(DecisionUpdate::try_from(old).unwrap().fleet_retries, None);
+    assert_field(DecisionUpdate::try_from(missing), "fleet_retries");
 }
 
 #[test]
@@ -709,6 +709,15 @@ fn write_requests_validate_keys_reasons_and_ids() {
         }),
         "reason",
     );
+    for missing in ["", "  "] {
+        assert_field(
+            SetOverride::try_from(apb::SetOverrideRequest {
+                reason: missing.into(),
+                ..ok.clone()
+            }),
+            "reason",
+        );
+    }
     assert_field(
         SetOverride::try_from(apb::SetOverrideRequest {
             for_ms: Some(0),
@@ -881,6 +890,10 @@ fn audit_query_rejects_bad_filters() {
     assert_field(q(|r| r.scope = Some("Payments".into())), "scope");
     assert_field(q(|r| r.actor = Some("alice".into())), "actor");
     assert_field(q(|r| r.limit = 1_000_000), "limit");
+    // The page limit is core's one constant, the same the server enforces and the docs state.
+    assert_eq!(switchyard_core::AUDIT_QUERY_MAX_LIMIT, 1_000);
+    assert!(q(|r| r.limit = 1_000).is_ok(), "a full page is allowed");
+    assert_field(q(|r| r.limit = 1_001), "limit");
     assert_field(
         q(|r| {
             r.since_ms = Some(10);

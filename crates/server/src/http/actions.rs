@@ -26,7 +26,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use switchyard_core::{
-    Actor, BreakerKey, Command, OverrideMode, REASON_MAX_BYTES, Scope, Tier, ValidationError,
+    Actor, BreakerKey, Command, OverrideMode, Scope, Tier, ValidationError, check_override_for_ms,
+    check_reason, check_required_reason,
 };
 use switchyard_proto::ACTOR_METADATA_KEY;
 
@@ -35,8 +36,6 @@ use super::api_error::ApiError;
 
 /// Largest request body accepted by the action endpoints, bytes.
 pub const ACTION_BODY_MAX_BYTES: usize = 16 * 1024;
-/// Longest override or pin accepted, ms (400 days).
-pub const ACTION_FOR_MS_MAX: u64 = 400 * 86_400_000;
 /// The operator name recorded when the request does not send `x-switchyard-actor`.
 pub const DEFAULT_HTTP_ACTOR: &str = "http";
 
@@ -117,18 +116,14 @@ impl Body {
     /// The audited reason; empty when not given.
     fn reason(&self) -> Result<String, ApiError> {
         let reason = self.str("reason")?.unwrap_or("").trim().to_owned();
-        if reason.len() > REASON_MAX_BYTES {
-            return Err(ApiError::invalid(
-                "reason",
-                format!("at most {REASON_MAX_BYTES} bytes, got {}", reason.len()),
-            ));
-        }
-        if reason.chars().any(char::is_control) {
-            return Err(ApiError::invalid(
-                "reason",
-                "must not contain control characters",
-            ));
-        }
+        check_reason("reason", &reason).map_err(|e| ApiError::validation(&e))?;
+        Ok(reason)
+    }
+
+    /// The audited reason of an override: required.
+    fn required_reason(&self) -> Result<String, ApiError> {
+        let reason = self.str("reason")?.unwrap_or("").trim().to_owned();
+        check_required_reason("reason", &reason).map_err(|e| ApiError::validation(&e))?;
         Ok(reason)
     }
 
@@ -143,14 +138,7 @@ impl Body {
                 )
             })?,
         };
-        if !(1..=ACTION_FOR_MS_MAX).contains(&for_ms) {
-            return Err(ApiError::invalid(
-                "for_ms",
-                format!(
-                    "must be between 1 and {ACTION_FOR_MS_MAX} ms (omit it for no expiry), got {for_ms}"
-                ),
-            ));
-        }
+        check_override_for_ms("for_ms", for_ms).map_err(|e| ApiError::validation(&e))?;
         Ok(Some(app.node.clock().now_ms().saturating_add(for_ms)))
     }
 }
@@ -241,7 +229,7 @@ pub async fn set_override(
     let command = Command::SetOverride {
         key,
         mode,
-        reason: or_default(body.reason()?, &format!("{} via HTTP", mode.as_str())),
+        reason: body.required_reason()?,
         expires_at_ms: body.expires_at_ms(&app)?,
     };
     write(&app, &headers, command).await

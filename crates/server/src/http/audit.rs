@@ -180,27 +180,9 @@ fn push_csv_field(out: &mut String, field: &str) {
     }
 }
 
-/// `2024-05-01T12:00:00.000Z` for ms since the Unix epoch (Howard Hinnant's
-/// `civil_from_days`, proleptic Gregorian).
+/// `2024-05-01T12:00:00.000Z` for ms since the Unix epoch.
 pub fn utc_rfc3339(ms: u64) -> String {
-    let days = ms / 86_400_000;
-    let ms_of_day = ms % 86_400_000;
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        ms_of_day / 3_600_000,
-        ms_of_day / 60_000 % 60,
-        ms_of_day / 1_000 % 60,
-        ms_of_day % 1_000
-    )
+    switchyard_core::utc_rfc3339_ms(ms)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use switchyard_core::{BreakerState, SlaReport, SlaWindow, Tier};
 
-use super::{SLA_METRICS_BREAKERS_MAX, SLA_OBJECTIVES, as_i64, counter, gauge, seconds};
+use super::{SLA_METRICS_BREAKERS_MAX, as_i64, counter, gauge, seconds};
 use crate::node::Node;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -122,7 +122,7 @@ impl SlaFamilies {
                 .get_or_create(&KeyLabels { key: key.clone() })
                 .set(seconds(at_ms));
         }
-        for objective in SLA_OBJECTIVES {
+        for objective in switchyard_core::SLA_OBJECTIVES {
             let breached = report.breaches.iter().any(|b| b.objective == objective);
             self.breach
                 .get_or_create(&BreachLabels {
