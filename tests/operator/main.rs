@@ -454,7 +454,7 @@ async fn audit_api_filters_pages_and_exports_csv() {
         "/api/v1/breakers/search/idx/override",
         None,
         "bob",
-        r#"{"mode": "forced_closed", "for_ms": 600000}"#,
+        r#"{"mode": "forced_closed", "for_ms": 600000, "reason": "index rebuild"}"#,
     );
     assert_eq!(r.status, 200, "{}", r.body);
     let r = post(
@@ -625,6 +625,18 @@ async fn http_actions_need_the_admin_token_when_one_is_set() {
         r#"{"mode": "ajar"}"#,
     );
     assert_eq!((r.status, r.json()["field"].clone()), (400, "mode".into()));
+    // an override needs a reason, over HTTP as over gRPC and the CLI
+    let r = post(
+        &addr,
+        path,
+        Some(ADMIN_TOKEN),
+        "alice",
+        r#"{"mode": "forced_open", "reason": "  "}"#,
+    );
+    assert_eq!(
+        (r.status, r.json()["field"].clone()),
+        (400, "reason".into())
+    );
     let r = post(
         &addr,
         "/api/v1/tiers/payments",
