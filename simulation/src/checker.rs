@@ -16,12 +16,15 @@ use crate::invariants::committed_durable::CommittedDurable;
 use crate::invariants::dead_dependency::DeadDependency;
 use crate::invariants::decision_index::DecisionIndex;
 use crate::invariants::election_safety::ElectionSafety;
+use crate::invariants::fail_static::{CLUSTER_RETURN_BOUND_MS, FailStatic};
 use crate::invariants::leader_liveness::LeaderLiveness;
 use crate::invariants::log_matching::LogMatching;
 use crate::invariants::probe_limit::ProbeLimit;
 use crate::invariants::sdk_convergence::SdkConvergence;
 use crate::invariants::state_digest::StateDigest;
-use crate::invariants::{NodeView, StoredLog, Violation, read_log};
+use crate::invariants::{
+    DurableLog, Evaluations, Invariant, NodeView, StoredLog, Violation, read_durable, read_log,
+};
 use crate::scenario::{BREAKER_KEY, Scenario};
 use crate::trace::Trace;
 
@@ -56,6 +59,9 @@ pub struct Checker {
     leader_liveness: LeaderLiveness,
     sdk_convergence: SdkConvergence,
     dead_dependency: DeadDependency,
+    fail_static: FailStatic,
+    /// When the fleet cut heals and when its return is judged, if the run has one.
+    fleet_cut: Option<(u64, u64)>,
     /// Everything broken so far.
     pub violations: Vec<Violation>,
     /// The run's trace.
@@ -73,14 +79,18 @@ impl Checker {
             next_checkpoint_ms: CHECKPOINT_INTERVAL_MS,
             last_leaders: BTreeMap::new(),
             election_safety: ElectionSafety::default(),
-            log_matching: LogMatching,
+            log_matching: LogMatching::default(),
             committed: CommittedDurable::default(),
             state_digest: StateDigest::default(),
             decision_index: DecisionIndex::default(),
             probe_limit: ProbeLimit::default(),
             leader_liveness: LeaderLiveness::default(),
             sdk_convergence: SdkConvergence::default(),
-            dead_dependency: DeadDependency,
+            dead_dependency: DeadDependency::default(),
+            fail_static: FailStatic::default(),
+            fleet_cut: scenario
+                .fleet_cut()
+                .map(|(_, until_ms)| (until_ms, until_ms + CLUSTER_RETURN_BOUND_MS)),
             violations: Vec::new(),
             trace: Trace::default(),
         }
@@ -113,6 +123,7 @@ impl Checker {
             }
         }
         self.probe_limit.observe_calls(
+            dependency.cluster_probes_in_flight(),
             dependency.cluster_probes_in_flight_max(),
             probe_permits,
             &mut self.violations,
@@ -150,6 +161,10 @@ impl Checker {
             .observe(&logs, now_ms, &mut self.violations);
         self.committed
             .observe(views, &logs, now_ms, &mut self.violations);
+        for (id, disk) in &cluster.disks {
+            self.committed
+                .observe_durable(*id, &read_durable(disk), now_ms, &mut self.violations);
+        }
         let mut readings = Vec::new();
         for (id, node) in live {
             let state = node.state_machine().read();
@@ -169,6 +184,15 @@ impl Checker {
         let instances = fleet.views();
         self.decision_index
             .observe(&instances, &mut self.violations);
+        self.fail_static
+            .observe_calls(&instances, &mut self.violations);
+        if let Some((_, judge_return_at_ms)) = self.fleet_cut
+            && now_ms >= judge_return_at_ms
+        {
+            self.fleet_cut = None;
+            self.fail_static
+                .return_verdict(&instances, &mut self.violations);
+        }
         if healed && now_ms <= self.heal_at_ms + CONVERGENCE_BOUND_MS {
             let decision = self.cluster_decision(live, views);
             self.sdk_convergence.observe(&instances, decision, now_ms);
@@ -243,6 +267,59 @@ impl Checker {
                 t.rejected
             ),
         );
+    }
+
+    /// Node `node` has just crashed leaving `durable`; the leader counted `acknowledged` as
+    /// flushed on it.
+    pub fn crashed(&mut self, node: u64, acknowledged: u64, durable: &DurableLog, now_ms: u64) {
+        self.committed
+            .observe_crash(node, acknowledged, durable, now_ms, &mut self.violations);
+    }
+
+    /// Node `node` is about to restart from `durable`.
+    pub fn restarting(&mut self, node: u64, durable: &DurableLog, now_ms: u64) {
+        self.election_safety.restarting(node);
+        self.committed
+            .observe_durable(node, durable, now_ms, &mut self.violations);
+    }
+
+    /// The highest committed index seen.
+    pub fn committed_max(&self) -> u64 {
+        self.committed.committed_max()
+    }
+
+    /// The fleet's cut from every node (which began at `cut_at_ms`) heals now: judges the
+    /// modes the SDKs went through.
+    pub fn fleet_cut_heals(&mut self, fleet: &Fleet, cut_at_ms: u64) {
+        self.fail_static.modes_verdict(
+            &fleet.views(),
+            cut_at_ms,
+            crate::fleet::MODE_TIMERS,
+            &mut self.violations,
+        );
+    }
+
+    /// How many times each invariant evaluated something.
+    pub fn evaluations(&self) -> Evaluations {
+        let mut e = Evaluations::default();
+        let (calls, modes, returns) = self.fail_static.evaluated();
+        for (invariant, n) in [
+            (Invariant::ElectionSafety, self.election_safety.evaluated()),
+            (Invariant::LogMatching, self.log_matching.evaluated()),
+            (Invariant::CommittedDurable, self.committed.evaluated()),
+            (Invariant::StateDigest, self.state_digest.evaluated()),
+            (Invariant::DecisionIndex, self.decision_index.evaluated()),
+            (Invariant::ProbeLimit, self.probe_limit.evaluated()),
+            (Invariant::LeaderLiveness, self.leader_liveness.evaluated()),
+            (Invariant::SdkConvergence, self.sdk_convergence.evaluated()),
+            (Invariant::DeadDependency, self.dead_dependency.evaluated()),
+            (Invariant::CallLatency, calls),
+            (Invariant::FailStaticModes, modes),
+            (Invariant::ClusterReturn, returns),
+        ] {
+            e.add(invariant, n);
+        }
+        e
     }
 
     /// At the end of the run: the liveness verdicts.

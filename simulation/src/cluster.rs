@@ -29,6 +29,7 @@ use switchyard_store::{Disk, MemDisk, RaftRuntime};
 
 use crate::clock::SimClock;
 use crate::net::{GRPC_PORT, SimConnector, incoming};
+use crate::plant::PlantedBug;
 use crate::rng::SimRng;
 use crate::scenario::{BREAKER_KEY, Scenario};
 
@@ -53,10 +54,13 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// The disks of `nodes` nodes.
-    pub fn new(nodes: u64) -> Self {
+    /// The disks of `nodes` nodes, each flushing in `flush_latency_ms`.
+    pub fn new(nodes: u64, flush_latency_ms: u64) -> Self {
+        let latency = std::time::Duration::from_millis(flush_latency_ms);
         Self {
-            disks: (1..=nodes).map(|id| (id, MemDisk::new())).collect(),
+            disks: (1..=nodes)
+                .map(|id| (id, MemDisk::with_flush_latency(latency)))
+                .collect(),
             ..Self::default()
         }
     }
@@ -102,8 +106,15 @@ impl Cluster {
         }
     }
 
-    /// Registers node `id`'s host in `sim`.
-    pub fn add_host(&self, sim: &mut turmoil::Sim<'_>, scenario: &Scenario, id: u64) {
+    /// Registers node `id`'s host in `sim`. With [`PlantedBug::HungRestart`] every
+    /// incarnation after the first hangs before its node starts.
+    pub fn add_host(
+        &self,
+        sim: &mut turmoil::Sim<'_>,
+        scenario: &Scenario,
+        id: u64,
+        plant: Option<PlantedBug>,
+    ) {
         let config = Self::config(scenario, id);
         let disk: Arc<dyn Disk> = Arc::new(self.disks[&id].clone());
         let cluster = self.clone();
@@ -118,7 +129,11 @@ impl Cluster {
             let policy = policy.clone();
             incarnation.set(incarnation.get() + 1);
             let raft_seed = raft_seed(scenario_raft_seed, id, incarnation.get());
+            let incarnation = incarnation.get();
             RaftRuntime::scope(raft_seed, async move {
+                if plant == Some(PlantedBug::HungRestart) && incarnation > 1 {
+                    std::future::pending::<()>().await;
+                }
                 let listener = turmoil::net::TcpListener::bind(("0.0.0.0", GRPC_PORT)).await?;
                 let deps = NodeDeps {
                     clock: Arc::new(SimClock),

@@ -115,7 +115,7 @@ fn measure(scenario: &Scenario, local_only: bool) -> Side {
         scenario,
         FleetOptions {
             local_only,
-            greedy_probes: false,
+            ..FleetOptions::default()
         },
     );
     let outage_s = OUTAGE_AT_MS / 1_000;

@@ -189,6 +189,11 @@ impl Dependency {
         self.lock().tally.clone()
     }
 
+    /// Cluster-probe calls in flight now.
+    pub fn cluster_probes_in_flight(&self) -> u64 {
+        self.lock().cluster_probes_in_flight
+    }
+
     /// The most cluster-probe calls in flight at once and when (ms).
     pub fn cluster_probes_in_flight_max(&self) -> (u64, u64) {
         self.lock().cluster_probes_in_flight_max

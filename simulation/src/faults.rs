@@ -50,6 +50,8 @@ pub enum Fault {
         /// Chance per link and step that it fails, ‰.
         fail_per_mille: u64,
     },
+    /// The whole fleet is cut off from every node, both ways (the fail-static scenario).
+    IsolateFleet,
     /// The dependency fails every call.
     DependencyDown,
     /// The dependency answers, slowly.
@@ -82,9 +84,21 @@ pub struct ScheduledFault {
     pub fault: Fault,
 }
 
+/// The kinds of fault the swarm draws weights for.
+const KINDS: usize = 8;
+
+/// How long a fleet cut lasts: past the SDKs' `fallback_after`, with room to be judged.
+pub const FLEET_CUT_MS: u64 = crate::fleet::MODE_TIMERS.fallback_after_ms + 1_500;
+
 impl Fault {
     /// The safety phase's faults: always one dependency outage (so every run exercises the
     /// breaker), plus a seed-chosen mix of everything else, sorted by start time.
+    ///
+    /// Swarm testing: each seed first draws a weight (0, 1, 2 or 4) per kind of fault, then
+    /// draws its faults by those weights, so some seeds pile up one kind (all crashes, all
+    /// partitions) and leave others out, which uniform mixes rarely do. About one seed in
+    /// three also cuts the whole fleet off from every node for [`FLEET_CUT_MS`], ending with
+    /// the heal, so the SDKs go stale, then local-only, then come back.
     pub fn schedule(rng: &mut SimRng, scenario: &Scenario) -> Vec<ScheduledFault> {
         let safety_ms = scenario.profile.safety_ms;
         let nodes = scenario.nodes;
@@ -94,12 +108,32 @@ impl Fault {
             duration_ms: rng.range(3_000, safety_ms / 2),
             fault: Fault::DependencyDown,
         }];
+        let mut weights = [0u64; KINDS];
+        for w in &mut weights {
+            *w = *rng.pick(&[0, 1, 2, 4]);
+        }
+        if weights.iter().all(|w| *w == 0) {
+            weights[rng.range(0, KINDS as u64 - 1) as usize] = 1;
+        }
+        let total: u64 = weights.iter().sum();
         let count = rng.range(1, scenario.profile.faults_max);
         for _ in 0..count {
             let at_ms = rng.range(500, safety_ms.saturating_sub(1_000));
             let duration_ms = rng.range(300, 6_000).min(safety_ms - at_ms);
-            let fault = match rng.range(0, 9) {
-                0 | 1 => {
+            let mut draw = rng.range(0, total - 1);
+            let kind = weights
+                .iter()
+                .position(|w| {
+                    if draw < *w {
+                        true
+                    } else {
+                        draw -= w;
+                        false
+                    }
+                })
+                .unwrap_or(0);
+            let fault = match kind {
+                0 => {
                     let a = rng.range(1, nodes);
                     let b = (a + rng.range(0, nodes - 2)) % nodes + 1;
                     Fault::PartitionNodes {
@@ -108,8 +142,8 @@ impl Fault {
                         one_way: rng.percent(40),
                     }
                 }
-                2 => Fault::IsolateLeader,
-                3 => {
+                1 => Fault::IsolateLeader,
+                2 => {
                     let first = rng.range(0, instances - 1);
                     let last = rng.range(first, instances - 1);
                     Fault::PartitionFleet {
@@ -119,16 +153,16 @@ impl Fault {
                         one_way: rng.percent(30),
                     }
                 }
-                4 | 5 => Fault::CrashNode {
+                3 => Fault::CrashNode {
                     node: rng.range(1, nodes),
                 },
-                6 => Fault::Latency {
+                4 => Fault::Latency {
                     max_ms: rng.range(20, 300),
                 },
-                7 => Fault::MessageLoss {
+                5 => Fault::MessageLoss {
                     fail_per_mille: rng.range(1, 5),
                 },
-                8 => Fault::DependencySlow {
+                6 => Fault::DependencySlow {
                     latency_ms: rng.range(1_000, 2_500),
                 },
                 _ => Fault::DependencyDown,
@@ -137,6 +171,13 @@ impl Fault {
                 at_ms,
                 duration_ms,
                 fault,
+            });
+        }
+        if rng.percent(33) && safety_ms > FLEET_CUT_MS {
+            faults.push(ScheduledFault {
+                at_ms: safety_ms - FLEET_CUT_MS,
+                duration_ms: FLEET_CUT_MS,
+                fault: Fault::IsolateFleet,
             });
         }
         faults.sort_by_key(|f| f.at_ms);

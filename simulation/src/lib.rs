@@ -9,13 +9,32 @@
 //! - [`cluster`]: [`cluster::Cluster`], node hosts with their disks kept outside.
 //! - [`fleet`]: [`fleet::Fleet`], SDK hosts calling the dependency.
 //! - [`dependency`]: [`dependency::Dependency`], the simulated dependency and its tallies.
-//! - [`invariants`]: one file per invariant, one [`Violation`] enum.
+//! - [`invariants`]: one file per invariant, one [`Violation`] enum, evaluation counts.
 //! - [`checker`]: [`checker::Checker`], runs the invariants and writes the trace.
+//! - [`plant`]: [`plant::PlantedBug`], the test-only bugs behind `--plant NAME`.
 //! - [`trace`]: [`trace::Trace`], the run's observations and their digest.
-//! - [`run`]: [`run_seed`], one whole run.
+//! - [`run`]: [`run_seed`], one whole run (its world and faults in `world`).
 //! - [`comparison`]: the fleet comparison, coordinated versus local-only breakers.
 //! - [`false_trips`]: fleet trips under a noisy baseline or one sick instance (none wanted).
-//! - [`report`]: the CLI's summary table and JSON.
+//! - [`report`]: the CLI's summary table, per-invariant counts, JSON, reproduce commands.
+//! - [`cli`]: the command line.
+//!
+//! # Proving the checkers
+//!
+//! A checker that has never failed proves nothing. Every invariant has a planted bug
+//! (`--plant NAME`, `--plant list`) that the simulation catches within a few seeds; the test
+//! `every_planted_bug_is_caught_by_its_invariant_within_a_few_seeds` runs them all. Every run
+//! counts how many times each invariant evaluated something (cross-node digest comparisons,
+//! SDK updates, half-open probes, liveness verdicts...), and the summary shows, per
+//! invariant, the seeds in which it never did: a pass that checked nothing is visible, and a
+//! batch of 100 seeds or more fails if any invariant never evaluated at all.
+//!
+//! # Crashes and flushes
+//!
+//! A node's disk ([`switchyard_store::MemDisk`]) lives outside its host. A flush takes a
+//! seed-drawn few ms of simulated time, and writes become durable only when it completes; a
+//! crash between a write and the end of its flush loses the write. So an acknowledgement
+//! given before a flush completed shows up as an acknowledged entry lost in a crash.
 //!
 //! # Determinism
 //!
@@ -52,6 +71,7 @@
 //! healing, verdicts): [`RunReport::schedule_digest`].
 
 pub mod checker;
+pub mod cli;
 pub mod clock;
 pub mod cluster;
 pub mod comparison;
@@ -61,11 +81,13 @@ pub mod faults;
 pub mod fleet;
 pub mod invariants;
 pub mod net;
+pub mod plant;
 pub mod report;
 pub mod rng;
 pub mod run;
 pub mod scenario;
 pub mod trace;
+mod world;
 
 pub use invariants::Violation;
 pub use run::{RunOptions, RunReport, run_seed};

@@ -1,11 +1,12 @@
 //! `switchyard-simulation`: run seeds, replay one, or print the fleet comparison.
 //!
 //! ```text
-//! cargo run -p switchyard-simulation --release -- --seeds 200 [--start S] [--jobs 2] [--json]
-//! cargo run -p switchyard-simulation --release -- --reproduce SEED
-//! cargo run -p switchyard-simulation --release -- --fleet-comparison [--json]
-//! cargo run -p switchyard-simulation --release -- --false-trips [--minutes 60] [--json]
-//! cargo run -p switchyard-simulation --release -- --trade-off [--minutes 10] [--json]
+//! cargo run -p switchyard-simulation --profile sim -- --seeds 200 [--start S] [--jobs 2] [--quick] [--plant NAME] [--json]
+//! cargo run -p switchyard-simulation --profile sim -- --reproduce SEED [--quick] [--plant NAME]
+//! cargo run -p switchyard-simulation --profile sim -- --plant list
+//! cargo run -p switchyard-simulation --profile sim -- --fleet-comparison [--json]
+//! cargo run -p switchyard-simulation --profile sim -- --false-trips [--minutes 60] [--json]
+//! cargo run -p switchyard-simulation --profile sim -- --trade-off [--minutes 10] [--json]
 //! ```
 
 use std::io::Write;
@@ -14,60 +15,27 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use clap::Parser;
+use switchyard_simulation::cli::Args;
+use switchyard_simulation::plant::PlantedBug;
 use switchyard_simulation::report::{Summary, reproduce_command};
-use switchyard_simulation::{Profile, RunOptions, RunReport, comparison, false_trips, run_seed};
+use switchyard_simulation::{RunReport, comparison, false_trips, run_seed};
 
-/// Deterministic simulation of Switchyard clusters and fleets under faults.
-#[derive(Debug, Parser)]
-#[command(name = "switchyard-simulation")]
-struct Args {
-    /// Run this many seeds.
-    #[arg(long, default_value_t = 20)]
-    seeds: u64,
-    /// First seed.
-    #[arg(long, default_value_t = 0)]
-    start: u64,
-    /// Replay one seed and print its trace.
-    #[arg(long)]
-    reproduce: Option<u64>,
-    /// Print the fleet comparison (coordinated versus local-only breakers).
-    #[arg(long)]
-    fleet_comparison: bool,
-    /// Count fleet trips under noise (20 %, 35 % baselines, one sick instance), defaults.
-    #[arg(long)]
-    false_trips: bool,
-    /// The confidence trade-off: onset ratio and fleet trips at 35 % and 45 % baselines.
-    #[arg(long)]
-    trade_off: bool,
-    /// Simulated minutes of each `--false-trips` / `--trade-off` noise run.
-    #[arg(long, default_value_t = 60)]
-    minutes: u64,
-    /// Only this `--false-trips` case (0: 20 % baseline, 1: 35 %, 2: one sick instance), or
-    /// only this `--trade-off` level (its index in 0 %, 95, 99, 99.9, 99.99, 99.999 %), so
-    /// long runs can go in parallel processes.
-    #[arg(long)]
-    only: Option<usize>,
-    /// Seeds run in parallel (one thread each; a run is single-threaded).
-    #[arg(long, default_value_t = 2)]
-    jobs: usize,
-    /// Use the short test profile.
-    #[arg(long)]
-    quick: bool,
-    /// Print the summary as JSON on stdout.
-    #[arg(long)]
-    json: bool,
-}
+/// Below this many seeds an invariant that never evaluated is only reported; from here on
+/// (CI runs 200) it fails the run, since its passes checked nothing.
+const SEEDS_THAT_MUST_EVALUATE_EVERY_INVARIANT: u64 = 100;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let profile = if args.quick {
-        Profile::QUICK
-    } else {
-        Profile::STANDARD
-    };
-    let options = RunOptions {
-        profile,
-        ..RunOptions::default()
+    if args.lists_plants() {
+        print!("{}", PlantedBug::table());
+        return Ok(());
+    }
+    let options = match args.run_options() {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
     };
     if args.fleet_comparison {
         let rows = comparison::run_all(|line| eprintln!("{line}"));
@@ -132,7 +100,7 @@ fn main() -> anyhow::Result<()> {
                         eprintln!(
                             "seed {seed} FAILED: {}\n  reproduce: {}",
                             report.violations[0],
-                            reproduce_command(seed)
+                            reproduce_command(seed, &options)
                         );
                     }
                     let mut done = done.lock().unwrap_or_else(|p| p.into_inner());
@@ -159,15 +127,23 @@ fn main() -> anyhow::Result<()> {
     }
     let mut reports = std::mem::take(&mut *done.lock().unwrap_or_else(|p| p.into_inner()));
     reports.sort_by_key(|r| r.seed);
-    let summary = Summary::new(args.start, &reports, started.elapsed());
+    let summary = Summary::new(args.start, &reports, &options, started.elapsed());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print!("{}", summary.table(&reports));
     }
-    if summary.failures.is_empty() {
-        Ok(())
-    } else {
+    if !summary.failures.is_empty() {
         std::process::exit(1)
     }
+    let never = summary.never_evaluated();
+    if args.seeds >= SEEDS_THAT_MUST_EVALUATE_EVERY_INVARIANT && !never.is_empty() {
+        eprintln!(
+            "error: {} seeds never evaluated {}: their passes checked nothing",
+            args.seeds,
+            never.join(", ")
+        );
+        std::process::exit(1)
+    }
+    Ok(())
 }

@@ -14,20 +14,32 @@ use switchyard_store::RaftRuntime;
 
 use crate::checker::{Checker, DEPENDENCY_DIES_AFTER_HEAL_MS};
 use crate::clock::EPOCH_MS;
-use crate::cluster::{Cluster, node_host};
+use crate::cluster::Cluster;
 use crate::dependency::{CallTally, Dependency, Health};
-use crate::faults::{Fault, ScheduledFault};
-use crate::fleet::{Fleet, FleetOptions, instance_host};
-use crate::invariants::{NodeView, Violation};
+use crate::faults::Fault;
+use crate::fleet::{Cut, Fleet, FleetOptions};
+use crate::invariants::{Evaluations, Violation};
+use crate::plant::{PlantGuard, PlantedBug};
 use crate::scenario::{Profile, Scenario};
+use crate::world::{Links, World};
+
+/// When [`PlantedBug::CorruptEntry`] strikes, simulated ms.
+const CORRUPT_AT_MS: u64 = 3_000;
 
 /// How to run a seed.
 #[derive(Debug, Clone, Copy)]
 pub struct RunOptions {
     /// Durations and fleet sizes.
     pub profile: Profile,
-    /// Fleet behaviour (including the planted bug).
+    /// Fleet behaviour (including the planted bug, if any).
     pub fleet: FleetOptions,
+}
+
+impl RunOptions {
+    /// The planted bug, if any.
+    pub fn plant(&self) -> Option<PlantedBug> {
+        self.fleet.plant
+    }
 }
 
 impl Default for RunOptions {
@@ -58,8 +70,10 @@ pub struct RunReport {
     pub leaders_seen: usize,
     /// Highest committed index seen.
     pub committed_max: u64,
-    /// Applied indexes whose state digests were compared.
+    /// Distinct applied indexes whose state digests were read.
     pub digests_compared: usize,
+    /// How many times each invariant evaluated something.
+    pub evaluations: Evaluations,
     /// Calls that reached (or were kept from) the dependency.
     pub tally: CallTally,
     /// First time after the first outage began when no instance admitted ordinary calls.
@@ -141,245 +155,6 @@ pub fn run_seed(seed: u64, options: RunOptions) -> RunReport {
     run_scenario(&Scenario::from_seed(seed, options.profile), options.fleet)
 }
 
-/// Directed link cuts, counted so overlapping faults undo cleanly.
-#[derive(Debug, Default)]
-struct Links {
-    cuts: BTreeMap<(String, String), u32>,
-}
-
-impl Links {
-    fn cut(&mut self, sim: &mut turmoil::Sim<'_>, from: &str, to: &str) {
-        let n = self.cuts.entry((from.into(), to.into())).or_default();
-        *n += 1;
-        if *n == 1 {
-            sim.partition_oneway(from, to);
-        }
-    }
-
-    fn uncut(&mut self, sim: &mut turmoil::Sim<'_>, from: &str, to: &str) {
-        let key = (from.to_string(), to.to_string());
-        if let Some(n) = self.cuts.get_mut(&key) {
-            *n -= 1;
-            if *n == 0 {
-                self.cuts.remove(&key);
-                sim.repair_oneway(from, to);
-            }
-        }
-    }
-}
-
-/// A fault in force and what undoes it.
-#[derive(Debug)]
-struct Active {
-    ends_at_ms: u64,
-    undo: Undo,
-}
-
-#[derive(Debug)]
-enum Undo {
-    Links(Vec<(String, String)>),
-    Restart(u64),
-    Latency,
-    MessageLoss,
-    Dependency,
-    Sick,
-    Nothing,
-}
-
-struct World<'a> {
-    sim: turmoil::Sim<'a>,
-    scenario: Scenario,
-    cluster: Cluster,
-    dependency: Dependency,
-    links: Links,
-    crashed: BTreeMap<u64, u32>,
-    active: Vec<Active>,
-}
-
-impl World<'_> {
-    fn apply(&mut self, now_ms: u64, scheduled: &ScheduledFault, trace: &mut crate::trace::Trace) {
-        let ends_at_ms = now_ms + scheduled.duration_ms;
-        let undo = match &scheduled.fault {
-            Fault::PartitionNodes { a, b, one_way } => {
-                let mut cut = vec![(node_host(*a), node_host(*b))];
-                if !one_way {
-                    cut.push((node_host(*b), node_host(*a)));
-                }
-                self.cut_all(&cut);
-                Undo::Links(cut)
-            }
-            Fault::IsolateLeader => {
-                let leader = self
-                    .cluster
-                    .live()
-                    .values()
-                    .map(NodeView::of)
-                    .filter(|v| v.state == openraft::ServerState::Leader)
-                    .max_by_key(|v| v.term)
-                    .map(|v| v.id);
-                match leader {
-                    Some(leader) => {
-                        trace.line(now_ms, format_args!("isolating leader node{leader}"));
-                        let mut cut = Vec::new();
-                        for other in (1..=self.scenario.nodes).filter(|n| *n != leader) {
-                            cut.push((node_host(leader), node_host(other)));
-                            cut.push((node_host(other), node_host(leader)));
-                        }
-                        self.cut_all(&cut);
-                        Undo::Links(cut)
-                    }
-                    None => Undo::Nothing,
-                }
-            }
-            Fault::PartitionFleet {
-                first,
-                last,
-                node,
-                one_way,
-            } => {
-                let mut cut = Vec::new();
-                for i in *first..=*last {
-                    cut.push((node_host(*node), instance_host(i)));
-                    if !one_way {
-                        cut.push((instance_host(i), node_host(*node)));
-                    }
-                }
-                self.cut_all(&cut);
-                Undo::Links(cut)
-            }
-            Fault::CrashNode { node } => {
-                let n = self.crashed.entry(*node).or_default();
-                *n += 1;
-                if *n == 1 {
-                    self.cluster.forget(*node);
-                    self.power_off(*node);
-                    self.cluster.disks[node].crash();
-                }
-                Undo::Restart(*node)
-            }
-            Fault::Latency { max_ms } => {
-                self.sim
-                    .set_max_message_latency(Duration::from_millis(*max_ms));
-                Undo::Latency
-            }
-            Fault::MessageLoss { fail_per_mille } => {
-                self.sim.set_fail_rate(*fail_per_mille as f64 / 1_000.0);
-                Undo::MessageLoss
-            }
-            Fault::DependencyDown => {
-                self.dependency.set_health(Health::Down);
-                Undo::Dependency
-            }
-            Fault::DependencySlow { latency_ms } => {
-                self.dependency.set_health(Health::Slow(*latency_ms));
-                Undo::Dependency
-            }
-            Fault::DependencyNoisy { fail_per_mille } => {
-                self.dependency.set_health(Health::Noisy(*fail_per_mille));
-                Undo::Dependency
-            }
-            Fault::InstanceSick { instance } => {
-                self.dependency.set_sick_instance(Some(*instance));
-                Undo::Sick
-            }
-        };
-        self.active.push(Active { ends_at_ms, undo });
-    }
-
-    /// Stops node `node`'s host as a power loss does: its software dies, and the packets in
-    /// flight to or from it are lost, as are the FIN and RST segments turmoil would send for
-    /// its sockets as they are dropped. Peers learn of the crash when they next send to it.
-    ///
-    /// Why every link of the host is cut, both ways, while it stops (besides fidelity to a
-    /// power loss): tokio drops a stopped runtime's tasks in an order set by process-wide
-    /// task ids, so the order of those segments, and of the simulated network's random draws
-    /// for them, would depend on what else the process had run, and a seed run beside or
-    /// after others would not replay. On a link cut both ways a segment is dropped whatever
-    /// the draw, and the draws are as many in any order.
-    fn power_off(&mut self, node: u64) {
-        let host = node_host(node);
-        let others: Vec<String> = (1..=self.scenario.nodes)
-            .filter(|n| *n != node)
-            .map(node_host)
-            .chain((0..self.scenario.instances).map(instance_host))
-            .collect();
-        let silenced: Vec<(String, String)> = others
-            .iter()
-            .flat_map(|other| [(host.clone(), other.clone()), (other.clone(), host.clone())])
-            .collect();
-        self.cut_all(&silenced);
-        self.sim.crash(host);
-        for (from, to) in &silenced {
-            self.links.uncut(&mut self.sim, from, to);
-        }
-    }
-
-    fn cut_all(&mut self, cut: &[(String, String)]) {
-        for (from, to) in cut {
-            self.links.cut(&mut self.sim, from, to);
-        }
-    }
-
-    fn undo(&mut self, undo: Undo) {
-        match undo {
-            Undo::Links(cut) => {
-                for (from, to) in cut {
-                    self.links.uncut(&mut self.sim, &from, &to);
-                }
-            }
-            Undo::Restart(node) => {
-                let n = self.crashed.entry(node).or_default();
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    self.crashed.remove(&node);
-                    self.sim.bounce(node_host(node));
-                }
-            }
-            Undo::Latency => {
-                if !self.active.iter().any(|a| matches!(a.undo, Undo::Latency)) {
-                    self.sim.set_max_message_latency(Duration::from_millis(
-                        self.scenario.latency_max_ms,
-                    ));
-                }
-            }
-            Undo::MessageLoss => {
-                if !self
-                    .active
-                    .iter()
-                    .any(|a| matches!(a.undo, Undo::MessageLoss))
-                {
-                    self.sim.set_fail_rate(0.0);
-                }
-            }
-            Undo::Dependency => {
-                if !self
-                    .active
-                    .iter()
-                    .any(|a| matches!(a.undo, Undo::Dependency))
-                {
-                    self.dependency.set_health(Health::Healthy);
-                }
-            }
-            Undo::Sick => self.dependency.set_sick_instance(None),
-            Undo::Nothing => {}
-        }
-    }
-
-    fn undo_due(&mut self, now_ms: u64, all: bool) {
-        loop {
-            let Some(pos) = self
-                .active
-                .iter()
-                .position(|a| all || a.ends_at_ms <= now_ms)
-            else {
-                return;
-            };
-            let active = self.active.remove(pos);
-            self.undo(active.undo);
-        }
-    }
-}
-
 /// Runs `scenario` with the fleet behaving as `fleet_options` says.
 pub fn run_scenario(scenario: &Scenario, fleet_options: FleetOptions) -> RunReport {
     let step = scenario.step();
@@ -395,21 +170,26 @@ pub fn run_scenario(scenario: &Scenario, fleet_options: FleetOptions) -> RunRepo
         .epoch(UNIX_EPOCH + Duration::from_millis(EPOCH_MS))
         .tcp_capacity(4_096)
         .build();
-    let cluster = Cluster::new(scenario.nodes);
+    let cluster = Cluster::new(scenario.nodes, scenario.flush_latency_ms);
     let dependency = Dependency::new(scenario.dependency_latency_ms, scenario.seed);
     let fleet = Fleet::new(scenario.instances);
+    // Dropped last: the planted bug and the SDK observer stay in force for the whole run.
+    let _plant = PlantGuard::new(fleet_options.plant);
+    fleet.observe_updates();
     let mut world = World {
         sim,
         scenario: scenario.clone(),
         cluster: cluster.clone(),
+        fleet: fleet.clone(),
         dependency: dependency.clone(),
+        plant: fleet_options.plant,
         links: Links::default(),
         crashed: BTreeMap::new(),
         active: Vec::new(),
     };
     if !fleet_options.local_only {
         for id in 1..=scenario.nodes {
-            cluster.add_host(&mut world.sim, scenario, id);
+            cluster.add_host(&mut world.sim, scenario, id, fleet_options.plant);
         }
     }
     for i in 0..scenario.instances {
@@ -423,6 +203,7 @@ pub fn run_scenario(scenario: &Scenario, fleet_options: FleetOptions) -> RunRepo
     let dies_at_ms = heal_at_ms + DEPENDENCY_DIES_AFTER_HEAL_MS;
     let mut healed = false;
     let mut died = false;
+    let mut corrupted = false;
     let first_outage_ms = scenario
         .faults
         .iter()
@@ -437,14 +218,25 @@ pub fn run_scenario(scenario: &Scenario, fleet_options: FleetOptions) -> RunRepo
                 now_ms,
                 format_args!("fault {:?} for {} ms", f.fault, f.duration_ms),
             );
-            world.apply(now_ms, f, &mut checker.trace);
+            world.apply(now_ms, f, &mut checker);
         }
         if !healed && now_ms >= heal_at_ms {
             healed = true;
-            world.undo_due(now_ms, true);
+            if let Some((cut_at_ms, _)) = scenario.fleet_cut() {
+                checker.fleet_cut_heals(&fleet, cut_at_ms);
+                fleet.set_cut(Cut::HealedAt(now_ms));
+            }
+            world.undo_due(now_ms, true, &mut checker);
             checker.trace.controlled(now_ms, "heal");
         } else {
-            world.undo_due(now_ms, false);
+            world.undo_due(now_ms, false, &mut checker);
+        }
+        if !corrupted
+            && fleet_options.plant == Some(PlantedBug::CorruptEntry)
+            && now_ms >= CORRUPT_AT_MS
+        {
+            corrupted = true;
+            world.corrupt_entry();
         }
         if !died && !fleet_options.local_only && now_ms >= dies_at_ms {
             died = true;
@@ -503,6 +295,7 @@ pub fn run_scenario(scenario: &Scenario, fleet_options: FleetOptions) -> RunRepo
         leaders_seen,
         committed_max,
         digests_compared,
+        evaluations: checker.evaluations(),
         tally: dependency.tally(),
         fleet_open_at_ms,
         fleet_closed_at_ms,

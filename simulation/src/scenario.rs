@@ -59,7 +59,7 @@ impl Profile {
         liveness_ms: 22_000,
         fleet_min: 10,
         fleet_max: 12,
-        faults_max: 5,
+        faults_max: 7,
     };
 }
 
@@ -90,6 +90,8 @@ pub struct Scenario {
     pub latency_max_ms: u64,
     /// The dependency's normal latency, ms.
     pub dependency_latency_ms: u64,
+    /// How long a disk flush takes, ms: writes become durable (survive a crash) only then.
+    pub flush_latency_ms: u64,
     /// The breaker policy the operator installs (`None`: the defaults, as in the fleet
     /// comparison).
     pub policy: Option<Policy>,
@@ -144,6 +146,7 @@ impl Scenario {
             latency_min_ms: 1,
             latency_max_ms: rng.range(2, 10),
             dependency_latency_ms: rng.range(5, 30),
+            flush_latency_ms: rng.range(5, 20),
             policy: Some(policy),
             faults: Vec::new(),
             raft_seed: SimRng::new(seed, RAFT_STREAM).next_u64(),
@@ -173,10 +176,18 @@ impl Scenario {
         self.profile.safety_ms + self.profile.liveness_ms
     }
 
+    /// When the fleet is cut off from every node, if it is: `(from_ms, until_ms)`.
+    pub fn fleet_cut(&self) -> Option<(u64, u64)> {
+        self.faults
+            .iter()
+            .find(|f| f.fault == Fault::IsolateFleet)
+            .map(|f| (f.at_ms, f.at_ms + f.duration_ms))
+    }
+
     /// One line describing the scenario, for the trace.
     pub fn describe(&self) -> String {
         format!(
-            "seed={} nodes={} instances={} calls_per_s={} heartbeat_ms={} election_timeouts_ms={:?} snapshot_every={} latency_ms={}..{} faults={}",
+            "seed={} nodes={} instances={} calls_per_s={} heartbeat_ms={} election_timeouts_ms={:?} snapshot_every={} latency_ms={}..{} flush_ms={} faults={}{}",
             self.seed,
             self.nodes,
             self.instances,
@@ -186,7 +197,13 @@ impl Scenario {
             self.snapshot_every_entries,
             self.latency_min_ms,
             self.latency_max_ms,
-            self.faults.len()
+            self.flush_latency_ms,
+            self.faults.len(),
+            if self.fleet_cut().is_some() {
+                " fleet_cut"
+            } else {
+                ""
+            }
         )
     }
 }

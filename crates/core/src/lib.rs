@@ -32,6 +32,7 @@
 //! - `audit` — [`AuditLog`], every decision with who, when and why.
 //! - `sla` — [`SlaReport`], hourly SLA aggregates and reports.
 //! - `state` — [`CoordinatorState`], the replicated state machine and its one `apply`.
+//! - `plant` — simulation-only planted bugs and observation hooks (off, and free, in production).
 
 mod actor;
 mod audit;
@@ -48,6 +49,7 @@ pub mod hash;
 mod instance;
 mod key;
 mod local;
+pub mod plant;
 mod policy;
 mod policy_file;
 mod policy_serde;

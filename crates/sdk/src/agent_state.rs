@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 
+use switchyard_core::plant::{self, Plant, planted};
 use switchyard_core::{
     BreakerKey, BreakerState, DELTA_COUNT_MAX, FleetRetries, InstanceId, LocalBreaker, Policy,
     ProbeOutcome, Tier,
@@ -217,10 +218,14 @@ impl AgentState {
     /// decoded by proto's conversion, the same rules every reader of the wire applies.
     pub(crate) fn apply_event(&mut self, event: pb::WatchEvent, now_ms: u64) -> bool {
         self.tracker.contact(now_ms);
-        if event.applied_index < self.applied_index {
+        let ignored = planted(Plant::IgnoreWatch) && self.applied_index > 0;
+        if ignored
+            || (event.applied_index < self.applied_index && !planted(Plant::AcceptOlderIndex))
+        {
             self.refresh(now_ms);
             return false;
         }
+        let index = event.applied_index;
         let event = match convert::WatchedEvent::try_from(event) {
             Ok(event) => event,
             Err(e) => {
@@ -229,6 +234,7 @@ impl AgentState {
                 return false;
             }
         };
+        plant::observe_decision_index(self.config.instance.as_str(), self.applied_index, index);
         match event.update {
             WatchUpdate::Snapshot { breakers, scopes } => {
                 self.cluster.clear();

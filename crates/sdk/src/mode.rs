@@ -31,6 +31,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use switchyard_core::plant::{Plant, planted};
+
 /// How the SDK is deciding right now. See the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
@@ -113,6 +115,9 @@ impl ModeTracker {
 
     /// Records contact with the cluster (a watch event arrived) at `now_ms`.
     pub fn contact(&mut self, now_ms: u64) {
+        if planted(Plant::StickyLocalOnly) && self.mode_at(now_ms) == Mode::LocalOnly {
+            return;
+        }
         self.last_contact_ms = Some(self.last_contact_ms.map_or(now_ms, |t| t.max(now_ms)));
     }
 
@@ -133,7 +138,7 @@ impl ModeTracker {
                 let silent_ms = now_ms.saturating_sub(t);
                 if silent_ms < stale_ms {
                     Mode::Cluster
-                } else if silent_ms <= fallback_ms {
+                } else if silent_ms <= fallback_ms || planted(Plant::NoFallback) {
                     Mode::Stale
                 } else {
                     Mode::LocalOnly

@@ -235,33 +235,50 @@ type Tree = BTreeMap<Vec<u8>, Vec<u8>>;
 struct MemState {
     /// What reads see.
     live: [Tree; 3],
-    /// What survives a crash: the state as of the last flush.
+    /// What survives a crash: every write whose flush completed.
     durable: [Tree; 3],
-    /// Writes since the last flush, in order.
-    unsynced: Vec<(TreeId, Op)>,
-    /// Total flushes, for tests.
+    /// Writes not yet durable, in order, each with its sequence number.
+    unsynced: Vec<(u64, TreeId, Op)>,
+    /// The sequence number of the next write.
+    next_seq: u64,
+    /// Flushes completed, for tests.
     flushes: u64,
+    /// How long a flush takes (zero: it completes as it is called).
+    flush_latency: std::time::Duration,
 }
 
 /// An in-memory disk that survives the loss of its host and forgets unflushed writes on
 /// [`MemDisk::crash`]. Cloning shares the same disk (the simulation keeps one per node outside
 /// the node's host, and hands it to each incarnation of the node).
+///
+/// A flush can take time ([`MemDisk::with_flush_latency`]), as an fsync does: it covers the
+/// writes made before it was called, and they become durable only when it completes. A crash
+/// that lands in between (the host's runtime, and the pending flush with it, dropped) loses
+/// them, so code that acknowledges a write before its flush has completed is caught.
 #[derive(Debug, Clone, Default)]
 pub struct MemDisk {
     state: Arc<Mutex<MemState>>,
 }
 
 impl MemDisk {
-    /// An empty disk.
+    /// An empty disk whose flushes complete at once.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty disk whose flushes take `latency` (of the async runtime's clock; zero: they
+    /// complete at once, outside any runtime too).
+    pub fn with_flush_latency(latency: std::time::Duration) -> Self {
+        let disk = Self::default();
+        disk.lock().flush_latency = latency;
+        disk
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, MemState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Simulates power loss: every write since the last flush is gone.
+    /// Simulates power loss: every write whose flush has not completed is gone.
     pub fn crash(&self) {
         let mut s = self.lock();
         s.live = s.durable.clone();
@@ -273,9 +290,41 @@ impl MemDisk {
         self.lock().unsynced.len()
     }
 
-    /// Flushes so far.
+    /// Flushes completed so far.
     pub fn flushes(&self) -> u64 {
         self.lock().flushes
+    }
+
+    /// The durable pairs of `tree` (what a crash now would leave), in key order.
+    pub fn durable_pairs(&self, tree: TreeId) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.lock().durable[tree.slot()]
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Removes `keys` of `tree` for good, durable copies included: what a store with a broken
+    /// recovery does to its own data (the simulation plants it; nothing else calls this).
+    pub fn lose(&self, tree: TreeId, keys: &[Vec<u8>]) {
+        let mut s = self.lock();
+        for key in keys {
+            s.live[tree.slot()].remove(key);
+            s.durable[tree.slot()].remove(key);
+        }
+    }
+
+    fn complete_flush(&self, upto_seq: u64) {
+        let mut s = self.lock();
+        let done = s
+            .unsynced
+            .iter()
+            .take_while(|(q, _, _)| *q < upto_seq)
+            .count();
+        let flushed: Vec<(u64, TreeId, Op)> = s.unsynced.drain(..done).collect();
+        for (_, tree, op) in flushed {
+            apply_op(&mut s.durable[tree.slot()], op);
+        }
+        s.flushes += 1;
     }
 }
 
@@ -309,7 +358,9 @@ impl Disk for MemDisk {
         let mut s = self.lock();
         for op in ops {
             apply_op(&mut s.live[tree.slot()], op.clone());
-            s.unsynced.push((tree, op));
+            let seq = s.next_seq;
+            s.next_seq += 1;
+            s.unsynced.push((seq, tree, op));
         }
         Ok(())
     }
@@ -362,13 +413,19 @@ impl Disk for MemDisk {
     }
 
     fn flush(&self) -> BoxFuture<'_, io::Result<()>> {
-        let mut s = self.lock();
-        let unsynced = std::mem::take(&mut s.unsynced);
-        for (tree, op) in unsynced {
-            apply_op(&mut s.durable[tree.slot()], op);
+        let (upto_seq, latency) = {
+            let s = self.lock();
+            (s.next_seq, s.flush_latency)
+        };
+        if latency.is_zero() {
+            self.complete_flush(upto_seq);
+            return Box::pin(async { Ok(()) });
         }
-        s.flushes += 1;
-        Box::pin(async { Ok(()) })
+        Box::pin(async move {
+            tokio::time::sleep(latency).await;
+            self.complete_flush(upto_seq);
+            Ok(())
+        })
     }
 
     fn size_on_disk(&self) -> u64 {
@@ -404,6 +461,34 @@ mod tests {
         disk.crash();
         assert_eq!(disk.get(TreeId::Log, b"a").unwrap(), Some(b"1".to_vec()));
         assert_eq!(disk.get(TreeId::Log, b"b").unwrap(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_crash_before_a_slow_flush_completes_loses_the_writes_it_covers() {
+        let disk = MemDisk::with_flush_latency(std::time::Duration::from_millis(10));
+        disk.apply(TreeId::Log, vec![Op::Put(b"a".to_vec(), b"1".to_vec())])
+            .unwrap();
+        disk.flush().await.unwrap();
+        assert_eq!(disk.durable_pairs(TreeId::Log).len(), 1);
+        disk.apply(TreeId::Log, vec![Op::Put(b"b".to_vec(), b"2".to_vec())])
+            .unwrap();
+        // phase: a flush is under way (polled once, not complete) when the power goes
+        let mut pending = disk.flush();
+        assert!(futures::poll!(&mut pending).is_pending());
+        drop(pending);
+        disk.crash();
+        assert_eq!(disk.get(TreeId::Log, b"b").unwrap(), None);
+        assert_eq!(disk.get(TreeId::Log, b"a").unwrap(), Some(b"1".to_vec()));
+        // phase: a write made after a flush began is not covered by it
+        disk.apply(TreeId::Log, vec![Op::Put(b"c".to_vec(), b"3".to_vec())])
+            .unwrap();
+        let flush = disk.flush();
+        disk.apply(TreeId::Log, vec![Op::Put(b"d".to_vec(), b"4".to_vec())])
+            .unwrap();
+        flush.await.unwrap();
+        disk.crash();
+        assert_eq!(disk.get(TreeId::Log, b"c").unwrap(), Some(b"3".to_vec()));
+        assert_eq!(disk.get(TreeId::Log, b"d").unwrap(), None);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

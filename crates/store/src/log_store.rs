@@ -16,6 +16,7 @@ use openraft::alias::{EntryOf, LogIdOf, VoteOf};
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader};
+use switchyard_core::plant::{Plant, planted};
 
 use crate::TypeConfig;
 use crate::codec;
@@ -254,6 +255,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &VoteOf<TypeConfig>) -> Result<(), io::Error> {
+        if planted(Plant::VoteNotPersisted) {
+            return Ok(());
+        }
         self.put_meta(KEY_VOTE, vote)?;
         self.disk.flush().await
     }
@@ -303,6 +307,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.cache().extend(entries.into_iter().zip(sizes));
         // Flush before telling openraft the entries are durable: openraft acknowledges appends
         // to the leader (and the leader commits) only after this callback.
+        if planted(Plant::AckBeforeFlush) {
+            // The planted bug: acknowledged now, flushed whenever something else flushes.
+            callback.io_completed(Ok(()));
+            return Ok(());
+        }
         let flushed = self.disk.flush().await;
         let reported = match &flushed {
             Ok(()) => Ok(()),

@@ -21,6 +21,7 @@ use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
+use switchyard_core::plant::{Plant, planted};
 use switchyard_core::{ApplyContext, CoordinatorState, Effect};
 use tokio::sync::{broadcast, watch};
 
@@ -243,10 +244,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         (None, Vec::new())
                     }
                     EntryPayload::Normal(request) => {
-                        let ctx = ApplyContext {
+                        let mut ctx = ApplyContext {
                             index,
                             stamped_ms: request.stamped_ms,
                         };
+                        // The planted bug: the proposing node (the one holding a responder)
+                        // applies at a time of its own instead of the stamped one.
+                        if responder.is_some() && planted(Plant::NondeterministicApply) {
+                            ctx.stamped_ms += 1_500;
+                        }
                         let outcome = data.core.apply(ctx, &request.envelope);
                         let effects = match &outcome {
                             Ok(applied) => applied.effects.clone(),

@@ -1,26 +1,36 @@
-//! Committed entries are never lost or changed.
+//! Committed entries are never lost or changed, on any node.
 //!
 //! Every entry at or below a running node's commit index is recorded the first time it is
-//! seen; from then on, any node's log at or below *its own* commit index must hold the same
-//! entry there (a node may hold a stale, uncommitted entry above its commit index; that is
-//! allowed and is overwritten by the leader). And the leader with the greatest vote must
-//! hold every committed entry above its purge point: a leader missing one would replicate
-//! a history without it (Raft's leader completeness).
+//! seen. Then, for *every* node (running or crashed), from its disk:
+//!
+//! - its log at or below its own commit index holds the same entries (a node may hold a
+//!   stale, uncommitted entry above its commit index; the leader overwrites it);
+//! - a committed entry it once held *durably* (in what survives a crash) it holds still,
+//!   unless a snapshot purged it: a follower that drops one on restart is caught, even though
+//!   the leader would quietly send it again;
+//! - when it crashes, every entry it acknowledged as flushed (the leader's `matched` for it)
+//!   survives: a store that acknowledges before its flush completes is caught there;
+//! - the leader with the greatest vote holds every committed entry of earlier terms above its
+//!   purge point (Raft's leader completeness).
 
 use std::collections::BTreeMap;
 
 use openraft::ServerState;
 
-use super::{LogEntryId, NodeView, StoredLog, Violation};
+use super::{DurableLog, LogEntryId, NodeView, StoredLog, Violation};
 
-/// Committed entries seen so far, by index.
+/// Committed entries seen so far, by index, and what each node held durably.
 #[derive(Debug, Default)]
 pub struct CommittedDurable {
     committed: BTreeMap<u64, LogEntryId>,
+    /// Per node: the highest committed index it has held durably.
+    held: BTreeMap<u64, u64>,
+    evaluated: u64,
 }
 
 impl CommittedDurable {
-    /// Checks the running nodes' `views` against their stored `logs`.
+    /// Records the committed entries the running nodes' `views` and their `logs` show, and
+    /// checks them against the logs.
     pub fn observe(
         &mut self,
         views: &[NodeView],
@@ -50,47 +60,234 @@ impl CommittedDurable {
                 }
             }
         }
-        // Leader completeness: the leader with the greatest term holds every committed entry
-        // of earlier terms.
+        self.leader_completeness(views, logs, at_ms, out);
+    }
+
+    /// Checks node `node`'s durable log: every committed entry it once held durably, above its
+    /// purge point, it still holds.
+    pub fn observe_durable(
+        &mut self,
+        node: u64,
+        durable: &DurableLog,
+        at_ms: u64,
+        out: &mut Vec<Violation>,
+    ) {
+        self.evaluated += 1;
+        let held = self.held.get(&node).copied().unwrap_or(0);
+        let above_purge = (held > durable.purged).then_some(durable.purged + 1..=held);
+        for (index, known) in above_purge.map_or_else(Default::default, |r| self.committed.range(r))
+        {
+            match durable.log.get(index) {
+                Some(entry) if entry == known => {}
+                Some(entry) => out.push(Violation::CommittedDurable {
+                    node,
+                    index: *index,
+                    what: format!(
+                        "durably holds {} where {} was committed",
+                        entry.leader_id, known.leader_id
+                    ),
+                    at_ms,
+                }),
+                None => {
+                    out.push(Violation::CommittedDurable {
+                        node,
+                        index: *index,
+                        what: format!(
+                            "lost it (it held it durably; its durable log now ends at {})",
+                            durable.log.keys().next_back().copied().unwrap_or(0)
+                        ),
+                        at_ms,
+                    });
+                    return;
+                }
+            }
+        }
+        let newly_held = durable
+            .log
+            .iter()
+            .rev()
+            .find(|(index, entry)| self.committed.get(index) == Some(entry))
+            .map_or(0, |(index, _)| *index);
+        self.held.insert(node, held.max(newly_held));
+    }
+
+    /// Node `node` has just crashed, leaving `durable`; `acknowledged` is the last index the
+    /// leader counted as flushed on it. Every entry up to there must have survived.
+    pub fn observe_crash(
+        &mut self,
+        node: u64,
+        acknowledged: u64,
+        durable: &DurableLog,
+        at_ms: u64,
+        out: &mut Vec<Violation>,
+    ) {
+        self.evaluated += 1;
+        let last = durable.log.keys().next_back().copied().unwrap_or(0);
+        if acknowledged > durable.purged && acknowledged > last {
+            out.push(Violation::CommittedDurable {
+                node,
+                index: acknowledged,
+                what: format!(
+                    "acknowledged as flushed, lost in a crash (its durable log ends at {last})"
+                ),
+                at_ms,
+            });
+        }
+    }
+
+    fn leader_completeness(
+        &mut self,
+        views: &[NodeView],
+        logs: &[(u64, StoredLog)],
+        at_ms: u64,
+        out: &mut Vec<Violation>,
+    ) {
         let leader = views
             .iter()
             .filter(|v| v.state == ServerState::Leader)
             .max_by_key(|v| (v.term, v.id));
-        if let Some(leader) = leader
-            && let Some((_, log)) = logs.iter().find(|(id, _)| *id == leader.id)
+        let Some(leader) = leader else { return };
+        let Some((_, log)) = logs.iter().find(|(id, _)| *id == leader.id) else {
+            return;
+        };
+        let first_kept = log.keys().next().copied().unwrap_or(u64::MAX);
+        // A leader of a later term than the entry's must hold it; a stale leader of the same
+        // or an earlier term (still leading on its side of a partition) need not.
+        for (index, known) in self
+            .committed
+            .range(first_kept..)
+            .filter(|(_, known)| known.term() < leader.term)
         {
-            let first_kept = log.keys().next().copied().unwrap_or(u64::MAX);
-            // A leader of a later term than the entry's must hold it; a stale leader of the
-            // same or an earlier term (still leading on its side of a partition) need not.
-            for (index, known) in self
-                .committed
-                .range(first_kept..)
-                .filter(|(_, known)| known.term() < leader.term)
-            {
-                match log.get(index) {
-                    Some(entry) if entry == known => {}
-                    Some(entry) => out.push(Violation::CommittedDurable {
-                        node: leader.id,
-                        index: *index,
-                        what: format!(
-                            "leader holds {} where {} was committed",
-                            entry.leader_id, known.leader_id
-                        ),
-                        at_ms,
-                    }),
-                    None => out.push(Violation::CommittedDurable {
-                        node: leader.id,
-                        index: *index,
-                        what: "leader lost it".into(),
-                        at_ms,
-                    }),
-                }
-            }
+            let what = match log.get(index) {
+                Some(entry) if entry == known => continue,
+                Some(entry) => format!(
+                    "leader holds {} where {} was committed",
+                    entry.leader_id, known.leader_id
+                ),
+                None => "leader lost it".into(),
+            };
+            out.push(Violation::CommittedDurable {
+                node: leader.id,
+                index: *index,
+                what,
+                at_ms,
+            });
         }
     }
 
     /// The highest committed index seen.
     pub fn committed_max(&self) -> u64 {
         self.committed.keys().next_back().copied().unwrap_or(0)
+    }
+
+    /// Durable logs and crashes checked.
+    pub fn evaluated(&self) -> u64 {
+        self.evaluated
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::invariants::tests::{entry, node};
+
+    fn committed_log() -> StoredLog {
+        (1..=5).map(|i| (i, entry(1, 1, i))).collect()
+    }
+
+    fn leader_view() -> NodeView {
+        let mut v = node(1, ServerState::Leader, (1, 1, true));
+        v.commit_index = 5;
+        v.term = 1;
+        v
+    }
+
+    #[test]
+    fn a_node_keeping_its_committed_entries_passes() {
+        let mut check = CommittedDurable::default();
+        let mut out = Vec::new();
+        check.observe(&[leader_view()], &[(1, committed_log())], 10, &mut out);
+        let durable = DurableLog {
+            log: committed_log(),
+            purged: 0,
+        };
+        check.observe_durable(2, &durable, 10, &mut out);
+        // Purged by a snapshot up to 3: the rest is still there.
+        let purged = DurableLog {
+            log: (4..=5).map(|i| (i, entry(1, 1, i))).collect(),
+            purged: 3,
+        };
+        check.observe_durable(2, &purged, 20, &mut out);
+        check.observe_crash(2, 5, &purged, 20, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(check.committed_max(), 5);
+        assert_eq!(check.evaluated(), 3);
+    }
+
+    #[test]
+    fn a_follower_that_drops_a_committed_entry_is_caught() {
+        let mut check = CommittedDurable::default();
+        let mut out = Vec::new();
+        check.observe(&[leader_view()], &[(1, committed_log())], 10, &mut out);
+        check.observe_durable(
+            2,
+            &DurableLog {
+                log: committed_log(),
+                purged: 0,
+            },
+            10,
+            &mut out,
+        );
+        let mut shorter = committed_log();
+        shorter.remove(&5);
+        check.observe_durable(
+            2,
+            &DurableLog {
+                log: shorter,
+                purged: 0,
+            },
+            20,
+            &mut out,
+        );
+        assert!(
+            matches!(
+                &out[..],
+                [Violation::CommittedDurable {
+                    node: 2,
+                    index: 5,
+                    ..
+                }]
+            ),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn an_acknowledged_entry_lost_in_a_crash_is_caught() {
+        let mut check = CommittedDurable::default();
+        let mut out = Vec::new();
+        let mut shorter = committed_log();
+        shorter.remove(&5);
+        check.observe_crash(
+            3,
+            5,
+            &DurableLog {
+                log: shorter,
+                purged: 0,
+            },
+            30,
+            &mut out,
+        );
+        assert!(
+            matches!(
+                &out[..],
+                [Violation::CommittedDurable {
+                    node: 3,
+                    index: 5,
+                    ..
+                }]
+            ),
+            "{out:?}"
+        );
     }
 }

@@ -7,9 +7,11 @@
 
 use super::{StoredLog, Violation};
 
-/// Stateless; see the module docs.
+/// Counts pairs compared; see the module docs.
 #[derive(Debug, Default)]
-pub struct LogMatching;
+pub struct LogMatching {
+    evaluated: u64,
+}
 
 impl LogMatching {
     /// Checks every pair of `logs` (`(node, log)`).
@@ -24,6 +26,7 @@ impl LogMatching {
                     match matched {
                         None if entry_a.leader_id == entry_b.leader_id => {
                             matched = Some(*index);
+                            self.evaluated += 1;
                             if entry_a.digest != entry_b.digest {
                                 out.push(Violation::LogMatching {
                                     nodes: (*a, *b),
@@ -49,5 +52,49 @@ impl LogMatching {
                 }
             }
         }
+    }
+
+    /// Pairs of logs that shared an entry id, and so were compared.
+    pub fn evaluated(&self) -> u64 {
+        self.evaluated
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::invariants::tests::entry;
+
+    #[test]
+    fn logs_that_agree_below_a_shared_entry_pass() {
+        let a: StoredLog = (1..=4).map(|i| (i, entry(1, 1, i))).collect();
+        let mut b = a.clone();
+        b.insert(5, entry(2, 2, 5)); // a longer log is fine
+        let mut check = LogMatching::default();
+        let mut out = Vec::new();
+        check.observe(&[(1, a), (2, b)], 10, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(check.evaluated(), 1);
+    }
+
+    #[test]
+    fn a_stale_entry_below_a_shared_one_is_caught() {
+        let a: StoredLog = (1..=4).map(|i| (i, entry(1, 1, i))).collect();
+        let mut b = a.clone();
+        b.insert(2, entry(1, 3, 99)); // differs below the shared entry at 4
+        let mut check = LogMatching::default();
+        let mut out = Vec::new();
+        check.observe(&[(1, a), (2, b)], 10, &mut out);
+        assert!(
+            matches!(
+                &out[..],
+                [Violation::LogMatching {
+                    matching_index: 4,
+                    differing_index: 2,
+                    ..
+                }]
+            ),
+            "{out:?}"
+        );
     }
 }

@@ -1,27 +1,33 @@
-//! The invariants, one per file, each reporting its own variant of [`Violation`].
+//! The invariants, one per file, each reporting its own variant of [`Violation`] and counting
+//! how often it actually evaluated something ([`Evaluations`]), so that a pass that checked
+//! nothing shows as such.
 //!
-//! | module | property | when |
+//! | module | property | evaluated when |
 //! |---|---|---|
-//! | [`election_safety`] | at most one leader per Raft leader id | every step |
-//! | [`log_matching`] | equal entry ids at an index ⇒ equal logs up to it | every check |
-//! | [`committed_durable`] | committed entries are never lost or changed | every check |
-//! | [`state_digest`] | equal applied index ⇒ equal state digest | every check |
-//! | [`decision_index`] | no SDK ever accepts a lower decision index | every check |
-//! | [`probe_limit`] | trial calls and grants never exceed `probe_permits` | every step / check |
-//! | [`leader_liveness`] | after healing, a leader every node follows within a bound | liveness |
-//! | [`sdk_convergence`] | after healing, every SDK shows the cluster's decision within a bound | liveness |
-//! | [`dead_dependency`] | the fleet stops ordinary calls to a dead dependency within a bound | liveness |
+//! | [`election_safety`] | one node per leader id, leading on its own vote; votes survive restarts | a leader is seen; a restarted node's vote is compared |
+//! | [`log_matching`] | equal entry ids at an index ⇒ equal logs up to it | two logs share an entry id |
+//! | [`committed_durable`] | no node loses a committed entry it held durably, or an acknowledged one in a crash | a node's durable log is checked against committed entries; a crash |
+//! | [`state_digest`] | equal applied index ⇒ equal state digest | two nodes' digests meet at one index |
+//! | [`decision_index`] | no SDK ever accepts a lower decision index | every update an SDK applies |
+//! | [`probe_limit`] | trial calls and grants never exceed `probe_permits` | probes in flight or leases held |
+//! | [`leader_liveness`] | after healing, a leader every node follows within a bound | the liveness verdict |
+//! | [`sdk_convergence`] | after healing, every SDK shows the cluster's decision within a bound | the liveness verdict |
+//! | [`dead_dependency`] | the fleet stops ordinary calls to a dead dependency within a bound | the liveness verdict |
+//! | [`fail_static`] | cut off from every node: calls never wait, modes go stale then local-only on schedule, and back to cluster after the heal | calls made while cut off; instances judged |
 //!
 //! Election safety is checked per *leader id*, not per term: openraft's default
 //! `leader_id_adv` orders votes by `(term, node_id)`, so two nodes may legitimately lead in
 //! the same term one after the other (the later one's vote is greater and the earlier
-//! cannot commit any more). Every log identity comparison uses the committed leader id for
-//! the same reason.
+//! cannot commit any more). What makes two leaders of one leader id impossible is that every
+//! vote a node acted on survives its crashes; that is checked directly (a node's flushed vote,
+//! as its metrics show it, never goes back). Every log identity comparison uses the committed
+//! leader id for the same reason.
 
 pub mod committed_durable;
 pub mod dead_dependency;
 pub mod decision_index;
 pub mod election_safety;
+pub mod fail_static;
 pub mod leader_liveness;
 pub mod log_matching;
 pub mod probe_limit;
@@ -40,6 +46,105 @@ use switchyard_store::disk::{Disk, TreeId};
 
 use crate::rng::fnv1a;
 
+/// The invariants, for counts and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Invariant {
+    /// [`election_safety`].
+    ElectionSafety,
+    /// [`log_matching`].
+    LogMatching,
+    /// [`committed_durable`].
+    CommittedDurable,
+    /// [`state_digest`].
+    StateDigest,
+    /// [`decision_index`].
+    DecisionIndex,
+    /// [`probe_limit`].
+    ProbeLimit,
+    /// [`leader_liveness`].
+    LeaderLiveness,
+    /// [`sdk_convergence`].
+    SdkConvergence,
+    /// [`dead_dependency`].
+    DeadDependency,
+    /// [`fail_static`]: no call waits on the cluster.
+    CallLatency,
+    /// [`fail_static`]: stale, then local-only, on schedule.
+    FailStaticModes,
+    /// [`fail_static`]: back to cluster mode after the heal.
+    ClusterReturn,
+}
+
+impl Invariant {
+    /// Every invariant, in report order.
+    pub const ALL: [Invariant; 12] = [
+        Invariant::ElectionSafety,
+        Invariant::LogMatching,
+        Invariant::CommittedDurable,
+        Invariant::StateDigest,
+        Invariant::DecisionIndex,
+        Invariant::ProbeLimit,
+        Invariant::LeaderLiveness,
+        Invariant::SdkConvergence,
+        Invariant::DeadDependency,
+        Invariant::CallLatency,
+        Invariant::FailStaticModes,
+        Invariant::ClusterReturn,
+    ];
+
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::ElectionSafety => "election_safety",
+            Invariant::LogMatching => "log_matching",
+            Invariant::CommittedDurable => "committed_durable",
+            Invariant::StateDigest => "state_digest",
+            Invariant::DecisionIndex => "decision_index",
+            Invariant::ProbeLimit => "probe_limit",
+            Invariant::LeaderLiveness => "leader_liveness",
+            Invariant::SdkConvergence => "sdk_convergence",
+            Invariant::DeadDependency => "dead_dependency",
+            Invariant::CallLatency => "call_latency",
+            Invariant::FailStaticModes => "fail_static_modes",
+            Invariant::ClusterReturn => "cluster_return",
+        }
+    }
+
+    /// What one evaluation is, for the summary table.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Invariant::ElectionSafety => "leader views and restarted votes",
+            Invariant::LogMatching => "log pairs sharing an entry id",
+            Invariant::CommittedDurable => "durable logs and crashes checked",
+            Invariant::StateDigest => "cross-node digest comparisons",
+            Invariant::DecisionIndex => "SDK updates",
+            Invariant::ProbeLimit => "steps and checks with probes out",
+            Invariant::LeaderLiveness => "liveness verdicts",
+            Invariant::SdkConvergence => "convergence checks",
+            Invariant::DeadDependency => "dead-dependency verdicts",
+            Invariant::CallLatency => "calls while cut off",
+            Invariant::FailStaticModes => "instances judged",
+            Invariant::ClusterReturn => "instances judged",
+        }
+    }
+}
+
+/// How many times each invariant evaluated something in a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Evaluations([u64; Invariant::ALL.len()]);
+
+impl Evaluations {
+    /// Counts `n` evaluations of `invariant`.
+    pub fn add(&mut self, invariant: Invariant, n: u64) {
+        self.0[invariant as usize] += n;
+    }
+
+    /// Evaluations of `invariant`.
+    pub fn get(&self, invariant: Invariant) -> u64 {
+        self.0[invariant as usize]
+    }
+}
+
 /// A broken invariant: a bug in Switchyard (or in the simulation's planted bug).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Violation {
@@ -49,6 +154,17 @@ pub enum Violation {
         leader_id: String,
         /// The nodes that led with it.
         nodes: Vec<u64>,
+        /// When, simulated ms.
+        at_ms: u64,
+    },
+    /// A node's vote went back (a vote it acted on was lost).
+    VoteRegressed {
+        /// The node.
+        node: u64,
+        /// The vote it had, printed.
+        from: String,
+        /// The lower vote it showed later, printed.
+        to: String,
         /// When, simulated ms.
         at_ms: u64,
     },
@@ -127,6 +243,31 @@ pub enum Violation {
         last_call_ms: u64,
         /// The bound, ms.
         bound_ms: u64,
+    },
+    /// An SDK call waited on the cluster while the fleet was cut off.
+    CallLatency {
+        /// The instance.
+        instance: u64,
+        /// How long its call waited, ms.
+        waited_ms: u64,
+        /// The bound, ms.
+        bound_ms: u64,
+        /// When, simulated ms.
+        at_ms: u64,
+    },
+    /// An SDK did not go stale, then local-only, on schedule while cut off.
+    FailStaticModes {
+        /// The instance.
+        instance: u64,
+        /// What it did instead.
+        what: String,
+    },
+    /// Some SDKs were not back in cluster mode within the bound after the fleet's cut healed.
+    ClusterReturn {
+        /// The bound, ms after the heal.
+        bound_ms: u64,
+        /// Instances still out, with their mode.
+        lagging: Vec<String>,
     },
     /// A host's software failed (returned an error or panicked).
     HostFailed {
@@ -211,8 +352,58 @@ impl fmt::Display for Violation {
                 f,
                 "dead dependency: died at {died_at_ms} ms, last ordinary call at {last_call_ms} ms (bound {bound_ms} ms)"
             ),
+            Violation::VoteRegressed {
+                node,
+                from,
+                to,
+                at_ms,
+            } => write!(
+                f,
+                "election safety: node {node}'s vote went back from {from} to {to} at {at_ms} ms (a vote it acted on was lost)"
+            ),
+            Violation::CallLatency {
+                instance,
+                waited_ms,
+                bound_ms,
+                at_ms,
+            } => write!(
+                f,
+                "call latency: instance {instance} waited {waited_ms} ms on a call while cut off from the cluster (bound {bound_ms} ms) at {at_ms} ms"
+            ),
+            Violation::FailStaticModes { instance, what } => {
+                write!(f, "fail-static modes: instance {instance} {what}")
+            }
+            Violation::ClusterReturn { bound_ms, lagging } => write!(
+                f,
+                "cluster return: {} instances not back in cluster mode within {bound_ms} ms of the fleet's heal: {}",
+                lagging.len(),
+                lagging.join("; ")
+            ),
             Violation::HostFailed { error } => write!(f, "host failed: {error}"),
         }
+    }
+}
+
+impl Violation {
+    /// The invariant it breaks (`None`: a host failed outright).
+    pub fn invariant(&self) -> Option<Invariant> {
+        Some(match self {
+            Violation::ElectionSafety { .. } | Violation::VoteRegressed { .. } => {
+                Invariant::ElectionSafety
+            }
+            Violation::LogMatching { .. } => Invariant::LogMatching,
+            Violation::CommittedDurable { .. } => Invariant::CommittedDurable,
+            Violation::StateDigest { .. } => Invariant::StateDigest,
+            Violation::DecisionIndex { .. } => Invariant::DecisionIndex,
+            Violation::ProbeLimit { .. } => Invariant::ProbeLimit,
+            Violation::LeaderLiveness { .. } => Invariant::LeaderLiveness,
+            Violation::SdkConvergence { .. } => Invariant::SdkConvergence,
+            Violation::DeadDependency { .. } => Invariant::DeadDependency,
+            Violation::CallLatency { .. } => Invariant::CallLatency,
+            Violation::FailStaticModes { .. } => Invariant::FailStaticModes,
+            Violation::ClusterReturn { .. } => Invariant::ClusterReturn,
+            Violation::HostFailed { .. } => return None,
+        })
     }
 }
 
@@ -235,6 +426,10 @@ pub struct NodeView {
     pub applied_index: u64,
     /// Its last log index.
     pub last_log_index: u64,
+    /// Its flushed vote as `(term, node, committed)`, ordered as openraft orders votes.
+    pub vote: (u64, u64, bool),
+    /// As leader: the last index each voter (itself included) acknowledged as flushed.
+    pub matched: BTreeMap<u64, u64>,
 }
 
 impl NodeView {
@@ -243,17 +438,41 @@ impl NodeView {
         let metrics = node.raft().metrics();
         let m = metrics.borrow_watched();
         let status = node.raft_status();
+        let vote_leader_id = format!("{}", m.vote.leader_id());
         Self {
             id: status.node_id,
             state: m.state,
             leader: m.current_leader,
             term: m.current_term,
-            vote_leader_id: format!("{}", m.vote.leader_id()),
             commit_index: status.commit_index,
             applied_index: status.applied_index,
             last_log_index: status.last_log_index,
+            vote: (
+                leader_id_part(&vote_leader_id, 'T'),
+                leader_id_part(&vote_leader_id, 'N'),
+                m.vote.is_committed(),
+            ),
+            matched: m
+                .replication
+                .as_ref()
+                .map(|r| {
+                    r.iter()
+                        .map(|(id, log_id)| (*id, log_id.as_ref().map_or(0, |l| l.index())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            vote_leader_id,
         }
     }
+}
+
+/// The number after `part` in a printed leader id `T{term}-N{node}` (0 if absent).
+pub fn leader_id_part(leader_id: &str, part: char) -> u64 {
+    leader_id
+        .split('-')
+        .find_map(|p| p.strip_prefix(part))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// One stored log entry: its id (leader id and index) and the digest of its bytes.
@@ -285,6 +504,38 @@ pub fn read_log(disk: &MemDisk) -> StoredLog {
     let pairs = disk
         .range(TreeId::Log, Bound::Unbounded, Bound::Unbounded)
         .unwrap_or_default();
+    decode_log(pairs)
+}
+
+/// What of a node's log would survive a crash now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DurableLog {
+    /// The durable entries (purged keys not deleted yet included).
+    pub log: StoredLog,
+    /// The durable purge point: entries at or below it are gone by design.
+    pub purged: u64,
+}
+
+/// Reads the durable part of `disk`'s log and its purge point.
+pub fn read_durable(disk: &MemDisk) -> DurableLog {
+    let purged = disk
+        .durable_pairs(TreeId::Meta)
+        .into_iter()
+        .find(|(k, _)| k.as_slice() == b"last_purged")
+        .and_then(|(_, v)| {
+            switchyard_store::codec::decode::<
+                    openraft::alias::LogIdOf<switchyard_store::TypeConfig>,
+                >("last purged log id", &v)
+                .ok()
+        })
+        .map_or(0, |l| l.index());
+    DurableLog {
+        log: decode_log(disk.durable_pairs(TreeId::Log)),
+        purged,
+    }
+}
+
+fn decode_log(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> StoredLog {
     let mut log = StoredLog::new();
     for (key, value) in pairs {
         let Ok(bytes) = <[u8; 8]>::try_from(key.as_slice()) else {
@@ -306,4 +557,41 @@ pub fn read_log(disk: &MemDisk) -> StoredLog {
         );
     }
     log
+}
+
+/// Hand-built observations for the invariant modules' unit tests.
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A running node's view with `vote` `(term, node, committed)`.
+    pub(crate) fn node(id: u64, state: ServerState, vote: (u64, u64, bool)) -> NodeView {
+        NodeView {
+            id,
+            state,
+            leader: None,
+            term: vote.0,
+            vote_leader_id: format!("T{}-N{}", vote.0, vote.1),
+            commit_index: 0,
+            applied_index: 0,
+            last_log_index: 0,
+            vote,
+            matched: BTreeMap::new(),
+        }
+    }
+
+    /// A stored entry proposed by the leader of `(term, node)`; `salt` varies its bytes.
+    pub(crate) fn entry(term: u64, node: u64, salt: u64) -> LogEntryId {
+        LogEntryId {
+            leader_id: format!("T{term}-N{node}"),
+            digest: salt.wrapping_mul(0x9e37_79b9) ^ term,
+        }
+    }
+
+    #[test]
+    fn leader_id_parts_are_read_from_the_printed_form() {
+        assert_eq!(leader_id_part("T12-N3", 'T'), 12);
+        assert_eq!(leader_id_part("T12-N3", 'N'), 3);
+        assert_eq!(entry(4, 2, 0).term(), 4);
+    }
 }

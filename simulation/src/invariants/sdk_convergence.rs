@@ -18,6 +18,7 @@ pub struct SdkConvergence {
     /// When every instance first agreed with the cluster, ms.
     pub reached_at_ms: Option<u64>,
     lagging: Vec<String>,
+    evaluated: u64,
 }
 
 fn agrees(view: &InstanceView, state: BreakerState, updated_index: u64) -> bool {
@@ -44,6 +45,7 @@ impl SdkConvergence {
         if self.reached_at_ms.is_some() {
             return;
         }
+        self.evaluated += 1;
         let Some((state, updated_index)) = cluster else {
             self.lagging = vec!["the cluster has no decision for the breaker".into()];
             return;
@@ -71,5 +73,57 @@ impl SdkConvergence {
             lagging.truncate(5);
             out.push(Violation::SdkConvergence { bound_ms, lagging });
         }
+    }
+}
+
+impl SdkConvergence {
+    /// Checks of the whole fleet against the cluster's decision.
+    pub fn evaluated(&self) -> u64 {
+        self.evaluated
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(mode: Mode, index: u64, admission: Admission) -> InstanceView {
+        InstanceView {
+            mode,
+            decision_index: index,
+            admission,
+            ..InstanceView::default()
+        }
+    }
+
+    #[test]
+    fn a_fleet_showing_the_clusters_decision_passes() {
+        let mut check = SdkConvergence::default();
+        let fleet = [
+            view(Mode::Cluster, 12, Admission::RejectClusterOpen),
+            view(Mode::Cluster, 14, Admission::RejectClusterOpen),
+        ];
+        check.observe(&fleet, Some((BreakerState::Open, 12)), 500);
+        let mut out = Vec::new();
+        check.verdict(10_000, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(check.reached_at_ms, Some(500));
+    }
+
+    #[test]
+    fn an_instance_behind_the_decision_is_caught() {
+        let mut check = SdkConvergence::default();
+        let fleet = [
+            view(Mode::Cluster, 12, Admission::RejectClusterOpen),
+            view(Mode::Cluster, 3, Admission::Allow),
+        ];
+        check.observe(&fleet, Some((BreakerState::Open, 12)), 500);
+        let mut out = Vec::new();
+        check.verdict(10_000, &mut out);
+        assert!(
+            matches!(&out[..], [Violation::SdkConvergence { lagging, .. }] if lagging.len() == 1 && lagging[0].starts_with("app1")),
+            "{out:?}"
+        );
+        assert_eq!(check.evaluated(), 1);
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! At each check every running node's state machine is digested
 //! (`CoordinatorState::digest`) with its applied index; the first digest seen at an index
-//! is the reference for every later one, across nodes and restarts.
+//! is the reference for every later one, across nodes and restarts. Only a reading from
+//! *another* node than the reference's counts as a comparison.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,7 @@ use super::Violation;
 #[derive(Debug, Default)]
 pub struct StateDigest {
     seen: BTreeMap<u64, (u64, u64)>,
+    compared: u64,
 }
 
 impl StateDigest {
@@ -22,6 +24,9 @@ impl StateDigest {
                 continue;
             }
             let first = *self.seen.entry(index).or_insert((node, digest));
+            if first.0 != node {
+                self.compared += 1;
+            }
             if first.1 != digest {
                 out.push(Violation::StateDigest {
                     index,
@@ -33,8 +38,48 @@ impl StateDigest {
         }
     }
 
-    /// Distinct applied indexes compared.
+    /// Distinct applied indexes seen.
     pub fn indexes_seen(&self) -> usize {
         self.seen.len()
+    }
+
+    /// Cross-node comparisons made.
+    pub fn evaluated(&self) -> u64 {
+        self.compared
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_states_at_equal_indexes_pass_and_count_only_cross_node_comparisons() {
+        let mut check = StateDigest::default();
+        let mut out = Vec::new();
+        check.observe(
+            &[(1, 7, 0xaa), (1, 7, 0xaa), (2, 7, 0xaa), (3, 8, 0xbb)],
+            10,
+            &mut out,
+        );
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(check.evaluated(), 1);
+        assert_eq!(check.indexes_seen(), 2);
+    }
+
+    #[test]
+    fn different_states_at_one_index_are_caught() {
+        let mut check = StateDigest::default();
+        let mut out = Vec::new();
+        check.observe(&[(1, 7, 0xaa), (2, 7, 0xab)], 10, &mut out);
+        assert_eq!(
+            out,
+            vec![Violation::StateDigest {
+                index: 7,
+                first: (1, 0xaa),
+                second: (2, 0xab),
+                at_ms: 10
+            }]
+        );
     }
 }
