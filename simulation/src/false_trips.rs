@@ -87,7 +87,7 @@ pub fn measure(noise: Noise, minutes: u64, policy: Policy) -> Row {
         &scenario(noise, minutes, policy),
         FleetOptions {
             local_only: false,
-            greedy_probes: false,
+            ..FleetOptions::default()
         },
     );
     Row {

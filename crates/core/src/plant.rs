@@ -40,11 +40,14 @@ pub enum Plant {
     TripIgnoresMinInstances = 8,
 }
 
+/// The observer of SDK decision indexes: `(instance, index before, index after)`.
+pub type DecisionObserver = Box<dyn FnMut(&str, u64, u64)>;
+
 static ANY: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     static PLANTED: Cell<u32> = const { Cell::new(0) };
-    static DECISION_OBSERVER: RefCell<Option<Box<dyn FnMut(&str, u64, u64)>>> =
+    static DECISION_OBSERVER: RefCell<Option<DecisionObserver>> =
         const { RefCell::new(None) };
 }
 
@@ -65,7 +68,7 @@ pub fn set_planted(bugs: &[Plant]) {
 
 /// Installs (or, with `None`, removes) this thread's observer of SDK decision indexes:
 /// called with `(instance, index before, index after)` each time an SDK applies a watch event.
-pub fn set_decision_observer(observer: Option<Box<dyn FnMut(&str, u64, u64)>>) {
+pub fn set_decision_observer(observer: Option<DecisionObserver>) {
     if observer.is_some() {
         ANY.store(true, Relaxed);
     }

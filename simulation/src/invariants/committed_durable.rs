@@ -3,8 +3,8 @@
 //! Every entry at or below a running node's commit index is recorded the first time it is
 //! seen. Then, for *every* node (running or crashed), from its disk:
 //!
-//! - its log at or below its own commit index holds the same entries (a node may hold a
-//!   stale, uncommitted entry above its commit index; the leader overwrites it);
+//! - its log at or below its own commit index (and applied index) holds the same entries (a
+//!   node may hold a stale, uncommitted entry above them; the leader overwrites it);
 //! - a committed entry it once held *durably* (in what survives a crash) it holds still,
 //!   unless a snapshot purged it: a follower that drops one on restart is caught, even though
 //!   the leader would quietly send it again;
@@ -42,7 +42,10 @@ impl CommittedDurable {
             let Some((_, log)) = logs.iter().find(|(id, _)| *id == view.id) else {
                 continue;
             };
-            for (index, entry) in log.range(..=view.commit_index) {
+            // Bounded by what the node applied too: a follower's commit index can run ahead
+            // of its log I/O (it may still be replacing a stale tail it is about to overwrite),
+            // while an applied entry was read back from its log.
+            for (index, entry) in log.range(..=view.commit_index.min(view.applied_index)) {
                 match self.committed.get(index) {
                     None => {
                         self.committed.insert(*index, entry.clone());
@@ -198,6 +201,7 @@ mod tests {
     fn leader_view() -> NodeView {
         let mut v = node(1, ServerState::Leader, (1, 1, true));
         v.commit_index = 5;
+        v.applied_index = 5;
         v.term = 1;
         v
     }
