@@ -11,9 +11,10 @@ use crate::{
 /// One state-machine command.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
-    /// Outcome deltas merged by the leader over one tick; also written with no deltas when a
-    /// timed transition is due.
-    Tick {
+    /// A [`Command::Tick`] in the field-by-field layout of logs written before ticks were
+    /// packed: still read (and applied the same way), never written. It keeps the first
+    /// variant index, so those entries decode unchanged.
+    TickUnpacked {
         /// Per-breaker, per-instance deltas.
         deltas: Vec<Delta>,
     },
@@ -102,6 +103,14 @@ pub enum Command {
         /// The new settings.
         settings: ClusterSettings,
     },
+    /// Outcome deltas merged by the leader over one tick; also written with no deltas when a
+    /// timed transition is due. Encoded packed ([`crate::tick_codec`]): a tick is most of the
+    /// log's bytes. The last variant, so older variants keep their indices.
+    Tick {
+        /// Per-breaker, per-instance deltas.
+        #[serde(with = "crate::tick_codec::packed")]
+        deltas: Vec<Delta>,
+    },
 }
 
 impl Command {
@@ -109,7 +118,7 @@ impl Command {
     /// future, unknown breaker, stale permit) happen in apply.
     pub fn validate(&self, settings: &ClusterSettings) -> Result<(), ValidationError> {
         match self {
-            Command::Tick { deltas } => {
+            Command::Tick { deltas } | Command::TickUnpacked { deltas } => {
                 if deltas.len() > settings.max_deltas_per_tick as usize {
                     return Err(ValidationError::new(
                         "deltas",
@@ -167,7 +176,7 @@ impl Command {
     /// A short name for logs and metrics, e.g. `tick`, `set_override`.
     pub fn kind(&self) -> &'static str {
         match self {
-            Command::Tick { .. } => "tick",
+            Command::Tick { .. } | Command::TickUnpacked { .. } => "tick",
             Command::PutPolicies { .. } => "put_policies",
             Command::DeletePolicy { .. } => "delete_policy",
             Command::SetOverride { .. } => "set_override",

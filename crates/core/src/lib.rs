@@ -28,6 +28,7 @@
 //! - `scope_tier` — [`ScopeTier`], a scope's tier machine with hysteresis and pin.
 //! - `actor` — [`Actor`], who issued a command.
 //! - `command` — [`Command`] and [`Envelope`], the log payload.
+//! - `tick_codec` — the packed encoding of a tick's deltas (interned ids, varints).
 //! - `settings` — [`ClusterSettings`] and [`Slo`].
 //! - `audit` — [`AuditLog`], every decision with who, when and why.
 //! - `sla` — [`SlaReport`], hourly SLA aggregates and reports.
@@ -61,6 +62,7 @@ mod sketch;
 pub mod sla;
 mod sla_window;
 mod state;
+pub mod tick_codec;
 mod tier;
 mod tier_rules;
 mod window;

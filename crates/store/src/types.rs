@@ -57,3 +57,94 @@ pub struct Response {
     /// The effects, or why the command changed nothing.
     pub outcome: Result<Applied, CommandError>,
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::Serialize;
+    use switchyard_core::{Actor, BreakerKey, Command, Delta, Envelope, InstanceId, LatencySketch};
+
+    use crate::codec;
+
+    fn fleet_tick(instances: u32, breakers: u32) -> Vec<Delta> {
+        let mut deltas = Vec::new();
+        for b in 0..breakers {
+            for i in 0..instances {
+                let mut latency = LatencySketch::default();
+                latency.record_n(2_000, 10);
+                deltas.push(Delta {
+                    key: BreakerKey::parse(&format!("fleet/b{b}")).unwrap(),
+                    instance: InstanceId::parse(&format!("bench-{i}")).unwrap(),
+                    calls: 10,
+                    failures: u64::from(i % 10 == 0),
+                    slow: 0,
+                    rejected: 0,
+                    latency,
+                    first_attempts: 0,
+                    retries: 0,
+                });
+            }
+        }
+        deltas
+    }
+
+    /// The command layout of builds before packed ticks: `Tick` was variant 0.
+    #[derive(Serialize)]
+    enum OldCommand {
+        Tick { deltas: Vec<Delta> },
+    }
+
+    #[derive(Serialize)]
+    struct OldEnvelope {
+        actor: Actor,
+        command: OldCommand,
+    }
+
+    #[test]
+    fn a_tick_written_before_packing_still_decodes() {
+        let deltas = fleet_tick(5, 3);
+        let old = codec::encode(&OldEnvelope {
+            actor: Actor::Node(2),
+            command: OldCommand::Tick {
+                deltas: deltas.clone(),
+            },
+        });
+        let back: Envelope = codec::decode("log entry", &old).unwrap();
+        assert_eq!(back.command, Command::TickUnpacked { deltas });
+        assert_eq!(back.command.kind(), "tick");
+    }
+
+    #[test]
+    fn a_packed_fleet_tick_is_at_least_5x_smaller_and_round_trips() {
+        let deltas = fleet_tick(1_000, 20);
+        let packed = codec::encode(&Envelope::new(
+            Actor::Node(1),
+            Command::Tick {
+                deltas: deltas.clone(),
+            },
+        ));
+        let unpacked = codec::encode(&Envelope::new(
+            Actor::Node(1),
+            Command::TickUnpacked {
+                deltas: deltas.clone(),
+            },
+        ));
+        assert!(
+            packed.len() * 5 <= unpacked.len(),
+            "packed {} bytes, unpacked {} bytes",
+            packed.len(),
+            unpacked.len()
+        );
+        let back: Envelope = codec::decode("log entry", &packed).unwrap();
+        assert_eq!(back.command, Command::Tick { deltas });
+
+        // A garbled packed tick is a decode error of the record, not a panic.
+        let mut garbled = packed.clone();
+        let last = garbled.len() - 1;
+        garbled[last] = 0xff;
+        let err = codec::decode::<Envelope>("log entry", &garbled).unwrap_err();
+        assert!(
+            err.to_string().starts_with("log entry: corrupt record"),
+            "{err}"
+        );
+    }
+}

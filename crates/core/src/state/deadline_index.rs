@@ -41,6 +41,7 @@ pub(super) fn command_breaker(command: &Command) -> Option<&BreakerKey> {
         | Command::AcquireProbe { key, .. }
         | Command::ReleaseProbe { key, .. } => Some(key),
         Command::Tick { .. }
+        | Command::TickUnpacked { .. }
         | Command::PutPolicies { .. }
         | Command::DeletePolicy { .. }
         | Command::PutTierRules { .. }

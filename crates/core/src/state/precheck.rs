@@ -25,9 +25,10 @@ impl CoordinatorState {
     /// The checks that need the state, made before anything changes.
     pub(super) fn precheck(&self, command: &Command, now_ms: u64) -> Result<(), CommandError> {
         match command {
-            Command::Tick { .. } | Command::PutTierRules { .. } | Command::PutSettings { .. } => {
-                Ok(())
-            }
+            Command::Tick { .. }
+            | Command::TickUnpacked { .. }
+            | Command::PutTierRules { .. }
+            | Command::PutSettings { .. } => Ok(()),
             Command::PutPolicies { policies } => {
                 let new = policies
                     .iter()
