@@ -5,6 +5,11 @@
 //! The harness reports the sustained Report RPCs/s, their latency and the leader's CPU use.
 //! Reports are paced (open loop): a late report is sent as soon as possible, and its latency
 //! counts from when it was sent.
+//!
+//! Accounting ([`super::accounting`]): failed reports by gRPC code; the deltas offered over the
+//! whole run against the evidence the leader's state machine applied (after a drain), so a
+//! report that was acknowledged but lost on the way shows as a gap; the CPU of every node; and
+//! the encoded tick entry bytes per delta.
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +18,7 @@ use serde::Serialize;
 use switchyard_proto::client::client_client::ClientClient;
 use switchyard_proto::client::{BreakerDelta, LatencyBucket, ReportRequest};
 
+use super::accounting::{self, ErrorsByCode, NodeCpu};
 use super::cluster::{BenchCluster, connect, cpu_seconds};
 use super::stats::{Percentiles, percentiles};
 use super::{CommonArgs, progress};
@@ -58,11 +64,29 @@ pub struct IngestResult {
     pub deltas_per_s: f64,
     /// Report latency.
     pub latency: Percentiles,
-    /// Failed reports.
+    /// Failed reports in the measured seconds.
     pub errors: u64,
+    /// Failed reports in the measured seconds, by gRPC code.
+    pub errors_by_code: ErrorsByCode,
+    /// Deltas sent over the whole run (warm-up included).
+    pub deltas_offered: u64,
+    /// Deltas the leader's state machine applied over the whole run, end to end (its applied
+    /// calls divided by the calls per delta).
+    pub deltas_applied: u64,
+    /// Failed reports over the whole run (warm-up included), by gRPC code.
+    pub errors_by_code_whole_run: ErrorsByCode,
+    /// Deltas the nodes lost or refused, by reason, over the whole run.
+    pub node_losses: accounting::NodeLosses,
     /// Leader CPU, percent of one core.
     pub leader_cpu_percent: f64,
+    /// Every node's CPU, percent of one core.
+    pub node_cpu: Vec<NodeCpu>,
+    /// Encoded bytes of a tick entry per delta it carries.
+    pub tick_bytes_per_delta: accounting::TickBytes,
 }
+
+/// Calls in each delta of [`report`].
+const CALLS_PER_DELTA: u64 = 10;
 
 fn report(instance: u32, breakers: u32, seq: u64) -> ReportRequest {
     ReportRequest {
@@ -70,7 +94,7 @@ fn report(instance: u32, breakers: u32, seq: u64) -> ReportRequest {
         deltas: (0..breakers)
             .map(|b| BreakerDelta {
                 key: format!("fleet/b{b}"),
-                calls: 10,
+                calls: CALLS_PER_DELTA,
                 failures: u64::from(seq.is_multiple_of(10)),
                 slow: 0,
                 rejected: 0,
@@ -131,40 +155,72 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(async move {
             let mut client = ClientClient::new(channel);
             let mut samples_us = Vec::new();
-            let mut errors = 0u64;
+            let mut errors = ErrorsByCode::new();
+            let mut errors_whole_run = ErrorsByCode::new();
+            let mut sent_total = 0u64;
             let mut next = start + phase;
             let mut seq = 0u64;
             while next < end {
                 tokio::time::sleep_until(next.into()).await;
                 let sent = Instant::now();
-                let ok = client.report(report(instance, breakers, seq)).await.is_ok();
+                let result = client.report(report(instance, breakers, seq)).await;
                 let done = Instant::now();
+                sent_total += 1;
+                if let Err(status) = &result {
+                    accounting::count_error(&mut errors_whole_run, status);
+                }
                 if sent >= measure_from && done <= end {
-                    if ok {
-                        samples_us.push((done - sent).as_micros() as u64);
-                    } else {
-                        errors += 1;
+                    match result {
+                        Ok(_) => samples_us.push((done - sent).as_micros() as u64),
+                        Err(status) => accounting::count_error(&mut errors, &status),
                     }
                 }
                 seq += 1;
                 next += interval;
             }
-            (samples_us, errors)
+            (samples_us, errors, errors_whole_run, sent_total)
         }));
     }
-    let pid = cluster.pid(leader_id).unwrap_or(0);
+    let pids: Vec<(u64, u32)> = cluster
+        .nodes
+        .iter()
+        .filter_map(|n| Some((n.id, cluster.pid(n.id)?)))
+        .collect();
+    let cpu_all = || {
+        pids.iter()
+            .map(|&(id, pid)| (id, cpu_seconds(pid).unwrap_or(0.0)))
+            .collect::<Vec<_>>()
+    };
     tokio::time::sleep_until(measure_from.into()).await;
-    let cpu_before = cpu_seconds(pid).unwrap_or(0.0);
+    let cpu_before = cpu_all();
     tokio::time::sleep_until(end.into()).await;
-    let cpu_after = cpu_seconds(pid).unwrap_or(0.0);
+    let cpu_after = cpu_all();
     let mut all = Vec::new();
-    let mut errors = 0;
+    let mut errors_by_code = ErrorsByCode::new();
+    let mut errors_by_code_whole_run = ErrorsByCode::new();
+    let mut reports_sent = 0u64;
     for task in tasks {
-        let (samples, e) = task.await?;
+        let (samples, e, e_whole_run, sent) = task.await?;
         all.extend(samples);
-        errors += e;
+        accounting::merge_errors(&mut errors_by_code, e);
+        accounting::merge_errors(&mut errors_by_code_whole_run, e_whole_run);
+        reports_sent += sent;
     }
     let seconds = args.duration_s as f64;
+    let node_cpu: Vec<NodeCpu> = cpu_before
+        .iter()
+        .zip(&cpu_after)
+        .map(|(&(node, before), &(_, after))| NodeCpu {
+            node,
+            leader: node == leader_id,
+            cpu_percent: (after - before) / seconds * 100.0,
+        })
+        .collect();
+    let leader_http = cluster.nodes[(leader_id - 1) as usize].http_addr.clone();
+    let calls_applied = drain(&leader_http).await?;
+    let http_addrs: Vec<String> = cluster.nodes.iter().map(|n| n.http_addr.clone()).collect();
+    let node_losses = accounting::node_losses(&http_addrs).await?;
+    let deltas_offered = reports_sent * u64::from(args.breakers);
     let result = IngestResult {
         instances: args.instances,
         breakers: args.breakers,
@@ -172,8 +228,20 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         reports_per_s: all.len() as f64 / seconds,
         deltas_per_s: all.len() as f64 * f64::from(args.breakers) / seconds,
         latency: percentiles(&mut all),
-        errors,
-        leader_cpu_percent: (cpu_after - cpu_before) / seconds * 100.0,
+        errors: errors_by_code.values().sum(),
+        errors_by_code,
+        deltas_offered,
+        deltas_applied: calls_applied / CALLS_PER_DELTA,
+        errors_by_code_whole_run,
+        node_losses,
+        leader_cpu_percent: node_cpu
+            .iter()
+            .find(|c| c.leader)
+            .map_or(0.0, |c| c.cpu_percent),
+        node_cpu,
+        tick_bytes_per_delta: accounting::tick_bytes_per_delta(args.instances, |i| {
+            report(i, args.breakers, 0)
+        })?,
     };
     if args.common.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
@@ -200,12 +268,76 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
             "report latency p99",
             format!("{:.2} ms", result.latency.p99_ms),
         )
-        .add("errors", result.errors.to_string())
+        .add("errors", result.errors.to_string());
+        for (code, n) in &result.errors_by_code {
+            kv.add(&format!("  errors {code}"), n.to_string());
+        }
+        kv.add(
+            "deltas offered / applied",
+            format!(
+                "{} / {} ({:.2} %)",
+                result.deltas_offered,
+                result.deltas_applied,
+                result.deltas_applied as f64 * 100.0 / result.deltas_offered.max(1) as f64
+            ),
+        );
+        let whole_run: Vec<String> = result
+            .errors_by_code_whole_run
+            .iter()
+            .map(|(code, n)| format!("{code} {n}"))
+            .collect();
+        let losses = result.node_losses;
+        kv.add(
+            "errors, whole run",
+            if whole_run.is_empty() {
+                "0".to_string()
+            } else {
+                whole_run.join(", ")
+            },
+        )
         .add(
-            "leader CPU",
-            format!("{:.0} % of one core", result.leader_cpu_percent),
+            "deltas lost on nodes",
+            format!(
+                "refused {}, dropped forwarding {}, dropped on step-down {}",
+                losses.refused, losses.dropped_forwarding, losses.dropped_on_step_down
+            ),
+        );
+        for c in &result.node_cpu {
+            let role = if c.leader { "leader" } else { "follower" };
+            kv.add(
+                &format!("node {} CPU ({role})", c.node),
+                format!("{:.0} % of one core", c.cpu_percent),
+            );
+        }
+        let tick = result.tick_bytes_per_delta;
+        kv.add(
+            "tick entry bytes/delta",
+            format!(
+                "{:.1} packed ({:.1} unpacked, {:.1}x)",
+                tick.packed,
+                tick.unpacked,
+                tick.unpacked / tick.packed
+            ),
         );
         print!("{}", kv.render());
     }
     Ok(())
+}
+
+/// Waits until the leader's applied calls stop growing for 2 s (the last ticks are committed),
+/// at most 30 s; returns them.
+async fn drain(leader_http: &str) -> anyhow::Result<u64> {
+    progress("draining: waiting for the last ticks to apply");
+    let mut last = accounting::calls_applied(leader_http).await?;
+    let mut unchanged = 0;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = accounting::calls_applied(leader_http).await?;
+        unchanged = if now == last { unchanged + 1 } else { 0 };
+        last = now;
+        if unchanged == 4 {
+            break;
+        }
+    }
+    Ok(last)
 }

@@ -15,6 +15,7 @@
 //! - [`sdk`]: the SDK hot path per call.
 //! - [`stability`]: leader changes and write latency with the CPU saturated by other processes.
 
+pub mod accounting;
 pub mod cluster;
 pub mod failover;
 pub mod fleet;

@@ -1,0 +1,167 @@
+//! Where the reports of `switchyard bench ingest` went: refusals by gRPC code, the evidence that
+//! reached the state machine end to end, the CPU of every node, and the size of a tick entry.
+//!
+//! The end-to-end count is read from the leader's `/metrics` (`breaker_sla_calls` over the
+//! bench's breakers: every call of every applied delta lands in the day's SLA window), so it
+//! counts what the replicated state machine applied, not what a node acknowledged.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use serde::Serialize;
+use switchyard_core::{Actor, Command, Envelope, InstanceId};
+use switchyard_proto::client::ReportRequest;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Failed Report calls, by gRPC code name (`ResourceExhausted`, `Unavailable`, ...).
+pub type ErrorsByCode = BTreeMap<String, u64>;
+
+/// Adds one failed call to `errors`.
+pub fn count_error(errors: &mut ErrorsByCode, status: &tonic::Status) {
+    *errors.entry(format!("{:?}", status.code())).or_insert(0) += 1;
+}
+
+/// Adds `from` into `into`.
+pub fn merge_errors(into: &mut ErrorsByCode, from: ErrorsByCode) {
+    for (code, n) in from {
+        *into.entry(code).or_insert(0) += n;
+    }
+}
+
+/// CPU use of one node over the measured seconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeCpu {
+    /// Node id.
+    pub node: u64,
+    /// Whether it led during the measurement.
+    pub leader: bool,
+    /// Percent of one core.
+    pub cpu_percent: f64,
+}
+
+/// Fetches `GET /metrics` from a node's HTTP address (plain HTTP/1.0, the body up to close).
+async fn scrape(http_addr: &str) -> anyhow::Result<String> {
+    let mut stream = tokio::net::TcpStream::connect(http_addr)
+        .await
+        .with_context(|| format!("connecting to {http_addr} for /metrics"))?;
+    stream
+        .write_all(format!("GET /metrics HTTP/1.0\r\nHost: {http_addr}\r\n\r\n").as_bytes())
+        .await?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await?;
+    Ok(body)
+}
+
+/// Sums the samples of metric `name` whose labels contain `label_part`.
+fn sum_metric(text: &str, name: &str, label_part: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+        .filter(|l| l.contains(label_part))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Deltas the nodes acknowledged or refused but did not hand on, summed over the nodes (from
+/// their `/metrics`): where offered deltas that never reached the state machine went.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct NodeLosses {
+    /// Refused at a limit (the SDK saw an error).
+    pub refused: u64,
+    /// Accepted by a follower that could not hand them to a leader.
+    pub dropped_forwarding: u64,
+    /// Accepted by a leader that stopped leading before its tick.
+    pub dropped_on_step_down: u64,
+}
+
+/// Sums the loss counters of every node in `http_addrs`.
+pub async fn node_losses(http_addrs: &[String]) -> anyhow::Result<NodeLosses> {
+    let mut losses = NodeLosses::default();
+    for addr in http_addrs {
+        let text = scrape(addr).await?;
+        let read = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+                .unwrap_or(0.0) as u64
+        };
+        losses.refused += read("switchyard_report_deltas_refused_total");
+        losses.dropped_forwarding += read("switchyard_report_deltas_dropped_forwarding_total");
+        losses.dropped_on_step_down += read("switchyard_report_deltas_dropped_on_step_down_total");
+    }
+    Ok(losses)
+}
+
+/// Calls of the bench's breakers (`fleet/...`) the node's state machine has applied.
+pub async fn calls_applied(http_addr: &str) -> anyhow::Result<u64> {
+    let text = scrape(http_addr).await?;
+    Ok(sum_metric(&text, "switchyard_breaker_sla_calls", "key=\"fleet/").round() as u64)
+}
+
+/// Encoded tick entry bytes per delta: what every node writes, fsyncs and replicates.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct TickBytes {
+    /// As the leader writes it (packed).
+    pub packed: f64,
+    /// In the field-by-field layout of earlier builds, for comparison.
+    pub unpacked: f64,
+}
+
+/// The encoded size of the tick entry a leader writes when `instances` each report once with
+/// `report(instance)`, per delta.
+pub fn tick_bytes_per_delta(
+    instances: u32,
+    report: impl Fn(u32) -> ReportRequest,
+) -> anyhow::Result<TickBytes> {
+    let mut deltas = Vec::new();
+    for instance in 0..instances {
+        let request = report(instance);
+        let id = InstanceId::parse(&request.instance)?;
+        for delta in request.deltas {
+            deltas.push(switchyard_proto::convert::delta_from_wire(
+                delta,
+                id.clone(),
+            )?);
+        }
+    }
+    let deltas = switchyard_server::ingest::merge(deltas);
+    let count = deltas.len().max(1) as f64;
+    let size = |command| {
+        switchyard_store::codec::encode(&Envelope::new(Actor::Node(1), command)).len() as f64
+            / count
+    };
+    Ok(TickBytes {
+        packed: size(Command::Tick {
+            deltas: deltas.clone(),
+        }),
+        unpacked: size(Command::TickUnpacked { deltas }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_only_the_named_metric_and_matching_labels() {
+        let text = "# HELP switchyard_breaker_sla_calls x\n\
+                    switchyard_breaker_sla_calls{key=\"fleet/b0\",window=\"24h\"} 30\n\
+                    switchyard_breaker_sla_calls{key=\"fleet/b1\",window=\"24h\"} 12\n\
+                    switchyard_breaker_sla_calls{key=\"other/b1\",window=\"24h\"} 1000\n\
+                    switchyard_breaker_sla_calls_max{key=\"fleet/b1\"} 7\n";
+        assert_eq!(
+            sum_metric(text, "switchyard_breaker_sla_calls", "key=\"fleet/"),
+            42.0
+        );
+    }
+
+    #[test]
+    fn counts_errors_by_code() {
+        let mut errors = ErrorsByCode::new();
+        count_error(&mut errors, &tonic::Status::resource_exhausted("full"));
+        count_error(&mut errors, &tonic::Status::resource_exhausted("full"));
+        let mut other = ErrorsByCode::new();
+        count_error(&mut other, &tonic::Status::unavailable("no leader"));
+        merge_errors(&mut errors, other);
+        assert_eq!(errors.get("ResourceExhausted"), Some(&2));
+        assert_eq!(errors.get("Unavailable"), Some(&1));
+    }
+}
