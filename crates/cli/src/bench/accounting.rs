@@ -78,10 +78,15 @@ pub async fn node_losses(http_addrs: &[String]) -> anyhow::Result<NodeLosses> {
     let mut losses = NodeLosses::default();
     for addr in http_addrs {
         let text = scrape(addr).await?;
+        // Unlabelled or labelled (refusals carry the limit that refused them): all samples.
         let read = |name: &str| {
             text.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
-                .unwrap_or(0.0) as u64
+                .filter(|l| {
+                    l.strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>() as u64
         };
         losses.refused += read("switchyard_report_deltas_refused_total");
         losses.dropped_forwarding += read("switchyard_report_deltas_dropped_forwarding_total");
