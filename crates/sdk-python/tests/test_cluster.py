@@ -104,7 +104,7 @@ def test_cli_breaker_open_is_seen_within_one_second(cluster: Cluster) -> None:
     # phase: every operator override shows as its own state, and admits calls
     for command, state in [("close", "forced_closed"), ("disable", "disabled"),
                            ("metrics-only", "metrics_only")]:
-        cluster.cli("breaker", command, "pycli/dep")
+        cluster.cli("breaker", command, "pycli/dep", "--reason", f"python sdk test: {command}")
         wait_for(lambda: b.state == state, 5, state)
         b.allow().record(True)
     # phase: back to automatic
