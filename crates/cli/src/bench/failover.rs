@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde::Serialize;
-use switchyard_proto::admin::admin_client::AdminClient;
-use switchyard_proto::admin::{OverrideMode, SetOverrideRequest};
+
 use tokio::sync::Mutex;
 
-use super::cluster::{BenchCluster, connect};
+use super::cluster::BenchCluster;
+use super::override_writers::{self, WriteLog};
 use super::stats::median;
 use super::{CommonArgs, progress};
 use crate::output::Table;
@@ -116,48 +116,11 @@ async fn one_trial(
     leader: u64,
     args: &FailoverArgs,
 ) -> anyhow::Result<Trial> {
-    let endpoints = Arc::new(cluster.endpoints());
-    let successes: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let endpoints = cluster.endpoints();
+    let log: Arc<Mutex<WriteLog>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let timeout = Duration::from_millis(args.timeout_ms);
-    let mut tasks = Vec::new();
-    for writer in 0..args.writers {
-        let (endpoints, successes, stop) = (endpoints.clone(), successes.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut target = writer as usize % endpoints.len();
-            let mut client: Option<AdminClient<_>> = None;
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                if client.is_none() {
-                    match tokio::time::timeout(timeout, connect(&endpoints[target])).await {
-                        Ok(Ok(channel)) => client = Some(AdminClient::new(channel)),
-                        _ => {
-                            target = (target + 1) % endpoints.len();
-                            continue;
-                        }
-                    }
-                }
-                let Some(admin) = client.as_mut() else {
-                    continue;
-                };
-                let mut request = tonic::Request::new(SetOverrideRequest {
-                    key: format!("bench/failover-{writer}-{}", n % 16),
-                    mode: OverrideMode::ForcedClosed as i32,
-                    reason: "bench".into(),
-                    for_ms: None,
-                });
-                request.set_timeout(timeout);
-                n += 1;
-                match tokio::time::timeout(timeout, admin.set_override(request)).await {
-                    Ok(Ok(_)) => successes.lock().await.push(Instant::now()),
-                    _ => {
-                        client = None;
-                        target = (target + 1) % endpoints.len();
-                    }
-                }
-            }
-        }));
-    }
+    let tasks = override_writers::start(endpoints, args.writers, "failover", timeout, &stop, &log);
     tokio::time::sleep(Duration::from_secs(args.before_kill_s)).await;
     let killed_at = Instant::now();
     cluster.kill(leader);
@@ -167,8 +130,7 @@ async fn one_trial(
         task.await?;
     }
     let (new_leader, _) = cluster.wait_leader(Duration::from_secs(30)).await?;
-    let mut times = successes.lock().await.clone();
-    times.sort();
+    let times = log.lock().await.acked_at();
     // The window: from the last success before (or at) the kill to the first success after it,
     // or the longest gap after the kill if writes stalled again.
     let before = times

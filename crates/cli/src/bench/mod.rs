@@ -12,6 +12,7 @@
 //! - [`failover`]: the unavailability window after SIGKILL of the leader under write load.
 //! - [`fleet`]: coordinated versus local-only breakers at an outage (the headline).
 //! - [`partitions`]: rejoin time after network cuts (Linux network namespaces; needs root).
+//! - [`override_writers`]: failing-over override writers the cluster benches load it with.
 //! - [`sdk`]: the SDK hot path per call.
 //! - [`stability`]: leader changes and write latency with the CPU saturated by other processes.
 
@@ -20,6 +21,7 @@ pub mod cluster;
 pub mod failover;
 pub mod fleet;
 pub mod ingest;
+pub mod override_writers;
 pub mod partitions;
 pub mod sdk;
 pub mod stability;

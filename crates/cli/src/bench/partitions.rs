@@ -20,10 +20,11 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 use switchyard_proto::admin::admin_client::AdminClient;
-use switchyard_proto::admin::{OverrideMode, SetOverrideRequest, StatusRequest, StatusResponse};
+use switchyard_proto::admin::{StatusRequest, StatusResponse};
 use tokio::sync::Mutex;
 
 use super::cluster::{BenchCluster, NodeSpec, connect};
+use super::override_writers::{self, WriteLog};
 use super::progress;
 use crate::output::Table;
 
@@ -266,12 +267,20 @@ pub async fn run(args: PartitionsArgs) -> anyhow::Result<()> {
         .collect();
     progress("starting a 3-node cluster, one node per namespace");
     let cluster = BenchCluster::start_with(specs).await?;
-    let acked: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let log: Arc<Mutex<WriteLog>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
-    let writers = start_writers(cluster.endpoints(), args.writers, &acked, &stop);
+    let timeout = Duration::from_millis(500);
+    let writers = override_writers::start(
+        cluster.endpoints(),
+        args.writers,
+        "partition",
+        timeout,
+        &stop,
+        &log,
+    );
     let mut results = Vec::new();
     for (name, kind, seconds) in cuts {
-        let result = one_cut(&cluster, &net, &acked, &name, kind, seconds).await;
+        let result = one_cut(&cluster, &net, &log, &name, kind, seconds).await;
         match result {
             Ok(r) => {
                 progress(format!(
@@ -316,54 +325,10 @@ pub async fn run(args: PartitionsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn start_writers(
-    endpoints: Vec<String>,
-    writers: u32,
-    acked: &Arc<Mutex<Vec<Instant>>>,
-    stop: &Arc<AtomicBool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    let endpoints = Arc::new(endpoints);
-    (0..writers)
-        .map(|writer| {
-            let (endpoints, acked, stop) = (endpoints.clone(), acked.clone(), stop.clone());
-            tokio::spawn(async move {
-                let timeout = Duration::from_millis(500);
-                let mut target = writer as usize % endpoints.len();
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let Ok(Ok(channel)) =
-                        tokio::time::timeout(timeout, connect(&endpoints[target])).await
-                    else {
-                        target = (target + 1) % endpoints.len();
-                        continue;
-                    };
-                    let mut admin = AdminClient::new(channel);
-                    while !stop.load(Ordering::Relaxed) {
-                        let mut request = tonic::Request::new(SetOverrideRequest {
-                            key: format!("bench/partition-{writer}-{}", n % 16),
-                            mode: OverrideMode::ForcedClosed as i32,
-                            reason: "bench".into(),
-                            for_ms: None,
-                        });
-                        request.set_timeout(timeout);
-                        n += 1;
-                        if admin.set_override(request).await.is_ok() {
-                            acked.lock().await.push(Instant::now());
-                        } else {
-                            target = (target + 1) % endpoints.len();
-                            break;
-                        }
-                    }
-                }
-            })
-        })
-        .collect()
-}
-
 async fn one_cut(
     cluster: &BenchCluster,
     net: &Netns,
-    acked: &Arc<Mutex<Vec<Instant>>>,
+    log: &Arc<Mutex<WriteLog>>,
     name: &str,
     kind: CutKind,
     seconds: u64,
@@ -410,9 +375,8 @@ async fn one_cut(
     let window_end = healed + Duration::from_secs(3);
     let mut gap = Duration::ZERO;
     let mut previous = healed;
+    let acked = log.lock().await.acked_at();
     for at in acked
-        .lock()
-        .await
         .iter()
         .filter(|at| **at > healed && **at <= window_end)
     {

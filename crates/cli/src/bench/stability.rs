@@ -14,11 +14,12 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde::Serialize;
+use switchyard_proto::admin::StatusRequest;
 use switchyard_proto::admin::admin_client::AdminClient;
-use switchyard_proto::admin::{OverrideMode, SetOverrideRequest, StatusRequest};
 use tokio::sync::Mutex;
 
 use super::cluster::{BenchCluster, connect};
+use super::override_writers::{self, WriteLog};
 use super::stats::{Percentiles, percentiles};
 use super::{CommonArgs, progress};
 use crate::output::Table;
@@ -147,59 +148,17 @@ pub async fn run(args: StabilityArgs) -> anyhow::Result<()> {
 
 async fn measure(cluster: &BenchCluster, args: &StabilityArgs) -> anyhow::Result<StabilityReport> {
     let endpoints = Arc::new(cluster.endpoints());
-    let acked: Arc<Mutex<Vec<(Instant, u64)>>> = Arc::default();
-    let failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let log: Arc<Mutex<WriteLog>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let timeout = Duration::from_millis(args.timeout_ms);
-    let mut tasks = Vec::new();
-    for writer in 0..args.writers {
-        let (endpoints, acked, failures, stop) = (
-            endpoints.clone(),
-            acked.clone(),
-            failures.clone(),
-            stop.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut target = writer as usize % endpoints.len();
-            let mut client: Option<AdminClient<_>> = None;
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                if client.is_none() {
-                    match tokio::time::timeout(timeout, connect(&endpoints[target])).await {
-                        Ok(Ok(channel)) => client = Some(AdminClient::new(channel)),
-                        _ => {
-                            target = (target + 1) % endpoints.len();
-                            continue;
-                        }
-                    }
-                }
-                let Some(admin) = client.as_mut() else {
-                    continue;
-                };
-                let mut request = tonic::Request::new(SetOverrideRequest {
-                    key: format!("bench/stability-{writer}-{}", n % 16),
-                    mode: OverrideMode::ForcedClosed as i32,
-                    reason: "bench".into(),
-                    for_ms: None,
-                });
-                request.set_timeout(timeout);
-                n += 1;
-                let started = Instant::now();
-                match tokio::time::timeout(timeout, admin.set_override(request)).await {
-                    Ok(Ok(_)) => {
-                        let now = Instant::now();
-                        let us = (now - started).as_micros() as u64;
-                        acked.lock().await.push((now, us));
-                    }
-                    _ => {
-                        failures.fetch_add(1, Ordering::Relaxed);
-                        client = None;
-                        target = (target + 1) % endpoints.len();
-                    }
-                }
-            }
-        }));
-    }
+    let tasks = override_writers::start(
+        (*endpoints).clone(),
+        args.writers,
+        "stability",
+        timeout,
+        &stop,
+        &log,
+    );
     // The monitor: (leader, term) as the nodes report it.
     let mut seen: Option<(u64, u64)> = None;
     let mut leader_changes = 0u64;
@@ -247,7 +206,7 @@ async fn measure(cluster: &BenchCluster, args: &StabilityArgs) -> anyhow::Result
                 "{} s of {}: {} writes, {} leader changes",
                 started.elapsed().as_secs(),
                 args.duration_s,
-                acked.lock().await.len(),
+                log.lock().await.acked.len(),
                 leader_changes
             ));
             next_progress += Duration::from_secs(10);
@@ -258,24 +217,27 @@ async fn measure(cluster: &BenchCluster, args: &StabilityArgs) -> anyhow::Result
     for task in tasks {
         task.await?;
     }
-    let mut acked = acked.lock().await.clone();
-    acked.sort_by_key(|(at, _)| *at);
+    let log = log.lock().await.clone();
     let mut gap = Duration::ZERO;
     let mut previous = started;
-    for (at, _) in &acked {
+    for at in log.acked_at() {
         gap = gap.max(at.saturating_duration_since(previous));
-        previous = *at;
+        previous = at;
     }
     gap = gap.max(end.saturating_duration_since(previous));
-    let mut latencies: Vec<u64> = acked.iter().map(|(_, us)| *us).collect();
+    let mut latencies: Vec<u64> = log
+        .acked
+        .iter()
+        .map(|(_, took)| took.as_micros() as u64)
+        .collect();
     Ok(StabilityReport {
         burners: args.burners,
         writers: args.writers,
         duration_s: args.duration_s,
         leader_changes,
         term_growth: last_term.saturating_sub(first_term.unwrap_or(last_term)),
-        writes: acked.len(),
-        write_failures: failures.load(Ordering::Relaxed),
+        writes: log.acked.len(),
+        write_failures: log.failures,
         latency: percentiles(&mut latencies),
         longest_write_gap_ms: gap.as_secs_f64() * 1000.0,
     })
