@@ -97,7 +97,9 @@ pub use settings::{ClusterSettings, Slo};
 pub use sketch::{LatencySketch, SKETCH_RELATIVE_ACCURACY};
 pub use sla::{OpenEpisode, SLA_OBJECTIVES, SlaBreach, SlaReport};
 pub use sla_window::SlaWindow;
-pub use state::{Applied, ApplyContext, BreakerView, CoordinatorState, Effect, ScopeView};
+pub use state::{
+    Applied, ApplyContext, BreakerView, CoordinatorState, Effect, ScopeView, StateWithStoredIndexes,
+};
 pub use tier::Tier;
 pub use tier_rules::{
     ConditionState, TierCondition, TierRule, TierRules, parse_tier_rules_json,

@@ -25,10 +25,12 @@
 //!   records a delta; reports add the unaccounted tail (see [`crate::sla`]).
 //! - Timed transitions come from a deadline index, `(deadline, key)` for every breaker whose
 //!   `next_deadline_ms` is set, re-indexed for the keys a command or a firing touched. It is
-//!   derived data but serialized with the state: it is a pure function of the breakers, so
-//!   replicas that got here by replay or by snapshot agree byte for byte.
+//!   derived data, a pure function of the breakers: it is not stored, but rebuilt when a
+//!   state is loaded (see `stored_layout`), so replicas that got here by replay or by
+//!   snapshot agree.
 //! - Tiers are re-evaluated for the scopes with rules or not at rest (pinned, pending, not
-//!   FULL) only, kept in a second derived set; evaluating any other scope is a no-op. Every
+//!   FULL) only, kept in a second derived set, rebuilt on load like the first; evaluating any
+//!   other scope is a no-op. Every
 //!   such scope is evaluated on every apply, not only those whose rule breakers were touched,
 //!   because window-based conditions (failure rate, p95) change as the window slides with
 //!   time alone; there are few such scopes (one rule set each) and a pass is cheap (see the
@@ -42,8 +44,9 @@
 //! Files, one concern each: `effect` (what an apply changed), `view` (read-only views),
 //! `breaker_entry` (a breaker with its ledger), `audit_sink` (audit events and effects of an
 //! apply), `precheck` (checks that need the state), `deadline_index` (timed transitions),
-//! `ingest` (a tick's deltas), `tier_eval` (tier rules), and one method per command in
-//! `policy_commands`, `breaker_commands` and `tier_commands`.
+//! `ingest` (a tick's deltas), `tier_eval` (tier rules), `stored_layout` (what is stored, and
+//! the derived indexes rebuilt on load), and one method per command in `policy_commands`,
+//! `breaker_commands` and `tier_commands`.
 
 mod audit_sink;
 mod breaker_commands;
@@ -53,6 +56,7 @@ mod effect;
 mod ingest;
 mod policy_commands;
 mod precheck;
+mod stored_layout;
 mod tier_commands;
 mod tier_eval;
 mod view;
@@ -65,6 +69,7 @@ use self::audit_sink::Stamp;
 use self::breaker_entry::BreakerEntry;
 use self::deadline_index::{DeadlineIndex, command_breaker, reindex};
 pub use self::effect::{Applied, Effect};
+pub use self::stored_layout::StateWithStoredIndexes;
 pub use self::view::{BreakerView, ScopeView};
 use crate::hash::Fnv1a64;
 use crate::scope_tier::ScopeTier;
@@ -83,7 +88,11 @@ pub struct ApplyContext {
 }
 
 /// The whole replicated state.
+///
+/// Its serde form holds everything but the derived indexes, which deserializing rebuilds (see
+/// `stored_layout`); [`StateWithStoredIndexes`] reads the earlier form that stored them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct CoordinatorState {
     now_ms: u64,
     last_index: u64,
@@ -98,9 +107,11 @@ pub struct CoordinatorState {
     tier_rules: BTreeMap<Scope, TierRules>,
     audit: AuditLog,
     /// Derived: every breaker with `next_deadline_ms` set (see the module doc).
+    #[serde(skip)]
     deadline_index: DeadlineIndex,
     /// Derived: every scope with tier rules or not at rest, the only ones tier evaluation
     /// visits. After each apply, exactly those.
+    #[serde(skip)]
     tier_scopes: BTreeSet<Scope>,
 }
 

@@ -1,6 +1,11 @@
 //! The on-disk and on-the-wire record format: one version byte, then the bincode encoding of
 //! the value.
 //!
+//! - Version 4: the layout of version 3, except that a snapshot's state no longer stores its
+//!   derived indexes (they are rebuilt on load: see `switchyard-core`'s
+//!   `StateWithStoredIndexes`). Only the snapshot state's layout changed, so
+//!   [`decode_with_legacy`] reads a state of versions 2 and 3 in their layout and converts it;
+//!   every other record decodes the same in versions 2 to 4.
 //! - Version 3: the layout of version 2, where policies, window specs and breaker windows
 //!   gained the freshest-span rule's fields as new enum variants (see `switchyard-core`'s
 //!   `policy_serde` and `window_serde`). Version-2 records decode unchanged into today's types
@@ -26,12 +31,15 @@ use serde::de::DeserializeOwned;
 use bincode::Options;
 
 /// The record format version this build writes.
-pub const FORMAT_VERSION: u8 = 3;
+pub const FORMAT_VERSION: u8 = 4;
+
+/// The first record format version whose snapshot state leaves out the derived indexes.
+pub const STATE_WITHOUT_INDEXES_SINCE: u8 = 4;
 
 /// The oldest record format version this build reads.
 pub const FORMAT_VERSION_MIN: u8 = 2;
 
-/// The bincode options of versions 2 and 3: variable-length integers, no trailing bytes.
+/// The bincode options of versions 2 to 4: variable-length integers, no trailing bytes.
 fn v2() -> impl Options {
     bincode::DefaultOptions::new()
 }
@@ -91,8 +99,27 @@ pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T
     decoded.map_err(|source| CodecError::Corrupt { what, source })
 }
 
+/// Decodes a versioned record whose layout changed with version `layout_since`: a record of
+/// an earlier version is read in its own layout, `Old`, and converted.
+pub fn decode_with_legacy<T, Old>(
+    what: &'static str,
+    bytes: &[u8],
+    layout_since: u8,
+) -> Result<T, CodecError>
+where
+    T: DeserializeOwned,
+    Old: DeserializeOwned + Into<T>,
+{
+    match bytes.first() {
+        Some(&version) if version < layout_since => decode::<Old>(what, bytes).map(Into::into),
+        _ => decode(what, bytes),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use switchyard_core::{CoordinatorState, StateWithStoredIndexes};
+
     use super::*;
 
     #[test]
@@ -120,11 +147,11 @@ mod tests {
     }
 
     #[test]
-    fn writes_compact_version_3_and_refuses_version_1_clearly() {
+    fn writes_compact_records_and_refuses_version_1_clearly() {
         let value = (7u64, 300u32, "breaker".to_string(), vec![1u64, 2, 3]);
         let current = encode(&value);
         assert_eq!(current[0], FORMAT_VERSION);
-        let back: (u64, u32, String, Vec<u64>) = decode("v3", &current).unwrap();
+        let back: (u64, u32, String, Vec<u64>) = decode("v4", &current).unwrap();
         assert_eq!(back, value);
         let mut v2 = current.clone();
         v2[0] = 2;
@@ -143,7 +170,7 @@ mod tests {
         let err = decode::<(u64, u32, String, Vec<u64>)>("log entry", &v1).unwrap_err();
         assert!(
             err.to_string().contains(
-                "log entry: record format version 1, this build reads only versions 2 to 3"
+                "log entry: record format version 1, this build reads only versions 2 to 4"
             ),
             "{err}"
         );
@@ -155,11 +182,42 @@ mod tests {
         // tests/state/compat.rs, which checks its content).
         let bytes = include_bytes!("../../core/tests/state/fixtures/state_v2.bin");
         assert_eq!(bytes[0], 2);
-        let state: switchyard_core::CoordinatorState = decode("snapshot state", bytes).unwrap();
+        let state: CoordinatorState = decode_state(bytes).unwrap();
         assert_eq!(state.breaker_count(), 4);
         let again = encode(&state);
         assert_eq!(again[0], FORMAT_VERSION);
-        let back: switchyard_core::CoordinatorState = decode("snapshot state", &again).unwrap();
-        assert_eq!(back.digest(), state.digest());
+        let back: CoordinatorState = decode_state(&again).unwrap();
+        assert_eq!(back, state);
+    }
+
+    fn decode_state(bytes: &[u8]) -> Result<CoordinatorState, CodecError> {
+        decode_with_legacy::<_, StateWithStoredIndexes>(
+            "snapshot state",
+            bytes,
+            STATE_WITHOUT_INDEXES_SINCE,
+        )
+    }
+
+    #[test]
+    fn a_state_written_by_version_3_loads_with_its_indexes_rebuilt() {
+        // Written by the build before the indexes were left out (see switchyard-core's
+        // tests/state/compat_v3.rs, which compares it with the state it was taken from).
+        let bytes = include_bytes!("../../core/tests/state/fixtures/state_v3.bin");
+        assert_eq!(bytes[0], 3);
+        let state = decode_state(bytes).unwrap();
+        assert!(
+            state.next_deadline_ms().is_some(),
+            "the deadline index is rebuilt"
+        );
+        let again = encode(&state);
+        assert_eq!(again[0], FORMAT_VERSION);
+        assert!(
+            again.len() < bytes.len(),
+            "the indexes are no longer stored"
+        );
+        assert_eq!(decode_state(&again).unwrap(), state);
+        // A version-3 state read as today's layout does not decode: the version picks the
+        // layout.
+        assert!(decode::<CoordinatorState>("snapshot state", bytes).is_err());
     }
 }

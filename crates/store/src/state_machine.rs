@@ -22,7 +22,7 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 use switchyard_core::plant::{Plant, planted};
-use switchyard_core::{ApplyContext, CoordinatorState, Effect};
+use switchyard_core::{ApplyContext, CoordinatorState, Effect, StateWithStoredIndexes};
 use tokio::sync::{broadcast, watch};
 
 use crate::codec;
@@ -52,6 +52,36 @@ struct SmData {
     last_applied: Option<LogIdOf<TypeConfig>>,
     last_membership: StoredMembershipOf<TypeConfig>,
     core: CoordinatorState,
+}
+
+impl SmData {
+    /// Decodes a snapshot's state, in the layout of the record's format version (see
+    /// [`codec::decode_with_legacy`]).
+    fn decode(bytes: &[u8]) -> Result<Self, codec::CodecError> {
+        codec::decode_with_legacy::<Self, SmDataWithStoredIndexes>(
+            "snapshot state",
+            bytes,
+            codec::STATE_WITHOUT_INDEXES_SINCE,
+        )
+    }
+}
+
+/// [`SmData`] as record formats 2 and 3 stored it: the state with its derived indexes.
+#[derive(Deserialize)]
+struct SmDataWithStoredIndexes {
+    last_applied: Option<LogIdOf<TypeConfig>>,
+    last_membership: StoredMembershipOf<TypeConfig>,
+    core: StateWithStoredIndexes,
+}
+
+impl From<SmDataWithStoredIndexes> for SmData {
+    fn from(old: SmDataWithStoredIndexes) -> Self {
+        Self {
+            last_applied: old.last_applied,
+            last_membership: old.last_membership,
+            core: old.core.into(),
+        }
+    }
 }
 
 /// A persisted snapshot: its metadata and the encoded [`SmData`].
@@ -121,7 +151,7 @@ impl StateMachine {
             None => (SmData::default(), 0),
             Some(bytes) => {
                 let stored: StoredSnapshot = codec::decode("snapshot", &bytes)?;
-                let data = codec::decode("snapshot state", &stored.data)?;
+                let data = SmData::decode(&stored.data)?;
                 (data, stored.data.len() as u64)
             }
         };
@@ -288,7 +318,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMetaOf<TypeConfig>,
         snapshot: Vec<u8>,
     ) -> Result<(), io::Error> {
-        let data: SmData = codec::decode("snapshot state", &snapshot)?;
+        let data = SmData::decode(&snapshot)?;
         let stored = StoredSnapshot {
             meta: meta.clone(),
             data: snapshot,
@@ -330,5 +360,56 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bincode::Options;
+
+    use super::*;
+    use crate::disk::MemDisk;
+
+    #[test]
+    fn a_snapshot_stored_by_format_3_opens_with_its_indexes_rebuilt() {
+        // The snapshot a format-3 build persisted: its state record is the format-3 state
+        // fixture (see switchyard-core's tests/state/compat_v3.rs) after the log id and
+        // membership, in that build's layout.
+        let state_v3 = include_bytes!("../../core/tests/state/fixtures/state_v3.bin");
+        let last_applied = Some(openraft::testing::log_id::<TypeConfig>(2, 1, 30));
+        let mut data = vec![3u8];
+        bincode::DefaultOptions::new()
+            .serialize_into(
+                &mut data,
+                &(&last_applied, StoredMembershipOf::<TypeConfig>::default()),
+            )
+            .unwrap();
+        data.extend_from_slice(&state_v3[1..]);
+        let stored = StoredSnapshot {
+            meta: SnapshotMetaOf::<TypeConfig> {
+                last_log_id: last_applied,
+                last_membership: StoredMembershipOf::<TypeConfig>::default(),
+            },
+            data,
+        };
+        let mut record = codec::encode(&stored);
+        record[0] = 3;
+        let disk = MemDisk::new();
+        disk.apply(
+            TreeId::Snapshot,
+            vec![Op::Put(KEY_SNAPSHOT.to_vec(), record)],
+        )
+        .unwrap();
+
+        let sm = StateMachine::open(Arc::new(disk)).unwrap();
+        let expected: CoordinatorState = StateWithStoredIndexes::deserialize(
+            &mut bincode::Deserializer::from_slice(&state_v3[1..], bincode::DefaultOptions::new()),
+        )
+        .unwrap()
+        .into();
+        let read = sm.read();
+        assert_eq!(read.applied_index(), 30);
+        assert_eq!(read.core(), &expected);
+        assert!(read.core().next_deadline_ms().is_some(), "indexes rebuilt");
     }
 }

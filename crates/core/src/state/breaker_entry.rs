@@ -12,6 +12,8 @@ pub(super) struct BreakerEntry {
     pub(super) ledger: BreakerLedger,
     pub(super) updated_index: u64,
     /// The breaker's entry in the deadline index: its `next_deadline_ms` when last indexed.
+    /// Derived with the index, and rebuilt with it on load.
+    #[serde(skip)]
     pub(super) indexed_deadline_ms: Option<u64>,
     /// The fleet retry figures last pushed to SDKs (by an effect), and when.
     pub(super) retries_pushed: FleetRetries,

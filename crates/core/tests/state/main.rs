@@ -4,6 +4,7 @@
 mod audit_sla;
 mod breaker;
 mod compat;
+mod compat_v3;
 mod files;
 mod fresh;
 mod helpers;
