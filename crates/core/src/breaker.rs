@@ -58,7 +58,7 @@ pub use open_duration::open_duration_ms;
 
 use crate::{
     BreakerKey, BreakerState, CommandError, InstanceId, LatencySketch, OverrideMode, Policy,
-    ProbeOutcome, Transition, TripMode, Window, WindowSpec, WindowTotals,
+    ProbeOutcome, Transition, TripMode, Window, WindowTotals,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -488,10 +488,5 @@ impl Breaker {
             format!("reset: {reason}")
         };
         self.close(now_ms, text)
-    }
-
-    /// A window shape check used by views: the window spec in force.
-    pub fn window_spec(&self) -> WindowSpec {
-        self.window.spec()
     }
 }

@@ -56,14 +56,6 @@ impl BreakerState {
         Self::ALL.into_iter().find(|st| st.as_str() == upper)
     }
 
-    /// Whether ordinary calls (without a probe permit) are admitted.
-    pub fn admits_calls(self) -> bool {
-        !matches!(
-            self,
-            BreakerState::Open | BreakerState::HalfOpen | BreakerState::ForcedOpen
-        )
-    }
-
     /// Whether the state counts as part of an open episode for SLA reports.
     pub fn is_open_like(self) -> bool {
         matches!(

@@ -93,11 +93,6 @@ impl Confidence {
         Self::from_millipercent(milli as u32).map_err(|_| Self::error(percent))
     }
 
-    /// Thousandths of a percent.
-    pub fn millipercent(self) -> u32 {
-        self.0
-    }
-
     /// The level as a percent (`99.99`).
     pub fn percent(self) -> f64 {
         f64::from(self.0) / 1_000.0

@@ -166,20 +166,6 @@ impl Window {
         }
     }
 
-    /// The position a record at `now_ms` lands in.
-    pub fn current_position(&self, now_ms: u64) -> u64 {
-        match self.spec {
-            WindowSpec::Time {
-                duration_ms,
-                buckets,
-            } => Self::time_position(duration_ms, buckets, now_ms).1,
-            WindowSpec::Count { .. } => match self.slots.back() {
-                Some(last) if last.at_ms == now_ms => last.position,
-                _ => self.next_chunk,
-            },
-        }
-    }
-
     /// Whether a count chunk recorded at `at_ms` is still young enough at `now_ms`.
     fn young(&self, at_ms: u64, now_ms: u64) -> bool {
         match self.spec {

@@ -3,7 +3,7 @@
 use super::breaker_entry::BreakerEntry;
 use super::effect::Effect;
 use crate::scope_tier::{ScopeTier, TierChange};
-use crate::{Actor, AuditEvent, AuditKind, AuditLog, Scope, Transition};
+use crate::{Actor, AuditEvent, AuditKind, AuditLog, Scope, Tier, Transition};
 
 /// The per-apply context for audit events.
 pub(super) struct Stamp {
@@ -88,5 +88,32 @@ impl Sink<'_> {
             to,
             reason,
         });
+    }
+
+    /// Records a pin or unpin of `scope` by the stamp's actor: `(from, change)` as
+    /// [`ScopeTier::pin`] and `unpin` return it. A change is recorded as one; no change still
+    /// leaves an audit event, from `from` to `after` (the tier the command asked for).
+    pub(super) fn tier_override(
+        &mut self,
+        scope: &Scope,
+        st: &mut ScopeTier,
+        (from, change): (Tier, Option<TierChange>),
+        after: Tier,
+        reason: &str,
+    ) {
+        let stamp = self.stamp;
+        let actor = &stamp.actor;
+        match change {
+            Some(c) => self.tier(scope, st, c, actor, AuditKind::TierOverride),
+            None => {
+                let event = stamp
+                    .event(AuditKind::TierOverride, actor.clone(), scope.as_str())
+                    .before(from.as_str())
+                    .after(after.as_str())
+                    .reason(reason);
+                self.audit.push(event);
+                st.updated_index = stamp.index;
+            }
+        }
     }
 }

@@ -2,10 +2,33 @@
 
 use super::CoordinatorState;
 use super::audit_sink::{Sink, Stamp};
+use super::breaker_entry::BreakerEntry;
 use super::effect::Effect;
 use crate::{Actor, AuditKind, BreakerKey, InstanceId, OverrideMode, ProbeOutcome, Transition};
 
 impl CoordinatorState {
+    /// Applies `change` to breaker `key`, if it exists, and records the transition it returns
+    /// as `kind` by `actor`.
+    fn change_breaker(
+        &mut self,
+        stamp: &Stamp,
+        key: &BreakerKey,
+        (actor, kind): (&Actor, AuditKind),
+        effects: &mut Vec<Effect>,
+        change: impl FnOnce(&mut BreakerEntry) -> Option<Transition>,
+    ) {
+        if let Some(entry) = self.breakers.get_mut(key)
+            && let Some(t) = change(entry)
+        {
+            let mut sink = Sink {
+                audit: &mut self.audit,
+                effects,
+                stamp,
+            };
+            sink.transition(entry, t, actor, kind);
+        }
+    }
+
     /// `SetOverride`: forces a breaker open or closed (creating it if new).
     pub(super) fn set_override(
         &mut self,
@@ -17,33 +40,23 @@ impl CoordinatorState {
         effects: &mut Vec<Effect>,
     ) {
         let now_ms = stamp.now_ms;
-        let actor = &stamp.actor;
         if !self.ensure_breaker(key, now_ms, effects) {
             return;
         }
-        let mut sink = Sink {
-            audit: &mut self.audit,
-            effects,
-            stamp,
-        };
-        if let Some(entry) = self.breakers.get_mut(key) {
+        let by = (&stamp.actor, AuditKind::Override);
+        self.change_breaker(stamp, key, by, effects, |entry| {
             let from = entry.breaker.state();
-            match entry
+            let changed = entry
                 .breaker
-                .set_override(now_ms, *mode, reason, *expires_at_ms)
-            {
-                Some(t) => sink.transition(entry, t, actor, AuditKind::Override),
-                None => {
-                    let t = Transition {
-                        from,
-                        to: from,
-                        reason: entry.breaker.reason().to_owned(),
-                        at_ms: now_ms,
-                    };
-                    sink.transition(entry, t, actor, AuditKind::Override);
-                }
-            }
-        }
+                .set_override(now_ms, *mode, reason, *expires_at_ms);
+            // An override that changes nothing is still audited.
+            Some(changed.unwrap_or_else(|| Transition {
+                from,
+                to: from,
+                reason: entry.breaker.reason().to_owned(),
+                at_ms: now_ms,
+            }))
+        });
     }
 
     /// `ClearOverride`: the policy decides again.
@@ -54,18 +67,10 @@ impl CoordinatorState {
         reason: &str,
         effects: &mut Vec<Effect>,
     ) {
-        let now_ms = stamp.now_ms;
-        let actor = &stamp.actor;
-        let mut sink = Sink {
-            audit: &mut self.audit,
-            effects,
-            stamp,
-        };
-        if let Some(entry) = self.breakers.get_mut(key)
-            && let Some(t) = entry.breaker.clear_override(now_ms, reason)
-        {
-            sink.transition(entry, t, actor, AuditKind::Override);
-        }
+        let by = (&stamp.actor, AuditKind::Override);
+        self.change_breaker(stamp, key, by, effects, |entry| {
+            entry.breaker.clear_override(stamp.now_ms, reason)
+        });
     }
 
     /// `ResetBreaker`: back to CLOSED with an empty window.
@@ -76,17 +81,10 @@ impl CoordinatorState {
         reason: &str,
         effects: &mut Vec<Effect>,
     ) {
-        let now_ms = stamp.now_ms;
-        let actor = &stamp.actor;
-        let mut sink = Sink {
-            audit: &mut self.audit,
-            effects,
-            stamp,
-        };
-        if let Some(entry) = self.breakers.get_mut(key) {
-            let t = entry.breaker.reset(now_ms, reason);
-            sink.transition(entry, t, actor, AuditKind::BreakerTransition);
-        }
+        let by = (&stamp.actor, AuditKind::BreakerTransition);
+        self.change_breaker(stamp, key, by, effects, |entry| {
+            Some(entry.breaker.reset(stamp.now_ms, reason))
+        });
     }
 
     /// `AcquireProbe`: a probe permit for `instance`, or why not.
@@ -144,17 +142,13 @@ impl CoordinatorState {
         outcome: ProbeOutcome,
         effects: &mut Vec<Effect>,
     ) {
-        let now_ms = stamp.now_ms;
-        let mut sink = Sink {
-            audit: &mut self.audit,
-            effects,
-            stamp,
-        };
-        if let Some(entry) = self.breakers.get_mut(key) {
+        let by = (&Actor::Policy, AuditKind::BreakerTransition);
+        self.change_breaker(stamp, key, by, effects, |entry| {
             entry.updated_index = stamp.index;
-            if let Ok(Some(t)) = entry.breaker.release_probe(now_ms, permit_id, outcome) {
-                sink.transition(entry, t, &Actor::Policy, AuditKind::BreakerTransition);
-            }
-        }
+            let released = entry
+                .breaker
+                .release_probe(stamp.now_ms, permit_id, outcome);
+            released.ok().flatten()
+        });
     }
 }

@@ -17,21 +17,14 @@ impl CoordinatorState {
     ) {
         let now_ms = stamp.now_ms;
         let actor = &stamp.actor;
-        let summary = format!(
-            "{} rules, {} features",
-            rules.rules.len(),
-            rules.features.len()
-        );
+        let to = summary(rules);
         let previous = self.tier_rules.insert(rules.scope.clone(), rules.clone());
-        let from = previous.map_or_else(
-            || "none".to_owned(),
-            |p| format!("{} rules, {} features", p.rules.len(), p.features.len()),
-        );
+        let from = previous.map_or_else(|| "none".to_owned(), |p| summary(&p));
         self.audit.push(
             stamp
                 .event(AuditKind::TierRules, actor.clone(), rules.scope.as_str())
                 .before(from)
-                .after(summary)
+                .after(to)
                 .reason("tier rules put"),
         );
         if !self.scopes.contains_key(&rules.scope) {
@@ -53,7 +46,7 @@ impl CoordinatorState {
     ) {
         let actor = &stamp.actor;
         if let Some(p) = self.tier_rules.remove(scope) {
-            let from = format!("{} rules, {} features", p.rules.len(), p.features.len());
+            let from = summary(&p);
             self.audit.push(
                 stamp
                     .event(AuditKind::TierRules, actor.clone(), scope.as_str())
@@ -78,30 +71,19 @@ impl CoordinatorState {
         effects: &mut Vec<Effect>,
     ) {
         let now_ms = stamp.now_ms;
-        let actor = &stamp.actor;
         let st = self
             .scopes
             .entry(scope.clone())
             .or_insert_with(|| ScopeTier::new(now_ms));
         self.tier_scopes.insert(scope.clone());
-        let (from, change) = st.pin(now_ms, tier, reason, expires_at_ms);
+        let outcome = st.pin(now_ms, tier, reason, expires_at_ms);
+        let reason = st.reason().to_owned();
         let mut sink = Sink {
             audit: &mut self.audit,
             effects,
             stamp,
         };
-        match change {
-            Some(c) => sink.tier(scope, st, c, actor, AuditKind::TierOverride),
-            None => {
-                let event = stamp
-                    .event(AuditKind::TierOverride, actor.clone(), scope.as_str())
-                    .before(from.as_str())
-                    .after(tier.as_str())
-                    .reason(st.reason());
-                sink.audit.push(event);
-                st.updated_index = stamp.index;
-            }
-        }
+        sink.tier_override(scope, st, outcome, tier, &reason);
     }
 
     /// `ClearTierOverride`: the rules decide again.
@@ -113,7 +95,6 @@ impl CoordinatorState {
         effects: &mut Vec<Effect>,
     ) {
         let now_ms = stamp.now_ms;
-        let actor = &stamp.actor;
         let demand = self
             .tier_rules
             .get(scope)
@@ -125,24 +106,23 @@ impl CoordinatorState {
             } else {
                 format!("tier override cleared: {reason}; {why}")
             };
-            let (from, change) = st.unpin(now_ms, tier, text.clone());
+            let outcome = st.unpin(now_ms, tier, text.clone());
+            let kept = outcome.0;
             let mut sink = Sink {
                 audit: &mut self.audit,
                 effects,
                 stamp,
             };
-            match change {
-                Some(c) => sink.tier(scope, st, c, actor, AuditKind::TierOverride),
-                None => {
-                    let event = stamp
-                        .event(AuditKind::TierOverride, actor.clone(), scope.as_str())
-                        .before(from.as_str())
-                        .after(from.as_str())
-                        .reason(text);
-                    sink.audit.push(event);
-                    st.updated_index = stamp.index;
-                }
-            }
+            sink.tier_override(scope, st, outcome, kept, &text);
         }
     }
+}
+
+/// Tier rules in a few words, for audit events.
+fn summary(rules: &TierRules) -> String {
+    format!(
+        "{} rules, {} features",
+        rules.rules.len(),
+        rules.features.len()
+    )
 }
