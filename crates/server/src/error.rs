@@ -189,6 +189,23 @@ impl LimitName {
 }
 
 impl NodeError {
+    /// What a call from node `from` to node `to` at `addr` that failed with `status` means:
+    /// a failure on the way (no answer, a broken or refused connection, a protocol error) is
+    /// [`NodeError::Hop`], which any node may retry; an answer is [`NodeError::Remote`], passed
+    /// on as it is.
+    pub fn from_hop_status(from: u64, to: u64, addr: &str, status: tonic::Status) -> NodeError {
+        if is_hop_failure(&status) {
+            NodeError::Hop {
+                from,
+                to,
+                addr: addr.to_owned(),
+                reason: describe(&status),
+            }
+        } else {
+            NodeError::Remote(status)
+        }
+    }
+
     /// The limit this error refused at, if it is a limit refusal.
     pub fn limit(&self) -> Option<LimitName> {
         match self {
@@ -196,6 +213,38 @@ impl NodeError {
             _ => None,
         }
     }
+}
+
+/// Whether a failed call failed on the way (no answer, a broken or refused connection, a
+/// protocol error) rather than being answered by the other node. Statuses that tonic makes up
+/// from a transport error carry that error as their source; `UNKNOWN` and
+/// `RESOURCE_EXHAUSTED` made up that way must not reach a client, which would not retry.
+fn is_hop_failure(status: &tonic::Status) -> bool {
+    use std::error::Error;
+    status.source().is_some()
+        || matches!(
+            status.code(),
+            tonic::Code::Unavailable
+                | tonic::Code::DeadlineExceeded
+                | tonic::Code::Cancelled
+                | tonic::Code::Unknown
+        )
+}
+
+/// A failed hop in words: tonic's message and its source chain.
+fn describe(status: &tonic::Status) -> String {
+    use std::error::Error;
+    let mut text = format!("{:?}: {}", status.code(), status.message());
+    let mut source = status.source();
+    while let Some(e) = source {
+        let detail = e.to_string();
+        if !text.contains(&detail) {
+            text.push_str(": ");
+            text.push_str(&detail);
+        }
+        source = e.source();
+    }
+    text
 }
 
 impl From<NodeError> for tonic::Status {

@@ -23,6 +23,7 @@ use switchyard_store::{NodeId, TypeConfig};
 use tonic::transport::Channel;
 
 use crate::auth::ClusterCredentials;
+use crate::error::NodeError;
 use crate::transport::ChannelPool;
 
 /// Size of one snapshot chunk on the wire.
@@ -31,14 +32,20 @@ pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 /// Creates [`PeerClient`]s over the node's shared channel pool.
 #[derive(Debug, Clone)]
 pub struct Network {
+    id: NodeId,
     pool: ChannelPool,
     credentials: ClusterCredentials,
 }
 
 impl Network {
-    /// A network that reaches peers through `pool`, authenticating with `credentials`.
-    pub fn new(pool: ChannelPool, credentials: ClusterCredentials) -> Self {
-        Self { pool, credentials }
+    /// The network of node `id`: it reaches peers through `pool`, authenticating with
+    /// `credentials`.
+    pub fn new(id: NodeId, pool: ChannelPool, credentials: ClusterCredentials) -> Self {
+        Self {
+            id,
+            pool,
+            credentials,
+        }
     }
 }
 
@@ -47,6 +54,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
         PeerClient {
+            from: self.id,
             target,
             addr: node.addr.clone(),
             pool: self.pool.clone(),
@@ -58,23 +66,11 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 /// The Raft RPC client for one peer.
 #[derive(Debug)]
 pub struct PeerClient {
+    from: NodeId,
     target: NodeId,
     addr: String,
     pool: ChannelPool,
     credentials: ClusterCredentials,
-}
-
-fn unreachable(e: &(impl std::error::Error + 'static)) -> RPCError<TypeConfig> {
-    RPCError::Unreachable(Unreachable::new(e))
-}
-
-fn status_to_rpc(status: &tonic::Status) -> RPCError<TypeConfig> {
-    match status.code() {
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
-            unreachable(status)
-        }
-        _ => RPCError::Network(NetworkError::new(status)),
-    }
 }
 
 impl PeerClient {
@@ -83,21 +79,28 @@ impl PeerClient {
         let pooled = self
             .pool
             .get_pooled(&self.addr)
-            .map_err(|e| unreachable(&e))?;
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
         let client = RaftClient::new(pooled.channel)
             .max_decoding_message_size(64 * 1024 * 1024)
             .max_encoding_message_size(64 * 1024 * 1024);
         Ok((client, pooled.generation))
     }
 
-    /// Maps a failed call's status; a peer that did not answer in time (or at all) gets a
-    /// fresh connection for the next call (see [`crate::transport`] on fast rejoin).
-    fn failed(&self, generation: u64, status: &tonic::Status) -> RPCError<TypeConfig> {
-        let error = status_to_rpc(status);
-        if matches!(error, RPCError::Unreachable(_)) && self.pool.replace(&self.addr, generation) {
-            tracing::debug!(peer = self.target, addr = %self.addr, code = ?status.code(), "peer did not answer; replacing its connection");
+    /// Maps a failed call's status through the node's one hop-error conversion
+    /// ([`NodeError::from_hop_status`]): a failure on the way makes the peer unreachable for
+    /// openraft (which backs off), and gets it a fresh connection for the next call (see
+    /// [`crate::transport`] on fast rejoin); an answer is a network error.
+    fn failed(&self, generation: u64, status: tonic::Status) -> RPCError<TypeConfig> {
+        let code = status.code();
+        match NodeError::from_hop_status(self.from, self.target, &self.addr, status) {
+            hop @ NodeError::Hop { .. } => {
+                if self.pool.replace(&self.addr, generation) {
+                    tracing::debug!(peer = self.target, addr = %self.addr, ?code, "peer did not answer; replacing its connection");
+                }
+                RPCError::Unreachable(Unreachable::new(&hop))
+            }
+            answer => RPCError::Network(NetworkError::new(&answer)),
         }
-        error
     }
 
     fn request<T>(&self, message: T, timeout: Duration) -> tonic::Request<T> {
@@ -107,18 +110,37 @@ impl PeerClient {
         request
     }
 
+    /// One unary Raft RPC: encodes `rpc`, sends it through `send` with `option`'s deadline on
+    /// the peer's pooled channel, and decodes the reply (`what` names it in errors).
+    async fn call<Rpc, Reply, F, Fut>(
+        &self,
+        what: &'static str,
+        rpc: &Rpc,
+        option: &RPCOption,
+        send: F,
+    ) -> Result<Reply, RPCError<TypeConfig>>
+    where
+        Rpc: serde::Serialize,
+        Reply: serde::de::DeserializeOwned,
+        F: FnOnce(RaftClient<Channel>, tonic::Request<RaftMessage>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<RaftMessage>, tonic::Status>>,
+    {
+        let message = RaftMessage {
+            payload: codec::encode(rpc),
+        };
+        let request = self.request(message, option.hard_ttl());
+        let (client, generation) = self.client()?;
+        let reply = send(client, request)
+            .await
+            .map_err(|s| self.failed(generation, s))?;
+        codec::decode(what, &reply.into_inner().payload)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))
+    }
+
     /// The peer this client talks to.
     pub fn target(&self) -> NodeId {
         self.target
     }
-}
-
-fn decode_reply<T: serde::de::DeserializeOwned>(
-    what: &'static str,
-    reply: tonic::Response<RaftMessage>,
-) -> Result<T, RPCError<TypeConfig>> {
-    codec::decode(what, &reply.into_inner().payload)
-        .map_err(|e| RPCError::Network(NetworkError::new(&e)))
 }
 
 impl RaftNetworkV2<TypeConfig> for PeerClient {
@@ -129,16 +151,13 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let message = RaftMessage {
-            payload: codec::encode(&rpc),
-        };
-        let request = self.request(message, option.hard_ttl());
-        let (mut client, generation) = self.client()?;
-        let reply = client
-            .append_entries(request)
-            .await
-            .map_err(|s| self.failed(generation, &s))?;
-        decode_reply("append entries response", reply)
+        self.call(
+            "append entries response",
+            &rpc,
+            &option,
+            |mut c, r| async move { c.append_entries(r).await },
+        )
+        .await
     }
 
     async fn transfer_leader(
@@ -146,16 +165,13 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let message = RaftMessage {
-            payload: codec::encode(&rpc),
-        };
-        let request = self.request(message, option.hard_ttl());
-        let (mut client, generation) = self.client()?;
-        let reply = client
-            .transfer_leader(request)
-            .await
-            .map_err(|s| self.failed(generation, &s))?;
-        decode_reply("transfer leader response", reply)
+        self.call(
+            "transfer leader response",
+            &rpc,
+            &option,
+            |mut c, r| async move { c.transfer_leader(r).await },
+        )
+        .await
     }
 
     async fn vote(
@@ -163,16 +179,10 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let message = RaftMessage {
-            payload: codec::encode(&rpc),
-        };
-        let request = self.request(message, option.hard_ttl());
-        let (mut client, generation) = self.client()?;
-        let reply = client
-            .vote(request)
-            .await
-            .map_err(|s| self.failed(generation, &s))?;
-        decode_reply("vote response", reply)
+        self.call("vote response", &rpc, &option, |mut c, r| async move {
+            c.vote(r).await
+        })
+        .await
     }
 
     async fn pre_vote(
@@ -180,16 +190,10 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let message = RaftMessage {
-            payload: codec::encode(&rpc),
-        };
-        let request = self.request(message, option.hard_ttl());
-        let (mut client, generation) = self.client()?;
-        let reply = client
-            .pre_vote(request)
-            .await
-            .map_err(|s| self.failed(generation, &s))?;
-        decode_reply("pre-vote response", reply)
+        self.call("pre-vote response", &rpc, &option, |mut c, r| async move {
+            c.pre_vote(r).await
+        })
+        .await
     }
 
     async fn full_snapshot(
@@ -233,19 +237,13 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         let per_chunk = option.hard_ttl().max(Duration::from_millis(500));
         let timeout = per_chunk * u32::try_from(chunks.len()).unwrap_or(u32::MAX).max(1);
         let request = self.request(futures::stream::iter(chunks), timeout);
-        let (mut client, generation) = self.client().map_err(|e| match e {
-            RPCError::Unreachable(u) => StreamingError::Unreachable(u),
-            other => StreamingError::Unreachable(Unreachable::new(&other)),
-        })?;
+        let (mut client, generation) = self.client()?;
         let send = client.install_snapshot(request);
         let reply = tokio::select! {
             closed = cancel => return Err(StreamingError::Closed(closed)),
             reply = send => reply,
         };
-        let reply = reply.map_err(|s| match self.failed(generation, &s) {
-            RPCError::Unreachable(u) => StreamingError::Unreachable(u),
-            _ => StreamingError::Network(NetworkError::new(&s)),
-        })?;
+        let reply = reply.map_err(|s| self.failed(generation, s))?;
         codec::decode("snapshot response", &reply.into_inner().payload)
             .map_err(|e| StreamingError::Network(NetworkError::new(&e)))
     }

@@ -58,7 +58,11 @@ impl Node {
         // forwarded write's bytes never sit in front of a heartbeat.
         let pool = ChannelPool::new(Arc::clone(&deps.connector));
         let credentials = ClusterCredentials::new(deps.tokens.clone());
-        let network = Network::new(ChannelPool::new(deps.connector), credentials.clone());
+        let network = Network::new(
+            config.node_id,
+            ChannelPool::new(deps.connector),
+            credentials.clone(),
+        );
         let new_raft = {
             let (id, log, sm) = (config.node_id, log.clone(), sm.clone());
             async move { Raft::new(id, Arc::new(raft_config), network, log, sm).await }

@@ -139,12 +139,6 @@ impl Node {
                     hint: NoLeaderHint::NoAddress { leader },
                 })?
         };
-        let hop = |reason: String| NodeError::Hop {
-            from: self.inner.id,
-            to: leader,
-            addr: addr.clone(),
-            reason,
-        };
         // The caller's deadline bounds the hop, and travels with it (see `crate::deadline`).
         let remaining = crate::deadline::remaining();
         let timeout = remaining.map_or(FORWARD_TIMEOUT, |r| r.min(FORWARD_TIMEOUT));
@@ -157,7 +151,12 @@ impl Node {
             .inner
             .pool
             .get_pooled(&addr)
-            .map_err(|e| hop(e.to_string()))?;
+            .map_err(|e| NodeError::Hop {
+                from: self.inner.id,
+                to: leader,
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?;
         let limit = self.inner.config.limits.message_bytes_max as usize;
         let mut client = RaftClient::new(pooled.channel)
             .max_decoding_message_size(limit)
@@ -175,13 +174,12 @@ impl Node {
         }
         self.inner.credentials.attach(&mut call);
         let reply = client.forward(call).await.map_err(|status| {
-            if is_hop_failure(&status) {
+            let error = NodeError::from_hop_status(self.inner.id, leader, &addr, status);
+            if matches!(error, NodeError::Hop { .. }) {
                 // A hop that stopped answering gets a fresh connection (see `crate::transport`).
                 self.inner.pool.replace(&addr, pooled.generation);
-                hop(describe(&status))
-            } else {
-                NodeError::Remote(status)
             }
+            error
         })?;
         let reply: ForwardReply = codec::decode("forward reply", &reply.into_inner().payload)
             .map_err(|e| {
@@ -198,36 +196,4 @@ impl Node {
             ok => Ok(ok),
         }
     }
-}
-
-/// Whether a failed forwarded call failed on the way (no answer, a broken or refused
-/// connection, a protocol error) rather than being answered by the leader. Statuses that
-/// tonic makes up from a transport error carry that error as their source; `UNKNOWN` and
-/// `RESOURCE_EXHAUSTED` made up that way must not reach a client, which would not retry.
-fn is_hop_failure(status: &tonic::Status) -> bool {
-    use std::error::Error;
-    status.source().is_some()
-        || matches!(
-            status.code(),
-            tonic::Code::Unavailable
-                | tonic::Code::DeadlineExceeded
-                | tonic::Code::Cancelled
-                | tonic::Code::Unknown
-        )
-}
-
-/// A failed hop in words: tonic's message and its source chain.
-fn describe(status: &tonic::Status) -> String {
-    use std::error::Error;
-    let mut text = format!("{:?}: {}", status.code(), status.message());
-    let mut source = status.source();
-    while let Some(e) = source {
-        let detail = e.to_string();
-        if !text.contains(&detail) {
-            text.push_str(": ");
-            text.push_str(&detail);
-        }
-        source = e.source();
-    }
-    text
 }
