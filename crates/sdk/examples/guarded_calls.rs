@@ -15,6 +15,10 @@
 //! - `guard`: `Guard::call` with a timeout-free guard;
 //! - `layer`: the tower layer's `call` and response future;
 //! - `rejected`: `Breaker::call` on an open breaker (the call is not made).
+//!
+//! A suffix turns OpenTelemetry tracing on (`Client::builder().tracing(true)`): `+otel-noop`
+//! with no tracer provider installed (the API's no-op), `+otel-sdk` with the SDK's provider
+//! (spans sampled and recorded, no exporter), e.g. `call+otel-sdk`.
 
 use std::hint::black_box;
 use std::pin::pin;
@@ -41,7 +45,11 @@ fn run(workload: &str, calls: u64, closed: &Breaker, open: &Breaker) {
         "raw" => {
             for _ in 0..calls {
                 if let Ok(permit) = black_box(closed).allow() {
-                    closed.record(permit, Outcome::Success, black_box(Duration::from_micros(250)));
+                    closed.record(
+                        permit,
+                        Outcome::Success,
+                        black_box(Duration::from_micros(250)),
+                    );
                 }
             }
         }
@@ -78,7 +86,17 @@ fn run(workload: &str, calls: u64, closed: &Breaker, open: &Breaker) {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let workload = args.next().unwrap_or_else(|| "call".to_owned());
+    let arg = args.next().unwrap_or_else(|| "call".to_owned());
+    let (workload, tracing) = match arg.split_once('+') {
+        None => (arg.as_str(), false),
+        Some((workload, "otel-noop")) => (workload, true),
+        Some((workload, "otel-sdk")) => {
+            let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+            opentelemetry::global::set_tracer_provider(provider);
+            (workload, true)
+        }
+        Some((_, other)) => panic!("unknown tracing {other:?}: otel-noop or otel-sdk"),
+    };
     let calls: u64 = args
         .next()
         .map(|n| n.parse().expect("calls: a whole number"))
@@ -89,6 +107,7 @@ fn main() {
         .expect("runtime");
     let client = Client::builder()
         .report_interval(Duration::from_millis(10))
+        .tracing(tracing)
         .build_on(rt.handle())
         .expect("local-only client");
     let closed = client.breaker("bench/closed").expect("breaker");
@@ -111,6 +130,6 @@ fn main() {
     let reason = open.allow().expect_err("the local breaker is open").reason;
     assert_eq!(reason, RejectReason::LocalOpen);
     // Warm up (thread stripe, latency tables, TSC calibration), then the measured calls.
-    run(&workload, 100, &closed, &open);
-    run(&workload, calls, &closed, &open);
+    run(workload, 100, &closed, &open);
+    run(workload, calls, &closed, &open);
 }

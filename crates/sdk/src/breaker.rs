@@ -24,6 +24,7 @@ use crate::breaker_shared::{
     BreakerShared, POOL_CLUSTER, POOL_LOCAL, PROBE_FAILURE, PROBE_SUCCESS,
 };
 use crate::latency;
+use crate::otel::CallTracing;
 use crate::stripe;
 use crate::wrapped_call::WrappedCall;
 use crate::{
@@ -39,6 +40,17 @@ pub enum PermitKind {
     ClusterProbe,
     /// A trial call under a local probe permit (local HALF_OPEN).
     LocalProbe,
+}
+
+impl PermitKind {
+    /// `normal`, `cluster_probe` or `local_probe` (span attributes, the Python SDK).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PermitKind::Normal => "normal",
+            PermitKind::ClusterProbe => "cluster_probe",
+            PermitKind::LocalProbe => "local_probe",
+        }
+    }
 }
 
 /// Permission to make one call, returned by [`Breaker::allow`]. Hand it back with
@@ -109,6 +121,8 @@ pub struct Rejected {
 #[derive(Clone)]
 pub struct Breaker {
     pub(crate) shared: Arc<BreakerShared>,
+    /// Spans around wrapped calls; `None` (the default) costs one test per call.
+    pub(crate) tracing: Option<Arc<CallTracing>>,
 }
 
 impl fmt::Debug for Breaker {
@@ -117,22 +131,30 @@ impl fmt::Debug for Breaker {
             .field("key", &self.shared.key_str)
             .field("admission", &self.admission())
             .field("applied_index", &self.applied_index())
+            .field("tracing", &self.tracing.is_some())
             .finish()
     }
 }
 
 impl Breaker {
     pub(crate) fn from_shared(shared: Arc<BreakerShared>) -> Self {
-        Self { shared }
+        Self {
+            shared,
+            tracing: None,
+        }
+    }
+
+    /// This handle, recording spans through `tracing`.
+    pub(crate) fn with_tracing(mut self, tracing: Option<Arc<CallTracing>>) -> Self {
+        self.tracing = tracing;
+        self
     }
 
     /// A breaker attached to no client: it always admits (nobody publishes decisions) and
     /// nobody drains its counters. For benchmarks and tests of code that takes a `Breaker`.
     pub fn detached(key: BreakerKey) -> Self {
         let shared = BreakerShared::new(key, stripe::default_stripes(), 1_000);
-        Self {
-            shared: Arc::new(shared),
-        }
+        Self::from_shared(Arc::new(shared))
     }
 
     /// The breaker key, `scope/name`.
@@ -272,6 +294,10 @@ impl Breaker {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        if let Some(tracing) = &self.tracing {
+            let traced = tracing.start(self, classifier, None, None, call)?;
+            return traced.await.into_call_result();
+        }
         WrappedCall::start(self, classifier, None, call)?
             .await
             .into_call_result()

@@ -22,6 +22,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
+use opentelemetry::global::BoxedTracer;
+use opentelemetry::trace::Tracer;
 use prometheus_client::registry::Registry;
 use switchyard_core::{BreakerKey, InstanceId, Policy, Tier};
 use tokio::sync::{Notify, watch};
@@ -33,6 +35,7 @@ use crate::clock::{Clock, CoarseClock, TokioClock};
 use crate::credentials::{BearerToken, CLIENT_TOKEN_ENV, ClientTls};
 use crate::metrics::SdkMetrics;
 use crate::mode::ModeOptions;
+use crate::otel::{CallTracing, ModeSource};
 use crate::report_queue::REPORT_QUEUE_MAX_DEFAULT;
 use crate::stripe;
 use crate::{Backoff, Breaker, Error, Mode, Retry, RetryBudget, RetryBudgetOptions, SmallRng};
@@ -82,6 +85,9 @@ pub struct ClientOptions {
     pub probe_permits_per_instance_max: u32,
     /// Scopes to watch; empty means all. Default empty.
     pub watch_scopes: Vec<String>,
+    /// Record an OpenTelemetry span per guarded call, with the global tracer provider's
+    /// tracer (see [`crate::otel`]). Default off.
+    pub tracing: bool,
 }
 
 impl Default for ClientOptions {
@@ -101,6 +107,7 @@ impl Default for ClientOptions {
             watch_idle_timeout: Duration::from_secs(5),
             probe_permits_per_instance_max: 1,
             watch_scopes: Vec::new(),
+            tracing: false,
         }
     }
 }
@@ -151,6 +158,7 @@ pub struct ClientBuilder {
     clock: Option<Arc<dyn Clock>>,
     token: Option<String>,
     tls: Option<ClientTls>,
+    tracer: Option<BoxedTracer>,
 }
 
 impl ClientBuilder {
@@ -256,6 +264,26 @@ impl ClientBuilder {
         self
     }
 
+    /// Records an OpenTelemetry span per guarded call (`Breaker::call`, `Guard`, `Fallback`,
+    /// the tower layer) in the caller's current trace, with the tracer of the global tracer
+    /// provider as it is when the client is built: set the provider first. Default off; off,
+    /// it costs the hot path one branch and no allocation. See [`crate::otel`].
+    pub fn tracing(mut self, on: bool) -> Self {
+        self.options.tracing = on;
+        self
+    }
+
+    /// Turns tracing on with spans from `tracer` instead of the global provider's.
+    pub fn tracer<T>(mut self, tracer: T) -> Self
+    where
+        T: Tracer + Send + Sync + 'static,
+        T::Span: Send + Sync + 'static,
+    {
+        self.options.tracing = true;
+        self.tracer = Some(BoxedTracer::new(Box::new(tracer)));
+        self
+    }
+
     /// The clock the agent reads (tests inject a [`crate::clock::ManualClock`]).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
@@ -301,8 +329,17 @@ impl ClientBuilder {
         });
         let now_ms = clock.now_ms();
         let options = self.options;
-        let metrics = SdkMetrics::default();
         let published = Arc::new(Published::default());
+        let tracing = options.tracing.then(|| {
+            let tracer = self
+                .tracer
+                .unwrap_or_else(|| opentelemetry::global::tracer(crate::otel::TRACER_NAME));
+            Arc::new(CallTracing::new(
+                tracer,
+                ModeSource::Client(Arc::clone(&published)),
+            ))
+        });
+        let metrics = SdkMetrics::default();
         let config = AgentConfig {
             instance: instance.clone(),
             has_cluster,
@@ -333,6 +370,7 @@ impl ClientBuilder {
         Ok(Client {
             inner: Arc::new(ClientInner {
                 shared,
+                tracing,
                 _shutdown: shutdown,
             }),
         })
@@ -371,6 +409,8 @@ fn lazy_channel(
 #[derive(Debug)]
 struct ClientInner {
     shared: Arc<Shared>,
+    /// What every breaker handle of a client built with tracing gets.
+    tracing: Option<Arc<CallTracing>>,
     /// Dropping the sender (with the last client clone) stops the agent tasks.
     _shutdown: watch::Sender<()>,
 }
@@ -421,7 +461,7 @@ impl Client {
     pub fn breaker(&self, key: &str) -> Result<Breaker, Error> {
         let key = BreakerKey::parse(key)?;
         let shared = self.shared().lock().breaker(&key, None)?;
-        Ok(Breaker::from_shared(shared))
+        Ok(Breaker::from_shared(shared).with_tracing(self.inner.tracing.clone()))
     }
 
     /// The breaker for `key`, whose local breaker uses `policy` until the cluster sends
@@ -430,7 +470,7 @@ impl Client {
         policy.validate()?;
         let key = BreakerKey::parse(key)?;
         let shared = self.shared().lock().breaker(&key, Some(policy))?;
-        Ok(Breaker::from_shared(shared))
+        Ok(Breaker::from_shared(shared).with_tracing(self.inner.tracing.clone()))
     }
 
     /// The fail-static mode in force.

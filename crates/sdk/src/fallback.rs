@@ -19,6 +19,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use opentelemetry::context::FutureExt as _;
+
+use crate::otel;
 use crate::wrapped_call::{TimedOut, WrappedCall};
 use crate::{Breaker, ErrorIsFailure, Rejected};
 
@@ -164,25 +167,62 @@ impl<'a, T, E> Fallback<'a, T, E> {
     }
 
     /// Runs the steps in order until one succeeds.
+    ///
+    /// When a step's breaker is traced, the chain records a span ([`crate::otel::SPAN_FALLBACK`])
+    /// around its steps' spans, naming the step that decided.
     pub async fn run(self) -> Result<Decided<T, E>, FallbackError<E>> {
+        let tracing = self
+            .steps
+            .iter()
+            .find_map(|s| s.breaker.as_ref().and_then(|b| b.tracing.clone()));
+        let Some(tracing) = tracing else {
+            return self.run_steps().await;
+        };
+        let cx = tracing.fallback();
+        let result = self.run_steps().with_context(cx.clone()).await;
+        let (decided_by, tried) = match &result {
+            Ok(d) => (Some(d.decided_by.clone()), d.earlier.len() + 1),
+            Err(e) => (None, e.attempts.len()),
+        };
+        otel::end_fallback(&cx, decided_by, tried);
+        result
+    }
+
+    async fn run_steps(self) -> Result<Decided<T, E>, FallbackError<E>> {
         let mut attempts = Vec::with_capacity(self.steps.len());
         for step in self.steps {
-            let call = match &step.breaker {
-                Some(b) => {
-                    match WrappedCall::start(b, &ErrorIsFailure, self.step_timeout, step.run) {
-                        Ok(call) => call,
-                        Err(rejected) => {
-                            attempts.push(Attempt {
-                                step: step.name,
-                                outcome: AttemptOutcome::Skipped(rejected),
-                            });
-                            continue;
+            let timeout = self.step_timeout;
+            let started = match &step.breaker {
+                None => Ok(WrappedCall::<&Breaker, _, _>::unguarded(
+                    &ErrorIsFailure,
+                    timeout,
+                    step.run,
+                )
+                .await),
+                Some(b) => match &b.tracing {
+                    None => match WrappedCall::start(b, &ErrorIsFailure, timeout, step.run) {
+                        Ok(call) => Ok(call.await),
+                        Err(rejected) => Err(rejected),
+                    },
+                    Some(t) => {
+                        let name = Some(&step.name);
+                        match t.start(b, &ErrorIsFailure, timeout, name, step.run) {
+                            Ok(call) => Ok(call.await),
+                            Err(rejected) => Err(rejected),
                         }
                     }
-                }
-                None => WrappedCall::unguarded(&ErrorIsFailure, self.step_timeout, step.run),
+                },
             };
-            let result = call.await.result;
+            let result = match started {
+                Ok(recorded) => recorded.result,
+                Err(rejected) => {
+                    attempts.push(Attempt {
+                        step: step.name,
+                        outcome: AttemptOutcome::Skipped(rejected),
+                    });
+                    continue;
+                }
+            };
             match result {
                 Ok(Ok(value)) => {
                     return Ok(Decided {

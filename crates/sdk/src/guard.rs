@@ -17,6 +17,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use crate::otel;
 use crate::wrapped_call::WrappedCall;
 use crate::{
     Breaker, Bulkhead, CallError, Classifier, ErrorIsFailure, Outcome, RejectReason, Retry,
@@ -88,7 +89,11 @@ impl Guard {
         let _slot = match &self.bulkhead {
             Some(bulkhead) => match bulkhead.try_acquire() {
                 Ok(slot) => Some(slot),
-                Err(_) => return Err(self.breaker.reject(RejectReason::Bulkhead).into()),
+                Err(_) => {
+                    let rejected = self.breaker.reject(RejectReason::Bulkhead);
+                    otel::on_rejected(&self.breaker, &rejected);
+                    return Err(rejected.into());
+                }
             },
             None => None,
         };
@@ -97,8 +102,15 @@ impl Guard {
         }
         let mut attempt: u32 = 0;
         loop {
-            let recorded =
-                WrappedCall::start(&self.breaker, classifier, self.timeout, &mut call)?.await;
+            let (b, timeout) = (&self.breaker, self.timeout);
+            let recorded = match &b.tracing {
+                None => WrappedCall::start(b, classifier, timeout, &mut call)?.await,
+                Some(tracing) => {
+                    tracing
+                        .start(b, classifier, timeout, None, &mut call)?
+                        .await
+                }
+            };
             let succeeded = recorded.outcome == Outcome::Success;
             let failed = recorded.into_call_result();
             if succeeded {

@@ -14,6 +14,7 @@ use std::task::{Context, Poll, ready};
 
 use tower::{Layer, Service};
 
+use crate::otel::Traced;
 use crate::wrapped_call::WrappedCall;
 use crate::{Breaker, CallError, Classifier, ErrorIsFailure, Rejected};
 
@@ -96,9 +97,18 @@ where
     fn call(&mut self, request: Req) -> Self::Future {
         let classifier = Arc::clone(&self.classifier);
         let inner = &mut self.inner;
-        let state = match WrappedCall::start(self.breaker.clone(), classifier, None, || {
-            inner.call(request)
-        }) {
+        let breaker = self.breaker.clone();
+        if let Some(tracing) = &self.breaker.tracing {
+            let state = match tracing.start(breaker, classifier, None, None, || inner.call(request))
+            {
+                Ok(call) => State::Traced { call },
+                Err(rejected) => State::Rejected {
+                    rejected: Some(rejected),
+                },
+            };
+            return ResponseFuture { state };
+        }
+        let state = match WrappedCall::start(breaker, classifier, None, || inner.call(request)) {
             Ok(call) => State::Running { call },
             Err(rejected) => State::Rejected {
                 rejected: Some(rejected),
@@ -115,6 +125,10 @@ pin_project_lite::pin_project! {
         Running {
             #[pin]
             call: WrappedCall<Breaker, F, Arc<C>>,
+        },
+        Traced {
+            #[pin]
+            call: Traced<WrappedCall<Breaker, F, Arc<C>>>,
         },
     }
 }
@@ -147,6 +161,7 @@ where
                 None => panic!("ResponseFuture polled after completion"),
             },
             StateProj::Running { call } => Poll::Ready(ready!(call.poll(cx)).into_call_result()),
+            StateProj::Traced { call } => Poll::Ready(ready!(call.poll(cx)).into_call_result()),
         }
     }
 }

@@ -26,6 +26,7 @@
 //! - `layer` — [`SwitchyardLayer`]: a tower `Layer`.
 //! - `wrapped_call` — the one wrapped-call primitive (allow → time → classify → record)
 //!   that `Breaker::call`, `Guard`, `Fallback` and the layer share (crate-internal).
+//! - [`otel`] — OpenTelemetry spans around guarded calls (off by default, free when off).
 //! - `metrics` — [`SdkMetrics`]: Prometheus metrics (`switchyard_sdk_*`).
 //! - `report_queue` — [`ReportQueue`]: the bounded, drop-oldest report queue.
 //! - `clock` — [`clock::Clock`], [`clock::CoarseClock`]: why the hot path never reads the OS clock,
@@ -61,6 +62,7 @@ mod latency;
 mod layer;
 mod metrics;
 mod mode;
+pub mod otel;
 mod outcome;
 mod probe_ledger;
 mod report_queue;

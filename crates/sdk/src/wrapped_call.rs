@@ -17,7 +17,10 @@
 //! `Drop` returns it, see [`crate::Permit`]).
 //!
 //! It is a named future (not an `async fn`) so the tower layer's response future can hold
-//! it without boxing, and it allocates nothing.
+//! it without boxing, and it allocates nothing. A traced breaker's calls run as the same
+//! future inside `otel::Traced`, which adds the span (see `otel.rs`): each entry point tests
+//! `Breaker::tracing` once and starts one or the other, so an untraced call runs exactly
+//! this code.
 
 use std::borrow::Borrow;
 use std::future::Future;
@@ -113,7 +116,7 @@ where
     }
 
     #[inline]
-    fn new<F>(
+    pub(crate) fn new<F>(
         admitted: Option<(B, Permit)>,
         classifier: K,
         timeout: Option<Duration>,
