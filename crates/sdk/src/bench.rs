@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use switchyard_core::BreakerKey;
 
+use crate::otel::{CallTracing, ModeSource};
 use crate::{Admission, Breaker, Outcome};
 
 /// Options of [`run_hot_path`].
@@ -164,6 +165,23 @@ pub fn run_hot_path(options: HotPathBenchOptions) -> Vec<BenchRow> {
         n,
         on_threads(1, n, call_once),
     ));
+    let traced = Breaker::detached(key("bench/traced")).with_tracing(Some(std::sync::Arc::new(
+        CallTracing::new(
+            opentelemetry::global::tracer(crate::otel::TRACER_NAME),
+            ModeSource::Fixed(crate::Mode::Cluster),
+        ),
+    )));
+    let traced_once = || {
+        let mut cx = Context::from_waker(waker);
+        let fut = pin!(traced.call(|| async { Ok::<u64, ()>(black_box(7)) }));
+        let _ = black_box(fut.poll(&mut cx));
+    };
+    rows.push(row(
+        "wrapped async call, tracing on (global tracer provider)",
+        1,
+        n,
+        on_threads(1, n, traced_once),
+    ));
     let bare_future = || {
         let mut cx = Context::from_waker(waker);
         let fut = pin!(async { Ok::<u64, ()>(black_box(7)) });
@@ -188,7 +206,7 @@ mod tests {
             iterations: 1_000,
             threads: 2,
         });
-        assert_eq!(rows.len(), 7);
+        assert_eq!(rows.len(), 8);
         assert!(
             rows.iter()
                 .all(|r| r.ns_per_call.is_finite() && r.iterations == 1_000)
