@@ -499,12 +499,33 @@ impl LogEntryId {
 pub type StoredLog = BTreeMap<u64, LogEntryId>;
 
 /// Reads the log tree of `disk` (what the node would find after a restart, plus unflushed
-/// writes).
+/// writes). Entries at or below the purge point are left out: the store deletes purged keys a
+/// few at a time and never reads them, so a stale entry a snapshot install purged may still be
+/// on disk without being part of the node's log.
 pub fn read_log(disk: &MemDisk) -> StoredLog {
     let pairs = disk
         .range(TreeId::Log, Bound::Unbounded, Bound::Unbounded)
         .unwrap_or_default();
-    decode_log(pairs)
+    let purged = disk
+        .get(TreeId::Meta, LAST_PURGED)
+        .ok()
+        .flatten()
+        .map_or(0, |v| purge_index(&v));
+    let mut log = decode_log(pairs);
+    log.retain(|index, _| *index > purged);
+    log
+}
+
+/// The store's meta key of its purge point.
+const LAST_PURGED: &[u8] = b"last_purged";
+
+/// The index of an encoded purge point (0 if it does not decode).
+fn purge_index(value: &[u8]) -> u64 {
+    switchyard_store::codec::decode::<openraft::alias::LogIdOf<switchyard_store::TypeConfig>>(
+        "last purged log id",
+        value,
+    )
+    .map_or(0, |l| l.index())
 }
 
 /// What of a node's log would survive a crash now.
@@ -521,14 +542,8 @@ pub fn read_durable(disk: &MemDisk) -> DurableLog {
     let purged = disk
         .durable_pairs(TreeId::Meta)
         .into_iter()
-        .find(|(k, _)| k.as_slice() == b"last_purged")
-        .and_then(|(_, v)| {
-            switchyard_store::codec::decode::<
-                    openraft::alias::LogIdOf<switchyard_store::TypeConfig>,
-                >("last purged log id", &v)
-                .ok()
-        })
-        .map_or(0, |l| l.index());
+        .find(|(k, _)| k.as_slice() == LAST_PURGED)
+        .map_or(0, |(_, v)| purge_index(&v));
     DurableLog {
         log: decode_log(disk.durable_pairs(TreeId::Log)),
         purged,
