@@ -7,6 +7,7 @@
 mod support;
 
 mod bench_fleet;
+mod report_loss;
 
 use std::time::Duration;
 

@@ -35,6 +35,12 @@ pub fn remaining() -> Option<Duration> {
     current().map(|d| d.saturating_duration_since(Instant::now()))
 }
 
+/// Runs `f` as a call whose caller's deadline is `deadline` (a node's own background calls,
+/// such as a follower forwarding its buffered reports, so the hop carries a deadline too).
+pub async fn scope<F: Future>(deadline: Instant, f: F) -> F::Output {
+    CALLER_DEADLINE.scope(Some(deadline), f).await
+}
+
 /// A tower layer that makes each call's `grpc-timeout` its [`current`] deadline.
 #[derive(Clone, Debug, Default)]
 pub struct DeadlineLayer;

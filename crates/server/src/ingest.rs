@@ -9,6 +9,13 @@
 //! The buffer is bounded (`pending_deltas_max`): when the leader cannot commit fast enough the
 //! next reports are refused with `ResourceExhausted`, and the SDKs count them as dropped.
 //! Reports are telemetry: acknowledged on acceptance here, not on commit.
+//!
+//! An acknowledged delta is kept until a leader's tick takes it: a follower's forward buffer
+//! (the same type) keeps a batch the leader did not take and offers it again
+//! ([`Ingest::take_batch`] then [`Ingest::restore`] or [`Ingest::settle`]), and a leader that
+//! steps down hands what it holds to its forward buffer instead of dropping it. The batch out
+//! for forwarding counts against the limit, so the buffer never holds more than
+//! `pending_deltas_max` deltas plus what a deposed leader handed over.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -26,6 +33,8 @@ struct Pending {
     /// Report calls per instance since the last [`Ingest::take_batch`] (a follower forwards
     /// them with the deltas, so the leader can count each instance across the cluster).
     calls: BTreeMap<String, u32>,
+    /// Deltas taken by [`Ingest::take_batch`] and not yet settled or restored.
+    in_flight: usize,
 }
 
 impl Pending {
@@ -55,6 +64,15 @@ pub struct BatchOutcome {
     /// Deltas refused because their instance went over `report_rate_per_instance_max`,
     /// counted over every node's calls.
     pub refused_by_rate: u64,
+}
+
+/// A forwarded batch refused as a whole, handed back unchanged with the reason.
+#[derive(Debug)]
+pub struct BatchRefused {
+    /// Why.
+    pub error: NodeError,
+    /// The batch, as offered.
+    pub batch: Batch,
 }
 
 /// Deltas waiting for the next tick.
@@ -92,10 +110,10 @@ impl Ingest {
                 max: u64::from(self.report_rate_per_instance_max),
             });
         }
-        if pending.deltas.len() + deltas.len() > self.pending_deltas_max {
+        if pending.deltas.len() + pending.in_flight + deltas.len() > self.pending_deltas_max {
             return Err(NodeError::Limit {
                 limit: LimitName::PendingDeltasMax,
-                what: "deltas pending for the next tick on the leader".into(),
+                what: "deltas pending for the next tick".into(),
                 max: self.pending_deltas_max as u64,
             });
         }
@@ -111,7 +129,7 @@ impl Ingest {
     /// the per-instance rate holds across the cluster. The deltas of an instance over the rate
     /// are refused (the rest of the batch is kept); over `pending_deltas_max` the whole batch is
     /// refused and nothing changes.
-    pub fn offer_batch(&self, batch: Batch, now_ms: u64) -> Result<BatchOutcome, NodeError> {
+    pub fn offer_batch(&self, batch: Batch, now_ms: u64) -> Result<BatchOutcome, BatchRefused> {
         let mut pending = self.lock();
         pending.roll_window(now_ms);
         let mut over = std::collections::BTreeSet::new();
@@ -124,17 +142,25 @@ impl Ingest {
                 counted.push((instance, seen + calls));
             }
         }
+        let kept = batch
+            .deltas
+            .iter()
+            .filter(|d| !over.contains(d.instance.as_str()))
+            .count();
+        if pending.deltas.len() + kept > self.pending_deltas_max {
+            return Err(BatchRefused {
+                error: NodeError::Limit {
+                    limit: LimitName::PendingDeltasMax,
+                    what: "deltas pending for the next tick on the leader".into(),
+                    max: self.pending_deltas_max as u64,
+                },
+                batch,
+            });
+        }
         let (kept, refused): (Vec<Delta>, Vec<Delta>) = batch
             .deltas
             .into_iter()
             .partition(|d| !over.contains(d.instance.as_str()));
-        if pending.deltas.len() + kept.len() > self.pending_deltas_max {
-            return Err(NodeError::Limit {
-                limit: LimitName::PendingDeltasMax,
-                what: "deltas pending for the next tick on the leader".into(),
-                max: self.pending_deltas_max as u64,
-            });
-        }
         for (instance, calls) in counted {
             pending.rate.insert(instance.clone(), calls);
         }
@@ -147,14 +173,40 @@ impl Ingest {
     }
 
     /// Takes everything waiting with the calls that brought it (a follower's forward buffer).
+    /// The batch still counts against the limit until [`Ingest::settle`] (it was handed on) or
+    /// [`Ingest::restore`] (it was not, and waits here again).
     pub fn take_batch(&self) -> Batch {
         let mut pending = self.lock();
-        let deltas = std::mem::take(&mut pending.deltas);
+        let deltas = merge(std::mem::take(&mut pending.deltas));
         let calls = std::mem::take(&mut pending.calls).into_iter().collect();
-        Batch {
-            calls,
-            deltas: merge(deltas),
+        pending.in_flight = deltas.len();
+        Batch { calls, deltas }
+    }
+
+    /// Takes everything waiting with its calls, leaving nothing counted against the limit (a
+    /// deposed leader's buffer, handed to its forward buffer).
+    pub fn take_all(&self) -> Batch {
+        let batch = self.take_batch();
+        self.settle();
+        batch
+    }
+
+    /// The batch last taken was handed on: it no longer counts against the limit.
+    pub fn settle(&self) {
+        self.lock().in_flight = 0;
+    }
+
+    /// Puts back deltas that were taken but not handed on (a batch the leader did not take, or
+    /// a deposed leader's buffer), with their calls; they are offered again with the next
+    /// batch. Never refused: these deltas were acknowledged, and were within a limit when they
+    /// were.
+    pub fn restore(&self, batch: Batch) {
+        let mut pending = self.lock();
+        pending.in_flight = 0;
+        for (instance, calls) in batch.calls {
+            *pending.calls.entry(instance).or_insert(0) += calls;
         }
+        pending.deltas.extend(batch.deltas);
     }
 
     /// The number of deltas waiting.
@@ -174,15 +226,6 @@ impl Ingest {
         let deltas = std::mem::take(&mut pending.deltas);
         drop(pending);
         merge(deltas)
-    }
-
-    /// Drops everything waiting (a deposed leader); returns how many were dropped.
-    pub fn clear(&self) -> usize {
-        let mut pending = self.lock();
-        let n = pending.deltas.len();
-        pending.deltas.clear();
-        pending.calls.clear();
-        n
     }
 }
 
@@ -468,5 +511,63 @@ mod tests {
         assert_eq!(taken.calls, vec![("web-1".to_string(), 2)]);
         assert_eq!(taken.deltas.len(), 1, "merged");
         assert!(follower.take_batch().calls.is_empty());
+    }
+
+    #[test]
+    fn a_batch_not_handed_on_waits_again_and_counts_against_the_limit_meanwhile() {
+        // A follower's buffer of 4: a batch of 3 goes out; while it is out, one more delta
+        // fits and a second is refused (the batch still counts). The leader did not take the
+        // batch: it comes back and goes with the next one, nothing lost, calls included.
+        let buffer = Ingest::new(4, u32::MAX);
+        buffer
+            .offer(
+                "a",
+                vec![delta("s/x", "a", 1, 0), delta("s/y", "a", 2, 0)],
+                0,
+            )
+            .unwrap();
+        buffer.offer("b", vec![delta("s/x", "b", 4, 1)], 0).unwrap();
+        let out = buffer.take_batch();
+        assert_eq!(out.deltas.len(), 3);
+        buffer.offer("a", vec![delta("s/x", "a", 8, 0)], 0).unwrap();
+        let err = buffer
+            .offer("c", vec![delta("s/x", "c", 1, 0)], 0)
+            .unwrap_err();
+        assert_eq!(err.limit(), Some(LimitName::PendingDeltasMax), "{err}");
+        buffer.restore(out);
+        let again = buffer.take_batch();
+        let calls: u64 = again.deltas.iter().map(|d| d.calls).sum();
+        assert_eq!(
+            calls,
+            1 + 2 + 4 + 8,
+            "every acknowledged call is still there"
+        );
+        assert_eq!(again.deltas.len(), 3, "merged with the newer report");
+        assert_eq!(
+            again.calls,
+            vec![("a".to_string(), 2), ("b".to_string(), 1)],
+            "the calls that brought them travel again"
+        );
+        // Handed on this time: the buffer has room for a full limit again.
+        buffer.settle();
+        buffer
+            .offer("c", vec![delta("s/x", "c", 1, 0); 4], 0)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_batch_the_leader_cannot_take_is_handed_back_unchanged() {
+        let leader = Ingest::new(2, 100);
+        leader.offer("a", vec![delta("s/x", "a", 1, 0)], 0).unwrap();
+        let batch = Batch {
+            calls: vec![("b".into(), 1)],
+            deltas: vec![delta("s/x", "b", 3, 0), delta("s/y", "b", 5, 0)],
+        };
+        let refused = leader.offer_batch(batch, 0).unwrap_err();
+        assert_eq!(refused.error.limit(), Some(LimitName::PendingDeltasMax));
+        assert_eq!(refused.batch.calls, vec![("b".to_string(), 1)]);
+        let calls: Vec<u64> = refused.batch.deltas.iter().map(|d| d.calls).collect();
+        assert_eq!(calls, vec![3, 5]);
+        assert_eq!(leader.len(), 1, "nothing changed on the leader");
     }
 }

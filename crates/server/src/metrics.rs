@@ -17,7 +17,7 @@
 //! | `node_id`, `raft_term`, `raft_leader_id`, `raft_has_leader`, `raft_is_leader` | gauge | |
 //! | `raft_last_log_index`, `raft_commit_index`, `raft_applied_index`, `raft_snapshot_index` | gauge | |
 //! | `raft_members`, `raft_voters`, `log_entries`, `store_size_bytes`, `snapshot_size_bytes` | gauge | |
-//! | `reports_accepted_total`, `report_deltas_{accepted,dropped_on_step_down}_total` | counter | |
+//! | `reports_accepted_total`, `report_deltas_{accepted,handed_over,forward_retried,dropped_forwarding,lost_in_tick}_total` | counter | |
 //! | `report_deltas_refused_total` | counter | `limit` (`report_rate_per_instance_max`, `report_deltas_max`, `pending_deltas_max`) |
 //! | `state_deltas_dropped_total`, `ticks_written_total`, `forwarded_requests_total` | counter | |
 //! | `watch_subscribers`, `watch_subscribers_max` | gauge | |
@@ -223,14 +223,24 @@ fn register_ingest(registry: &mut Registry, node: &Node) {
             &c.deltas_accepted,
         ),
         (
-            "report_deltas_dropped_on_step_down",
-            "Report deltas dropped because the node stopped leading before its tick",
-            &c.deltas_dropped_on_step_down,
+            "report_deltas_handed_over",
+            "Report deltas this node held as leader and forwarded to the next leader",
+            &c.deltas_handed_over,
+        ),
+        (
+            "report_deltas_forward_retried",
+            "Report deltas a leader did not take from this node, kept and forwarded again",
+            &c.deltas_forward_retried,
         ),
         (
             "report_deltas_dropped_forwarding",
-            "Report deltas a follower accepted but could not hand to a leader",
+            "Report deltas the leader rejected as such when this node forwarded them",
             &c.deltas_dropped_forwarding,
+        ),
+        (
+            "report_deltas_lost_in_tick",
+            "Report deltas in a tick discarded on a leader change (it may have committed)",
+            &c.deltas_lost_in_tick,
         ),
         (
             "ticks_written",

@@ -35,7 +35,7 @@ use crate::clock::Clock;
 use crate::config::NodeConfig;
 use crate::error::{LimitName, NodeError};
 use crate::forward::{ForwardReply, ForwardRequest};
-use crate::ingest::{Batch, DeltasRefused, Ingest};
+use crate::ingest::{Batch, BatchRefused, DeltasRefused, Ingest};
 use crate::rpc_metrics::RpcMetrics;
 use crate::transport::{ChannelPool, Connector};
 
@@ -78,10 +78,17 @@ pub struct Counters {
     pub deltas_accepted: AtomicU64,
     /// Deltas refused at a limit, by limit.
     pub deltas_refused: DeltasRefused,
-    /// Deltas dropped because this node stopped being leader before its tick.
-    pub deltas_dropped_on_step_down: AtomicU64,
-    /// Deltas a follower accepted but could not hand to a leader (none known, or unreachable).
+    /// Deltas this node held as leader and handed to its forward buffer for the next leader
+    /// (it stepped down before its tick, or Raft refused the tick before appending it).
+    pub deltas_handed_over: AtomicU64,
+    /// Deltas a leader did not take from this node's forward buffer, kept for another try
+    /// (counted per try).
+    pub deltas_forward_retried: AtomicU64,
+    /// Deltas a follower accepted that the leader rejected as such (never expected).
     pub deltas_dropped_forwarding: AtomicU64,
+    /// Deltas in a tick whose entry was discarded on a leader change, or whose write failed:
+    /// it may or may not have committed, so they are not offered again.
+    pub deltas_lost_in_tick: AtomicU64,
     /// Tick entries written by this node as leader.
     pub ticks_written: AtomicU64,
     /// Watch streams currently open.
@@ -189,7 +196,7 @@ impl Node {
         let response = match self.propose_local(envelope.clone()).await? {
             Ok(response) => response,
             Err(leader) => match self
-                .forward(leader, ForwardRequest::Write(envelope))
+                .forward(leader, &ForwardRequest::Write(envelope))
                 .await?
             {
                 ForwardReply::Written(response) => {
@@ -243,7 +250,10 @@ impl Node {
         {
             Ok(read) => read.index(),
             Err(e) => match e.forward_to_leader() {
-                Some(f) => match self.forward(f.leader_id, ForwardRequest::ReadIndex).await? {
+                Some(f) => match self
+                    .forward(f.leader_id, &ForwardRequest::ReadIndex)
+                    .await?
+                {
                     ForwardReply::ReadIndex(index) => index,
                     other => return Err(unexpected(other)),
                 },
@@ -313,23 +323,18 @@ impl Node {
     /// A batch forwarded by a follower (or left in this node's forward buffer when it became
     /// leader): its calls count against each instance's rate here, across the cluster, and
     /// refusals are counted here at the limit that refused them.
-    fn accept_forwarded_report(&self, batch: Batch) -> Result<u32, NodeError> {
-        let n = batch.deltas.len() as u64;
+    ///
+    /// A batch refused as a whole is handed back: its deltas were acknowledged by the node
+    /// that forwards them, which keeps them and offers them again (so they are not counted as
+    /// refused here).
+    fn accept_forwarded_report(&self, batch: Batch) -> Result<u32, BatchRefused> {
         let refused = &self.inner.counters.deltas_refused;
-        match self
+        let outcome = self
             .inner
             .ingest
-            .offer_batch(batch, self.inner.clock.now_ms())
-        {
-            Ok(outcome) => {
-                refused.add(LimitName::ReportRatePerInstanceMax, outcome.refused_by_rate);
-                Ok(outcome.accepted)
-            }
-            Err(e) => {
-                refused.add_error(&e, n);
-                Err(e)
-            }
-        }
+            .offer_batch(batch, self.inner.clock.now_ms())?;
+        refused.add(LimitName::ReportRatePerInstanceMax, outcome.refused_by_rate);
+        Ok(outcome.accepted)
     }
 
     /// A summary of Raft's view for status and metrics.

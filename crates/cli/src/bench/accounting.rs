@@ -67,10 +67,14 @@ fn sum_metric(text: &str, name: &str, label_part: &str) -> f64 {
 pub struct NodeLosses {
     /// Refused at a limit (the SDK saw an error).
     pub refused: u64,
-    /// Accepted by a follower that could not hand them to a leader.
+    /// Forwarded and rejected by the leader as such (never expected).
     pub dropped_forwarding: u64,
-    /// Accepted by a leader that stopped leading before its tick.
-    pub dropped_on_step_down: u64,
+    /// In a tick discarded on a leader change (it may have committed).
+    pub lost_in_tick: u64,
+    /// Not lost: held by a leader that stepped down and forwarded to the next one.
+    pub handed_over: u64,
+    /// Not lost: not taken by the leader on a try, kept and forwarded again (per try).
+    pub forward_retried: u64,
 }
 
 /// Sums the loss counters of every node in `http_addrs`.
@@ -90,7 +94,9 @@ pub async fn node_losses(http_addrs: &[String]) -> anyhow::Result<NodeLosses> {
         };
         losses.refused += read("switchyard_report_deltas_refused_total");
         losses.dropped_forwarding += read("switchyard_report_deltas_dropped_forwarding_total");
-        losses.dropped_on_step_down += read("switchyard_report_deltas_dropped_on_step_down_total");
+        losses.lost_in_tick += read("switchyard_report_deltas_lost_in_tick_total");
+        losses.handed_over += read("switchyard_report_deltas_handed_over_total");
+        losses.forward_retried += read("switchyard_report_deltas_forward_retried_total");
     }
     Ok(losses)
 }

@@ -298,8 +298,13 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         .add(
             "deltas lost on nodes",
             format!(
-                "refused {}, dropped forwarding {}, dropped on step-down {}",
-                losses.refused, losses.dropped_forwarding, losses.dropped_on_step_down
+                "refused {}, rejected forwarding {}, lost in a discarded tick {} \
+                 (handed over on step-down {}, forwarded again {})",
+                losses.refused,
+                losses.dropped_forwarding,
+                losses.lost_in_tick,
+                losses.handed_over,
+                losses.forward_retried
             ),
         );
         for c in &result.node_cpu {

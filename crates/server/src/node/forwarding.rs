@@ -37,9 +37,11 @@ impl Node {
             }
         };
         match request {
-            ForwardRequest::Write(_)
+            ForwardRequest::Write(_) | ForwardRequest::Report { .. }
                 if deadline_unix_ms.is_some_and(|d| self.inner.clock.now_ms() >= d) =>
             {
+                // A forwarded report that arrives after its sender gave up on it is refused
+                // too: the sender keeps it and sends it again, and it must not count twice.
                 let late_ms = self
                     .inner
                     .clock
@@ -47,10 +49,10 @@ impl Node {
                     .saturating_sub(deadline_unix_ms.unwrap_or(0));
                 tracing::info!(
                     late_ms,
-                    "refused a forwarded write that arrived after its deadline"
+                    "refused a forwarded request that arrived after its deadline"
                 );
                 failed(NodeError::DeadlinePassed(format!(
-                    "{late_ms} ms before the write reached the leader"
+                    "{late_ms} ms before the request reached the leader"
                 )))
             }
             ForwardRequest::Write(envelope) => match self.propose_local(envelope).await {
@@ -76,7 +78,7 @@ impl Node {
                 }
                 match self.accept_forwarded_report(Batch { calls, deltas }) {
                     Ok(n) => ForwardReply::Reported(n),
-                    Err(e) => failed(e),
+                    Err(refused) => failed(refused.error),
                 }
             }
             request @ (ForwardRequest::AddLearner { .. }
@@ -120,7 +122,7 @@ impl Node {
     pub(super) async fn forward(
         &self,
         leader: Option<u64>,
-        request: ForwardRequest,
+        request: &ForwardRequest,
     ) -> Result<ForwardReply, NodeError> {
         let leader = self.leader_or_wait(leader).await?;
         if leader == self.inner.id {
@@ -162,7 +164,7 @@ impl Node {
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
         let mut call = tonic::Request::new(RaftMessage {
-            payload: codec::encode(&request),
+            payload: codec::encode(request),
         });
         call.set_timeout(timeout);
         if remaining.is_some() {

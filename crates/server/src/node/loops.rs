@@ -2,13 +2,17 @@
 //! batched forwarding of fleet reports.
 
 use openraft::async_runtime::WatchReceiver;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use openraft::errors::{ClientWriteError, RaftError};
+
 use switchyard_core::{Actor, Command, Delta, Envelope};
-use switchyard_store::{SnapshotProgress, SnapshotSchedule};
+use switchyard_store::{Request, SnapshotProgress, SnapshotSchedule};
 
 use super::Node;
+use crate::error::NodeError;
 use crate::forward::{ForwardReply, ForwardRequest};
 use crate::ingest::Batch;
 
@@ -26,13 +30,16 @@ impl Node {
                 _ = shutdown.changed() => return,
             }
             if !self.is_leader() {
-                let dropped = self.inner.ingest.clear();
-                if dropped > 0 {
-                    tracing::warn!(dropped, "stepped down with reports pending; dropped them");
-                    self.inner
-                        .counters
-                        .deltas_dropped_on_step_down
-                        .fetch_add(dropped as u64, Ordering::Relaxed);
+                // A deposed leader's buffer goes to the new leader with this node's forwarded
+                // reports: those deltas were acknowledged.
+                let batch = self.inner.ingest.take_all();
+                let n = batch.deltas.len() as u64;
+                if n > 0 {
+                    tracing::info!(
+                        deltas = n,
+                        "stepped down with reports pending; forwarding them"
+                    );
+                    self.hand_over(batch);
                 }
                 continue;
             }
@@ -60,20 +67,52 @@ impl Node {
                 }
             }
             for deltas in chunks {
-                let envelope = Envelope {
-                    actor: Actor::Node(self.inner.id),
-                    command: Command::Tick { deltas },
+                self.write_tick(deltas).await;
+            }
+        }
+    }
+
+    /// Proposes one `Tick` entry. Deltas Raft refused before appending them (this node is no
+    /// longer leader) are handed to the new leader; a tick whose entry was discarded on a
+    /// leader change may or may not have committed, so its deltas are counted as lost rather
+    /// than offered twice.
+    async fn write_tick(&self, deltas: Vec<Delta>) {
+        let n = deltas.len() as u64;
+        let envelope = Arc::new(Envelope {
+            actor: Actor::Node(self.inner.id),
+            command: Command::Tick { deltas },
+        });
+        let request = Request {
+            stamped_ms: self.inner.clock.now_ms(),
+            envelope: Arc::clone(&envelope),
+        };
+        let counters = &self.inner.counters;
+        match self.inner.raft.client_write(request).await {
+            Ok(_) => {
+                counters.ticks_written.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                tracing::debug!("lost leadership before the tick was appended; forwarding it");
+                // The entry was never appended: its deltas go to the new leader.
+                let deltas = match Arc::try_unwrap(envelope) {
+                    Ok(Envelope {
+                        command: Command::Tick { deltas },
+                        ..
+                    }) => deltas,
+                    Ok(_) => Vec::new(),
+                    Err(shared) => match &shared.command {
+                        Command::Tick { deltas } => deltas.clone(),
+                        _ => Vec::new(),
+                    },
                 };
-                match self.propose_local(envelope).await {
-                    Ok(Ok(_)) => {
-                        self.inner
-                            .counters
-                            .ticks_written
-                            .fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(Err(_)) => tracing::debug!("lost leadership before the tick was written"),
-                    Err(e) => tracing::warn!(error = %e, "tick write failed"),
-                }
+                self.hand_over(Batch {
+                    calls: Vec::new(),
+                    deltas,
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, deltas = n, "tick outcome unknown");
+                counters.deltas_lost_in_tick.fetch_add(n, Ordering::Relaxed);
             }
         }
     }
@@ -136,38 +175,52 @@ impl Node {
             .map_or(0, |id| id.index())
     }
 
+    /// Puts deltas this node acknowledged as leader into its forward buffer, for the forward
+    /// loop to hand to the new leader.
+    fn hand_over(&self, batch: Batch) {
+        let n = batch.deltas.len() as u64;
+        self.inner.forward_buffer.restore(batch);
+        self.inner
+            .counters
+            .deltas_handed_over
+            .fetch_add(n, Ordering::Relaxed);
+    }
+
     /// On a follower: every half tick, hand the buffered reports to the leader as one merged
     /// batch (or, if this node has become leader, straight into its own next tick). A batch
-    /// the leader cannot take is dropped and counted: reports are telemetry, and the SDKs'
-    /// next reports carry fresh counts.
+    /// the leader did not take (no leader known, the hop failed, its buffer was full) stays in
+    /// the buffer and goes again with the next batch: the reports in it were acknowledged.
+    /// Only a batch the leader rejects as such (it would reject it again) is dropped, and
+    /// counted.
     pub(super) async fn forward_loop(self) {
         let mut shutdown = self.shutdown_signal();
         let period = Duration::from_millis((self.inner.config.tick_interval_ms / 2).max(5));
         let mut interval = tokio::time::interval(period);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let chunk = (self.inner.config.limits.report_deltas_max as usize).max(1);
+        let buffer = &self.inner.forward_buffer;
+        let counters = &self.inner.counters;
         loop {
             tokio::select! {
                 _ = interval.tick() => {}
                 _ = shutdown.changed() => return,
             }
-            if self.inner.forward_buffer.is_empty() {
+            if buffer.is_empty() {
                 continue;
             }
             let Batch {
                 mut calls,
                 mut deltas,
-            } = self.inner.forward_buffer.take_batch();
+            } = buffer.take_batch();
             if self.is_leader() {
-                let n = deltas.len() as u64;
-                if self
-                    .accept_forwarded_report(Batch { calls, deltas })
-                    .is_err()
-                {
-                    self.inner
-                        .counters
-                        .deltas_dropped_forwarding
-                        .fetch_add(n, Ordering::Relaxed);
+                match self.accept_forwarded_report(Batch { calls, deltas }) {
+                    Ok(_) => buffer.settle(),
+                    Err(refused) => {
+                        counters
+                            .deltas_forward_retried
+                            .fetch_add(refused.batch.deltas.len() as u64, Ordering::Relaxed);
+                        buffer.restore(refused.batch);
+                    }
                 }
                 continue;
             }
@@ -181,24 +234,64 @@ impl Node {
                     calls: std::mem::take(&mut calls),
                     deltas: batch,
                 };
-                match self.forward(leader, request).await {
-                    Ok(ForwardReply::Reported(_)) => {}
-                    Ok(other) => {
-                        tracing::debug!(reply = ?other, "unexpected reply to forwarded reports");
-                        self.inner
-                            .counters
-                            .deltas_dropped_forwarding
-                            .fetch_add(n, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "could not forward reports to the leader");
-                        self.inner
-                            .counters
-                            .deltas_dropped_forwarding
-                            .fetch_add(n, Ordering::Relaxed);
-                    }
+                // With a deadline, so a leader that gets the batch only after this node gave
+                // up on it (and will send it again) refuses it.
+                let deadline = tokio::time::Instant::now() + super::FORWARD_TIMEOUT;
+                let sent = crate::deadline::scope(deadline, self.forward(leader, &request)).await;
+                let e = match sent {
+                    Ok(ForwardReply::Reported(_)) => continue,
+                    Ok(other) => NodeError::Unexpected(format!("reply {other:?}")),
+                    Err(e) => e,
+                };
+                if forwarding_may_succeed_later(&e) {
+                    tracing::debug!(error = %e, "reports not taken by the leader; keeping them");
+                    let ForwardRequest::Report {
+                        calls: sent_calls,
+                        deltas: mut kept,
+                    } = request
+                    else {
+                        unreachable!("built above as a report")
+                    };
+                    kept.append(&mut deltas);
+                    counters
+                        .deltas_forward_retried
+                        .fetch_add(kept.len() as u64, Ordering::Relaxed);
+                    buffer.restore(Batch {
+                        calls: sent_calls,
+                        deltas: kept,
+                    });
+                    break;
                 }
+                tracing::warn!(error = %e, deltas = n, "the leader rejected forwarded reports");
+                counters
+                    .deltas_dropped_forwarding
+                    .fetch_add(n, Ordering::Relaxed);
             }
+            buffer.settle();
         }
+    }
+}
+
+/// Whether a batch the leader did not take may be taken on a later try: no leader known or
+/// reachable, the leader moved or was busy (its buffer full). A refusal of the batch itself
+/// (invalid content) would be repeated, so it is not retried.
+fn forwarding_may_succeed_later(e: &NodeError) -> bool {
+    match e {
+        NodeError::NoLeader { .. }
+        | NodeError::Hop { .. }
+        | NodeError::DeadlinePassed(_)
+        | NodeError::ShuttingDown
+        | NodeError::Transport(_)
+        | NodeError::Raft(_)
+        | NodeError::Limit { .. } => true,
+        NodeError::Remote(status) => matches!(
+            status.code(),
+            tonic::Code::Unavailable
+                | tonic::Code::ResourceExhausted
+                | tonic::Code::DeadlineExceeded
+                | tonic::Code::Cancelled
+                | tonic::Code::Aborted
+        ),
+        _ => false,
     }
 }

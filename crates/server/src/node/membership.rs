@@ -31,7 +31,7 @@ impl Node {
 
     async fn membership(&self, request: ForwardRequest) -> Result<u64, NodeError> {
         if !self.is_leader() {
-            return match self.forward(self.current_leader(), request).await? {
+            return match self.forward(self.current_leader(), &request).await? {
                 ForwardReply::Membership(index) => Ok(index),
                 other => Err(unexpected(other)),
             };
