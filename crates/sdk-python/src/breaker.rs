@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
-use switchyard_sdk::{Outcome, PermitKind, Policy};
+use switchyard_sdk::otel::decision;
+use switchyard_sdk::{Outcome, Policy};
 
 use crate::client::Client;
 use crate::{
@@ -107,10 +108,16 @@ impl Breaker {
     fn allow_on(&self, py: Python<'_>, b: &switchyard_sdk::Breaker) -> PyResult<Permit> {
         match b.allow() {
             Ok(permit) => Ok(Permit {
+                decision: if permit.is_probe() {
+                    decision::PROBE
+                } else {
+                    decision::ADMITTED
+                },
                 breaker: b.clone(),
                 permit: Some(permit),
                 start: Instant::now(),
                 failure: self.failure.as_ref().map(|f| f.clone_ref(py)),
+                outcome: None,
             }),
             Err(rejected) => Err(rejected_error(
                 py,
@@ -220,6 +227,18 @@ impl Breaker {
         self.with_current(py, |b| Ok(b.applied_index()))
     }
 
+    /// Whether this breaker's client records spans (`Client(tracing=True)`).
+    #[getter]
+    fn _tracing(&self) -> bool {
+        self.client.get().tracing_on()
+    }
+
+    /// The SDK mode of this breaker's client: `cluster`, `stale` or `local_only`.
+    #[getter]
+    fn _mode(&self, py: Python<'_>) -> PyResult<&'static str> {
+        Ok(self.client.get().sdk(py)?.mode().as_str())
+    }
+
     /// A `Permit` for one call, or raises `Rejected`.
     fn allow(&self, py: Python<'_>) -> PyResult<Permit> {
         if self.generation == fork_generation() {
@@ -283,9 +302,31 @@ pub(crate) struct Permit {
     permit: Option<switchyard_sdk::Permit>,
     start: Instant,
     failure: Option<Py<PyAny>>,
+    /// `admitted` or `probe` (the span attribute's value).
+    decision: &'static str,
+    /// What became of it: `success` / `failure` once recorded, `released` once handed back.
+    outcome: Option<&'static str>,
 }
 
 impl Permit {
+    fn record_outcome(
+        &mut self,
+        permit: switchyard_sdk::Permit,
+        outcome: Outcome,
+        latency: Duration,
+    ) {
+        self.breaker.record(permit, outcome, latency);
+        self.outcome = Some(match outcome {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        });
+    }
+
+    fn release_permit(&mut self, permit: switchyard_sdk::Permit) {
+        self.breaker.release_unused(permit);
+        self.outcome = Some("released");
+    }
+
     fn take(&mut self, py: Python<'_>) -> PyResult<switchyard_sdk::Permit> {
         self.permit.take().ok_or_else(|| {
             switchyard_error(
@@ -324,15 +365,14 @@ impl Permit {
             }
         };
         let permit = self.take(py)?;
-        self.breaker
-            .record(permit, Outcome::failure_if(!ok), latency);
+        self.record_outcome(permit, Outcome::failure_if(!ok), latency);
         Ok(())
     }
 
     /// Hands the permit back without a call (the call was not made).
     fn release(&mut self, py: Python<'_>) -> PyResult<()> {
         let permit = self.take(py)?;
-        self.breaker.release_unused(permit);
+        self.release_permit(permit);
         Ok(())
     }
 
@@ -345,11 +385,7 @@ impl Permit {
     /// `"normal"`, `"cluster_probe"` or `"local_probe"`; `None` once recorded.
     #[getter]
     fn kind(&self) -> Option<&'static str> {
-        self.permit.as_ref().map(|p| match p.kind() {
-            PermitKind::Normal => "normal",
-            PermitKind::ClusterProbe => "cluster_probe",
-            PermitKind::LocalProbe => "local_probe",
-        })
+        self.permit.as_ref().map(|p| p.kind().as_str())
     }
 
     #[getter]
@@ -361,6 +397,19 @@ impl Permit {
     #[getter]
     fn pending(&self) -> bool {
         self.permit.is_some()
+    }
+
+    /// `"admitted"` or `"probe"`: what the breaker decided for this call.
+    #[getter]
+    fn decision(&self) -> &'static str {
+        self.decision
+    }
+
+    /// `"success"` or `"failure"` once recorded, `"released"` once handed back unused;
+    /// `None` while pending.
+    #[getter]
+    fn outcome(&self) -> Option<&'static str> {
+        self.outcome
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -381,12 +430,12 @@ impl Permit {
         };
         let latency = self.start.elapsed();
         if exc.is_none() {
-            self.breaker.record(permit, Outcome::Success, latency);
+            self.record_outcome(permit, Outcome::Success, latency);
         } else if exc.is_instance_of::<PyException>() {
             let outcome = classify(py, self.failure.as_ref(), exc);
-            self.breaker.record(permit, outcome, latency);
+            self.record_outcome(permit, outcome, latency);
         } else {
-            self.breaker.release_unused(permit);
+            self.release_permit(permit);
         }
         Ok(false)
     }

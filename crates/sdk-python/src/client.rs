@@ -30,6 +30,9 @@ struct Config {
     report_interval: Duration,
     stale_after: Duration,
     fallback_after: Duration,
+    /// The Rust SDK records OpenTelemetry spans (`ClientBuilder::tracing`); the Python layer
+    /// adds its own around what the SDK decided.
+    tracing: bool,
 }
 
 impl Config {
@@ -69,6 +72,7 @@ impl Config {
             .report_interval(self.report_interval)
             .stale_after(self.stale_after)
             .fallback_after(self.fallback_after)
+            .tracing(self.tracing)
             .endpoints(self.endpoints.iter().cloned())
             .instance_id(self.instance_id(forked));
         if let Some(token) = &self.token {
@@ -155,6 +159,11 @@ fn parse_endpoints(endpoints: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<String>
 }
 
 impl Client {
+    /// Whether this client records spans.
+    pub(crate) fn tracing_on(&self) -> bool {
+        self.config.tracing
+    }
+
     /// The SDK client for this process: built again in a child after `fork()` (or an
     /// error, with `on_fork="raise"`).
     pub(crate) fn sdk(&self, py: Python<'_>) -> PyResult<switchyard_sdk::Client> {
@@ -190,7 +199,7 @@ impl Client {
     #[new]
     #[pyo3(signature = (
         endpoints=None, instance_id=None, token=None, report_interval_ms=100,
-        stale_after_ms=5000, fallback_after_ms=30000, *, on_fork="restart"
+        stale_after_ms=5000, fallback_after_ms=30000, *, on_fork="restart", tracing=false
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -202,6 +211,7 @@ impl Client {
         stale_after_ms: i64,
         fallback_after_ms: i64,
         on_fork: &str,
+        tracing: bool,
     ) -> PyResult<Self> {
         let on_fork = match on_fork {
             "restart" => OnFork::Restart,
@@ -224,6 +234,7 @@ impl Client {
             report_interval: millis("report_interval_ms", report_interval_ms)?,
             stale_after: millis("stale_after_ms", stale_after_ms)?,
             fallback_after: millis("fallback_after_ms", fallback_after_ms)?,
+            tracing,
         };
         if let Some(id) = &config.instance_id {
             switchyard_core::InstanceId::parse(id)
@@ -246,6 +257,12 @@ impl Client {
             .store(true, std::sync::atomic::Ordering::Relaxed);
         let live = self.live.lock().unwrap_or_else(|e| e.into_inner()).take();
         py.detach(|| drop(live));
+    }
+
+    /// Whether guarded calls record OpenTelemetry spans.
+    #[getter]
+    fn tracing(&self) -> bool {
+        self.config.tracing
     }
 
     #[getter]

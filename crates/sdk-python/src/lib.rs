@@ -119,18 +119,9 @@ pub(crate) fn check_callable(value: &Bound<'_, PyAny>, argument: &str) -> PyResu
     }
 }
 
-/// The snake_case name of a breaker state, as Python sees it.
+/// The snake_case name of a breaker state, as Python sees it (and as spans show it).
 pub(crate) fn state_name(state: switchyard_core::BreakerState) -> &'static str {
-    use switchyard_core::BreakerState as S;
-    match state {
-        S::Closed => "closed",
-        S::Open => "open",
-        S::HalfOpen => "half_open",
-        S::ForcedOpen => "forced_open",
-        S::ForcedClosed => "forced_closed",
-        S::Disabled => "disabled",
-        S::MetricsOnly => "metrics_only",
-    }
+    switchyard_sdk::otel::state_label(state)
 }
 
 #[pymodule]
@@ -148,5 +139,23 @@ fn _switchyard(m: &Bound<'_, PyModule>) -> PyResult<()> {
         switchyard_core::BREAKER_KEY_MAX_BYTES,
     )?;
     m.add("RETRY_ATTEMPTS_MAX", switchyard_sdk::RETRY_ATTEMPTS_MAX)?;
+    // Span and attribute names: the Rust SDK's, so both SDKs' spans read the same.
+    {
+        use switchyard_sdk::otel::{SPAN_CALL, SPAN_FALLBACK, TRACER_NAME, attr, decision};
+        m.add("TRACER_NAME", TRACER_NAME)?;
+        m.add("SPAN_CALL", SPAN_CALL)?;
+        m.add("SPAN_FALLBACK", SPAN_FALLBACK)?;
+        m.add("ATTR_KEY", attr::KEY)?;
+        m.add("ATTR_DECISION", attr::DECISION)?;
+        m.add("ATTR_REJECT_REASON", attr::REJECT_REASON)?;
+        m.add("ATTR_PERMIT", attr::PERMIT)?;
+        m.add("ATTR_STATE", attr::STATE)?;
+        m.add("ATTR_MODE", attr::MODE)?;
+        m.add("ATTR_OUTCOME", attr::OUTCOME)?;
+        m.add("ATTR_FALLBACK_STEP", attr::FALLBACK_STEP)?;
+        m.add("ATTR_FALLBACK_DECIDED_BY", attr::FALLBACK_DECIDED_BY)?;
+        m.add("ATTR_FALLBACK_STEPS_TRIED", attr::FALLBACK_STEPS_TRIED)?;
+        m.add("DECISION_REJECTED", decision::REJECTED)?;
+    }
     Ok(())
 }

@@ -26,6 +26,7 @@ from typing import (
     cast,
 )
 
+from . import _otel
 from ._errors import Timeout
 
 if TYPE_CHECKING:
@@ -49,22 +50,23 @@ class Tier(enum.IntEnum):
 # The permits of `with breaker:` blocks in progress, per thread and per asyncio task (a
 # context variable: each task and each thread sees its own). Immutable tuples: a task that
 # inherits its parent's context never mutates the parent's entries.
-_held: contextvars.ContextVar[Tuple[Tuple[int, Permit], ...]] = contextvars.ContextVar(
+_Held = Tuple[int, Permit, "Optional[_otel.CallSpan]"]
+_held: contextvars.ContextVar[Tuple[_Held, ...]] = contextvars.ContextVar(
     "switchyard_held_permits", default=()
 )
 
 
-def _push(owner: object, permit: Permit) -> None:
-    _held.set(_held.get() + ((id(owner), permit),))
+def _push(owner: object, permit: Permit, span: "Optional[_otel.CallSpan]" = None) -> None:
+    _held.set(_held.get() + ((id(owner), permit, span),))
 
 
-def _pop(owner: object) -> Optional[Permit]:
+def _pop(owner: object) -> "Tuple[Optional[Permit], Optional[_otel.CallSpan]]":
     stack = _held.get()
     for i in range(len(stack) - 1, -1, -1):
         if stack[i][0] == id(owner):
             _held.set(stack[:i] + stack[i + 1 :])
-            return stack[i][1]
-    return None
+            return stack[i][1], stack[i][2]
+    return None, None
 
 
 class Breaker(_Breaker):
@@ -99,6 +101,13 @@ class Breaker(_Breaker):
                 return cast(F, guarded_async)
             if timeout_s is not None:
                 raise TypeError("timeout_s: only async def functions can be timed out")
+            if _otel.traced(self):
+
+                @functools.wraps(func)
+                def guarded_traced(*args: Any, **kwargs: Any) -> Any:
+                    return _otel.call(self, func, args, kwargs)
+
+                return cast(F, guarded_traced)
             call = self._call
 
             @functools.wraps(func)
@@ -111,6 +120,8 @@ class Breaker(_Breaker):
 
     def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Calls ``func(*args, **kwargs)`` through the breaker."""
+        if _otel.traced(self):
+            return cast(T, _otel.call(self, func, args, kwargs))
         return cast(T, self._call(func, args, kwargs))
 
     async def acall(
@@ -121,31 +132,42 @@ class Breaker(_Breaker):
         **kwargs: Any,
     ) -> T:
         """Awaits ``func(*args, **kwargs)`` through the breaker, within ``timeout_s``."""
-        permit = self.allow()
+        span = _otel.CallSpan(self) if _otel.traced(self) else None
+        permit = self.allow() if span is None else span.permit
+        timed_out = False
         try:
-            if timeout_s is None:
-                result = await func(*args, **kwargs)
-            else:
-                result = await asyncio.wait_for(func(*args, **kwargs), timeout_s)
-        except asyncio.TimeoutError as exc:
-            if timeout_s is None:
+            try:
+                if timeout_s is None:
+                    result = await func(*args, **kwargs)
+                else:
+                    result = await asyncio.wait_for(func(*args, **kwargs), timeout_s)
+            except asyncio.TimeoutError as exc:
+                if timeout_s is None:
+                    permit.record(not self.is_failure(exc))
+                    raise
+                permit.record(False)
+                timed_out = True
+                raise Timeout(
+                    f"call to `{self.key}` timed out after {timeout_s} s", self.key, timeout_s
+                ) from exc
+            except Exception as exc:
                 permit.record(not self.is_failure(exc))
                 raise
-            permit.record(False)
-            raise Timeout(
-                f"call to `{self.key}` timed out after {timeout_s} s", self.key, timeout_s
-            ) from exc
-        except Exception as exc:
-            permit.record(not self.is_failure(exc))
-            raise
-        except BaseException:
-            # Cancelled or interrupted: says nothing about the dependency.
-            permit.release()
-            raise
-        permit.record(True)
-        return result
+            except BaseException:
+                # Cancelled or interrupted: says nothing about the dependency.
+                permit.release()
+                raise
+            permit.record(True)
+            return result
+        finally:
+            if span is not None:
+                span.end(timed_out)
 
     def __enter__(self) -> Permit:
+        if _otel.traced(self):
+            span = _otel.CallSpan(self)
+            _push(self, span.permit, span)
+            return span.permit
         permit = self.allow()
         _push(self, permit)
         return permit
@@ -156,9 +178,11 @@ class Breaker(_Breaker):
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
-        permit = _pop(self)
+        permit, span = _pop(self)
         if permit is not None:
             permit.__exit__(exc_type, exc, tb)
+        if span is not None:
+            span.end()
 
     async def __aenter__(self) -> Permit:
         return self.__enter__()
@@ -183,6 +207,9 @@ class Client(_Client):
     ``instance_id`` defaults to ``<hostname>-<pid>``. After ``os.fork()`` the client restarts
     its agent in the child on first use (``on_fork="restart"``, the default; the child
     reports as its own instance) or raises ``SwitchyardError`` (``on_fork="raise"``).
+    ``tracing=True`` records an OpenTelemetry span per guarded call in the current trace
+    (needs ``opentelemetry-api``; without it, nothing is recorded) and sends the W3C
+    ``traceparent`` on the httpx / requests integrations' requests.
     """
 
     __slots__ = ()

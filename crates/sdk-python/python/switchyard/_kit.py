@@ -28,6 +28,7 @@ from typing import (
     cast,
 )
 
+from . import _otel
 from ._client import Breaker, _pop, _push
 from ._errors import Attempt, FallbackError, Rejected
 from ._switchyard import BulkheadSlot, _Bulkhead, _Retry
@@ -79,12 +80,32 @@ class Fallback:
                 raise TypeError(f"steps[{i}]: must be callable, got {type(fn).__name__}")
         self.steps: List[Step] = list(steps)
 
+    def _traced(self) -> bool:
+        return any(isinstance(s, tuple) and _otel.traced(s[0]) for s in self.steps)
+
     def run(self, *args: Any, **kwargs: Any) -> Decided[Any]:
+        if not self._traced():
+            return self._run(args, kwargs, traced=False)
+        span = _otel.FallbackSpan()
+        try:
+            decided = self._run(args, kwargs, traced=True)
+        except FallbackError as exc:
+            span.end(None, len(exc.attempts))
+            raise
+        except BaseException:
+            span.end(None, 0)
+            raise
+        span.end(decided.step, len(decided.attempts))
+        return decided
+
+    def _run(self, args: Any, kwargs: Any, traced: bool) -> Decided[Any]:
         attempts: List[Attempt] = []
         for step in self.steps:
             name = _step_name(step)
             try:
-                if isinstance(step, tuple):
+                if isinstance(step, tuple) and traced and _otel.traced(step[0]):
+                    value = _otel.call(step[0], step[1], args, kwargs, step=name)
+                elif isinstance(step, tuple):
                     value = step[0].call(step[1], *args, **kwargs)
                 else:
                     value = step(*args, **kwargs)
@@ -102,6 +123,21 @@ class Fallback:
         return self.run(*args, **kwargs).value
 
     async def arun(self, *args: Any, **kwargs: Any) -> Decided[Any]:
+        if not self._traced():
+            return await self._arun(args, kwargs)
+        span = _otel.FallbackSpan()
+        try:
+            decided = await self._arun(args, kwargs)
+        except FallbackError as exc:
+            span.end(None, len(exc.attempts))
+            raise
+        except BaseException:
+            span.end(None, 0)
+            raise
+        span.end(decided.step, len(decided.attempts))
+        return decided
+
+    async def _arun(self, args: Any, kwargs: Any) -> Decided[Any]:
         attempts: List[Attempt] = []
         for step in self.steps:
             name = _step_name(step)
@@ -257,7 +293,7 @@ class Bulkhead(_Bulkhead):
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
-        slot = cast(Optional[BulkheadSlot], _pop(self))
+        slot = cast(Optional[BulkheadSlot], _pop(self)[0])
         if slot is not None:
             slot.release()
 

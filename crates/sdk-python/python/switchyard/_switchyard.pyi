@@ -7,6 +7,20 @@ _T = TypeVar("_T")
 
 BREAKER_KEY_MAX_BYTES: int
 RETRY_ATTEMPTS_MAX: int
+TRACER_NAME: str
+SPAN_CALL: str
+SPAN_FALLBACK: str
+ATTR_KEY: str
+ATTR_DECISION: str
+ATTR_REJECT_REASON: str
+ATTR_PERMIT: str
+ATTR_STATE: str
+ATTR_MODE: str
+ATTR_OUTCOME: str
+ATTR_FALLBACK_STEP: str
+ATTR_FALLBACK_DECIDED_BY: str
+ATTR_FALLBACK_STEPS_TRIED: str
+DECISION_REJECTED: str
 
 def after_fork_in_child() -> None: ...
 
@@ -21,8 +35,11 @@ class _Client:
         fallback_after_ms: int = 30000,
         *,
         on_fork: str = "restart",
+        tracing: bool = False,
     ) -> _T: ...
     def close(self) -> None: ...
+    @property
+    def tracing(self) -> bool: ...
     @property
     def closed(self) -> bool: ...
     @property
@@ -57,6 +74,10 @@ class _Breaker:
     def state(self) -> str: ...
     @property
     def applied_index(self) -> int: ...
+    @property
+    def _tracing(self) -> bool: ...
+    @property
+    def _mode(self) -> str: ...
     def allow(self) -> Permit: ...
     def is_failure(self, exc: BaseException) -> bool: ...
     def _call(
@@ -74,6 +95,10 @@ class Permit:
     def key(self) -> str: ...
     @property
     def pending(self) -> bool: ...
+    @property
+    def decision(self) -> str: ...
+    @property
+    def outcome(self) -> Optional[str]: ...
     def __enter__(self) -> Permit: ...
     def __exit__(
         self,

@@ -8,6 +8,9 @@ Each request takes a permit from its breaker (``key``: default one breaker per h
 ``"http/{host}"``; a fixed key; or a function of the ``httpx.Request``). A 5xx response or a
 transport error (connection refused, timeout) counts as a failure; a 4xx does not. A
 rejected request raises ``switchyard.Rejected`` without being sent.
+
+With ``Client(tracing=True)`` and ``opentelemetry-api`` installed, each request records a
+``switchyard.call`` span in the current trace and carries its W3C ``traceparent`` header.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from typing import Optional
 
 import httpx
 
+from . import _otel
 from ._client import Client
+from ._switchyard import Permit
 from ._keys import BreakerPerKey, KeySpec, host_name
 
 __all__ = ["Transport"]
@@ -48,7 +53,18 @@ class Transport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if self._transport is None:
             self._transport = httpx.HTTPTransport()
-        permit = self._breaker(request).allow()
+        breaker = self._breaker(request)
+        if _otel.traced(breaker):
+            span = _otel.CallSpan(breaker)
+            try:
+                span.inject(request.headers)
+                return self._send(span.permit, request)
+            finally:
+                span.end()
+        return self._send(breaker.allow(), request)
+
+    def _send(self, permit: Permit, request: httpx.Request) -> httpx.Response:
+        assert self._transport is not None
         try:
             response = self._transport.handle_request(request)
         except Exception:
@@ -63,7 +79,18 @@ class Transport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self._async_transport is None:
             self._async_transport = httpx.AsyncHTTPTransport()
-        permit = self._breaker(request).allow()
+        breaker = self._breaker(request)
+        if _otel.traced(breaker):
+            span = _otel.CallSpan(breaker)
+            try:
+                span.inject(request.headers)
+                return await self._asend(span.permit, request)
+            finally:
+                span.end()
+        return await self._asend(breaker.allow(), request)
+
+    async def _asend(self, permit: Permit, request: httpx.Request) -> httpx.Response:
+        assert self._async_transport is not None
         try:
             response = await self._async_transport.handle_async_request(request)
         except Exception:

@@ -8,6 +8,9 @@ Each request takes a permit from its breaker (``key``: default one breaker per h
 ``"http/{host}"``; a fixed key; or a function of the ``PreparedRequest``). A 5xx response
 or a connection error counts as a failure; a 4xx does not. A rejected request raises
 ``switchyard.Rejected`` without being sent.
+
+With ``Client(tracing=True)`` and ``opentelemetry-api`` installed, each request records a
+``switchyard.call`` span in the current trace and carries its W3C ``traceparent`` header.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from . import _otel
 from ._client import Client
+from ._switchyard import Permit
 from ._keys import BreakerPerKey, KeySpec, host_name
 
 __all__ = ["Adapter"]
@@ -44,9 +49,19 @@ class Adapter(HTTPAdapter):
     ) -> requests.Response:
         url = urlsplit(request.url or "")
         host = host_name(url.hostname or "", url.port, _DEFAULT_PORTS.get(url.scheme))
-        permit = self._keys.breaker(request, host).allow()
+        breaker = self._keys.breaker(request, host)
+        if not _otel.traced(breaker):
+            return self._send(breaker.allow(), request, stream, timeout, verify, cert, proxies)
+        span = _otel.CallSpan(breaker)
         try:
-            response = super().send(request, stream, timeout, verify, cert, proxies)
+            span.inject(request.headers)
+            return self._send(span.permit, request, stream, timeout, verify, cert, proxies)
+        finally:
+            span.end()
+
+    def _send(self, permit: Permit, request: requests.PreparedRequest, *args: Any) -> requests.Response:
+        try:
+            response = super().send(request, *args)
         except Exception:
             permit.record(False)
             raise
