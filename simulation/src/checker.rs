@@ -22,9 +22,11 @@ use crate::invariants::log_matching::LogMatching;
 use crate::invariants::probe_limit::ProbeLimit;
 use crate::invariants::sdk_convergence::SdkConvergence;
 use crate::invariants::state_digest::StateDigest;
+use crate::invariants::trip_evidence::{TripEvidence, lookback_ms};
 use crate::invariants::{
     DurableLog, Evaluations, Invariant, NodeView, StoredLog, Violation, read_durable, read_log,
 };
+use crate::run::fleet_trips;
 use crate::scenario::{BREAKER_KEY, Scenario};
 use crate::trace::Trace;
 
@@ -60,6 +62,9 @@ pub struct Checker {
     sdk_convergence: SdkConvergence,
     dead_dependency: DeadDependency,
     fail_static: FailStatic,
+    trip_evidence: TripEvidence,
+    /// How far before a fleet trip its evidence may lie, ms (`None`: trips are not judged).
+    trip_lookback_ms: Option<u64>,
     /// When the fleet cut heals and when its return is judged, if the run has one.
     fleet_cut: Option<(u64, u64)>,
     /// Everything broken so far.
@@ -88,6 +93,10 @@ impl Checker {
             sdk_convergence: SdkConvergence::default(),
             dead_dependency: DeadDependency::default(),
             fail_static: FailStatic::default(),
+            trip_evidence: TripEvidence::default(),
+            trip_lookback_ms: scenario
+                .judge_trips
+                .then(|| lookback_ms(&scenario.effective_policy())),
             fleet_cut: scenario
                 .fleet_cut()
                 .map(|(_, until_ms)| (until_ms, until_ms + CLUSTER_RETURN_BOUND_MS)),
@@ -136,6 +145,7 @@ impl Checker {
         if now_ms >= self.next_check_ms {
             self.next_check_ms += CHECK_INTERVAL_MS;
             self.check(now_ms, cluster, &live, &views, fleet, healed);
+            self.check_trips(now_ms, cluster, dependency);
         }
         if now_ms >= self.next_checkpoint_ms {
             self.next_checkpoint_ms += CHECKPOINT_INTERVAL_MS;
@@ -197,6 +207,20 @@ impl Checker {
             let decision = self.cluster_decision(live, views);
             self.sdk_convergence.observe(&instances, decision, now_ms);
         }
+    }
+
+    /// The trip rule's evidence: who had trouble lately, and the fleet trips so far.
+    fn check_trips(&mut self, now_ms: u64, cluster: &Cluster, dependency: &Dependency) {
+        let Some(lookback_ms) = self.trip_lookback_ms else {
+            return;
+        };
+        self.trip_evidence
+            .observe(dependency.trouble_since(now_ms.saturating_sub(lookback_ms)));
+        self.trip_evidence.judge(
+            &fleet_trips(cluster),
+            |at_ms| dependency.trouble_since(at_ms.saturating_sub(lookback_ms)),
+            &mut self.violations,
+        );
     }
 
     /// The breaker's decision on the leader with the greatest term: `(state, updated_index)`.
@@ -303,6 +327,7 @@ impl Checker {
     pub fn evaluations(&self) -> Evaluations {
         let mut e = Evaluations::default();
         let (calls, modes, returns) = self.fail_static.evaluated();
+        let (one_instance, noisy) = self.trip_evidence.evaluated();
         for (invariant, n) in [
             (Invariant::ElectionSafety, self.election_safety.evaluated()),
             (Invariant::LogMatching, self.log_matching.evaluated()),
@@ -316,6 +341,8 @@ impl Checker {
             (Invariant::CallLatency, calls),
             (Invariant::FailStaticModes, modes),
             (Invariant::ClusterReturn, returns),
+            (Invariant::OneInstanceTrip, one_instance),
+            (Invariant::NoisyBaselineTrip, noisy),
         ] {
             e.add(invariant, n);
         }

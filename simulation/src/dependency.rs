@@ -32,6 +32,28 @@ pub enum Health {
     Noisy(u64),
 }
 
+/// Why a call went wrong, for the trip invariants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trouble {
+    /// The dependency was down or slow: a real outage, which may trip the fleet.
+    Outage = 0,
+    /// A noise draw failed the call.
+    Noise = 1,
+    /// The calling instance is sick.
+    Sick = 2,
+}
+
+/// Who had trouble with the dependency since some time (see [`Dependency::trouble_since`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TroubleSince {
+    /// Instances with a call that failed or was slow.
+    pub instances: u64,
+    /// Whether some call failed or was slow because the dependency was down or slow.
+    pub outage: bool,
+    /// Whether some call failed on a noise draw.
+    pub noise: bool,
+}
+
 /// Counters of calls that reached the dependency.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CallTally {
@@ -66,6 +88,8 @@ struct State {
     sick_instance: Option<u64>,
     /// Draws of [`Health::Noisy`].
     rng: SimRng,
+    /// Per instance, when a call of it last started that went wrong, per [`Trouble`].
+    last_trouble: BTreeMap<u64, [Option<u64>; 3]>,
 }
 
 /// The simulated dependency; clones share it.
@@ -98,6 +122,7 @@ impl Dependency {
                 last_normal_call_ms: None,
                 sick_instance: None,
                 rng: SimRng::new(seed, NOISE_STREAM),
+                last_trouble: BTreeMap::new(),
             })),
         }
     }
@@ -163,6 +188,20 @@ impl Dependency {
                 fails: false,
             },
         };
+        let troubles = [
+            (
+                matches!(s.health, Health::Down | Health::Slow(_)),
+                Trouble::Outage,
+            ),
+            (
+                matches!(s.health, Health::Noisy(_)) && plan.fails,
+                Trouble::Noise,
+            ),
+            (sick, Trouble::Sick),
+        ];
+        for (_, trouble) in troubles.into_iter().filter(|(hit, _)| *hit) {
+            s.last_trouble.entry(instance).or_default()[trouble as usize] = Some(now_ms);
+        }
         plan.fails |= sick;
         if plan.fails {
             s.tally.failed += 1;
@@ -177,6 +216,21 @@ impl Dependency {
             let mut s = self.lock();
             s.cluster_probes_in_flight = s.cluster_probes_in_flight.saturating_sub(1);
         }
+    }
+
+    /// Who had a call go wrong (fail, or be slow) that started at or after `from_ms`.
+    pub fn trouble_since(&self, from_ms: u64) -> TroubleSince {
+        let s = self.lock();
+        let mut out = TroubleSince::default();
+        for last in s.last_trouble.values() {
+            let since = |t: Trouble| last[t as usize].is_some_and(|at| at >= from_ms);
+            if last.iter().flatten().any(|at| *at >= from_ms) {
+                out.instances += 1;
+            }
+            out.outage |= since(Trouble::Outage);
+            out.noise |= since(Trouble::Noise);
+        }
+        out
     }
 
     /// The SDK turned a call away.

@@ -66,11 +66,15 @@ pub fn scenario(noise: Noise, minutes: u64, policy: Policy) -> Scenario {
     let duration_ms = minutes * 60_000;
     let mut s = comparison::scenario(INSTANCES, CALLS_PER_S, Some(policy));
     s.profile.safety_ms = duration_ms;
+    s.judge_trips = false;
     let fault = match noise {
         Noise::BaselinePercent(p) => Fault::DependencyNoisy {
             fail_per_mille: p * 10,
         },
-        Noise::OneSickInstance => Fault::InstanceSick { instance: 0 },
+        Noise::OneSickInstance => Fault::InstanceSick {
+            instance: 0,
+            alone: false,
+        },
     };
     s.faults = vec![ScheduledFault {
         at_ms: 0,

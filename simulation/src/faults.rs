@@ -22,6 +22,12 @@ pub enum Fault {
     },
     /// Cut whichever node leads when the fault starts off from every other node.
     IsolateLeader,
+    /// Cut one node off from every other node; the fleet still reaches it, so it serves
+    /// watches at an index that falls further and further behind.
+    IsolateNode {
+        /// The node id.
+        node: u64,
+    },
     /// Fleet–node partition: instances `first..=last` cannot reach `node` (or, `one_way`,
     /// `node` cannot reach them).
     PartitionFleet {
@@ -59,17 +65,22 @@ pub enum Fault {
         /// Its latency while slow.
         latency_ms: u64,
     },
-    /// The dependency fails calls at random, independently (a noisy baseline). Not drawn by
-    /// [`Fault::schedule`]: the false-trip measurement schedules it.
+    /// The dependency fails calls at random, independently (a noisy baseline), below the
+    /// failure threshold. Drawn by [`Fault::schedule`] as a run's opening trouble; the
+    /// false-trip measurement schedules it for long stretches.
     DependencyNoisy {
         /// Chance that a call fails, per mille.
         fail_per_mille: u64,
     },
-    /// Every call of one instance fails (a fault local to its host). Not drawn by
-    /// [`Fault::schedule`]: the false-trip measurement schedules it.
+    /// Every call of one instance fails (a fault local to its host). Drawn by
+    /// [`Fault::schedule`] as a run's opening trouble, `alone`; the false-trip measurement
+    /// schedules it among a busy fleet.
     InstanceSick {
         /// The instance index.
         instance: u64,
+        /// The rest of the fleet makes no calls meanwhile (traffic pinned to this instance),
+        /// so its failures are all the cluster hears of.
+        alone: bool,
     },
 }
 
@@ -89,6 +100,18 @@ const KINDS: usize = 8;
 
 /// How long a fleet cut lasts: past the SDKs' `fallback_after`, with room to be judged.
 pub const FLEET_CUT_MS: u64 = crate::fleet::MODE_TIMERS.fallback_after_ms + 1_500;
+
+/// How long a run's opening trouble (a lone sick instance, or a noisy baseline) lasts, ms;
+/// no outage or slowness of the dependency starts before it ends.
+pub const OPENING_TROUBLE_MS: u64 = 5_000;
+
+/// A lagging failover's node cut starts in this range, ms (after the first election, early
+/// enough that a watch's idle timeout runs out before the heal even in the quick profile).
+const LAGGING_CUT_AT_MS: (u64, u64) = (1_000, 1_500);
+
+/// After the lagging node's cut, the fleet loses the node before it in endpoint order this
+/// much later, ms: long enough for the cluster to commit past the lagging node.
+const LAGGING_UNREACHABLE_AFTER_MS: u64 = 1_000;
 
 impl Fault {
     /// The safety phase's faults: always one dependency outage (so every run exercises the
@@ -173,14 +196,81 @@ impl Fault {
                 fault,
             });
         }
-        if rng.percent(33) && safety_ms > FLEET_CUT_MS {
+        let fleet_cut = rng.percent(33) && safety_ms > FLEET_CUT_MS;
+        if fleet_cut {
             faults.push(ScheduledFault {
                 at_ms: safety_ms - FLEET_CUT_MS,
                 duration_ms: FLEET_CUT_MS,
                 fault: Fault::IsolateFleet,
             });
         }
+        // Drawn last, so that the draws above (and the seeds' mixes) stay as they were; both
+        // need the fleet to reach the cluster.
+        if !fleet_cut && rng.percent(50) {
+            Self::lagging_failover(rng, scenario, &mut faults);
+        }
+        if !fleet_cut && rng.percent(60) && safety_ms >= OPENING_TROUBLE_MS + 3_000 {
+            Self::opening_trouble(rng, scenario, &mut faults);
+        }
         faults.sort_by_key(|f| f.at_ms);
         faults
+    }
+
+    /// A watch that fails over to a node behind the SDK: one node is cut off from the other
+    /// nodes (the fleet still reaches it) until the heal; a second later the fleet loses the
+    /// node before it in the SDKs' endpoint order, so the watches there go idle and move on,
+    /// `watch_idle_timeout` later, to the lagging node, which serves an older index.
+    fn lagging_failover(rng: &mut SimRng, scenario: &Scenario, faults: &mut Vec<ScheduledFault>) {
+        let safety_ms = scenario.profile.safety_ms;
+        let nodes = scenario.nodes;
+        let unreachable = rng.range(1, nodes);
+        let lagging = unreachable % nodes + 1;
+        let at_ms = rng.range(LAGGING_CUT_AT_MS.0, LAGGING_CUT_AT_MS.1);
+        let unreachable_at_ms = at_ms + LAGGING_UNREACHABLE_AFTER_MS;
+        faults.push(ScheduledFault {
+            at_ms,
+            duration_ms: safety_ms - at_ms,
+            fault: Fault::IsolateNode { node: lagging },
+        });
+        faults.push(ScheduledFault {
+            at_ms: unreachable_at_ms,
+            duration_ms: safety_ms - unreachable_at_ms,
+            fault: Fault::PartitionFleet {
+                first: 0,
+                last: scenario.instances - 1,
+                node: unreachable,
+                one_way: false,
+            },
+        });
+    }
+
+    /// Trouble the fleet must *not* trip on, from the start of the run for
+    /// [`OPENING_TROUBLE_MS`]: a lone sick instance (the rest of the fleet idle) or a noisy
+    /// baseline of 25-35 % failures. Outages and slowness of the dependency start after it.
+    fn opening_trouble(rng: &mut SimRng, scenario: &Scenario, faults: &mut Vec<ScheduledFault>) {
+        let fault = if rng.percent(35) {
+            Fault::InstanceSick {
+                instance: rng.range(0, scenario.instances - 1),
+                alone: true,
+            }
+        } else {
+            Fault::DependencyNoisy {
+                fail_per_mille: rng.range(250, 350),
+            }
+        };
+        for f in faults.iter_mut() {
+            if matches!(
+                f.fault,
+                Fault::DependencyDown | Fault::DependencySlow { .. }
+            ) {
+                f.at_ms = f.at_ms.max(OPENING_TROUBLE_MS);
+                f.duration_ms = f.duration_ms.min(scenario.profile.safety_ms - f.at_ms);
+            }
+        }
+        faults.push(ScheduledFault {
+            at_ms: 0,
+            duration_ms: OPENING_TROUBLE_MS,
+            fault,
+        });
     }
 }

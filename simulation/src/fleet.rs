@@ -113,6 +113,8 @@ pub enum Cut {
 pub struct Fleet {
     views: Arc<Mutex<Vec<InstanceView>>>,
     cut: Arc<Mutex<Cut>>,
+    /// While set, only this instance makes calls (the others idle).
+    lone_caller: Arc<Mutex<Option<u64>>>,
 }
 
 impl Fleet {
@@ -124,7 +126,21 @@ impl Fleet {
                 instances as usize
             ])),
             cut: Arc::default(),
+            lone_caller: Arc::default(),
         }
+    }
+
+    /// From now on only instance `lone` makes calls (`None`: every instance does).
+    pub fn set_lone_caller(&self, lone: Option<u64>) {
+        *self.lone_caller.lock().unwrap_or_else(|p| p.into_inner()) = lone;
+    }
+
+    /// Whether instance `i` sits this call out (another one is the lone caller).
+    fn idle(&self, i: u64) -> bool {
+        self.lone_caller
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|lone| lone != i)
     }
 
     /// Tells the instances where the fleet stands with respect to a cut.
@@ -223,6 +239,9 @@ impl Fleet {
                     let due_ms = SimClock::elapsed_ms();
                     ticker.tick().await;
                     let meant_ms = SimClock::elapsed_ms().max(due_ms);
+                    if fleet.idle(i) {
+                        continue;
+                    }
                     if options.plant == Some(PlantedBug::BlockingCall) {
                         // The planted bug: ask the cluster first, and wait for it.
                         let give_up_ms = meant_ms + BLOCKING_WAIT_MAX_MS;

@@ -41,11 +41,15 @@ pub enum PlantedBug {
     NoFallback,
     /// SDK: once in local-only mode, stays there.
     StickyLocalOnly,
+    /// Trip rule: one instance's failures are enough to trip the fleet.
+    TripIgnoresMinInstances,
+    /// Trip rule: the freshest span trips on its raw rate, without the confidence bound.
+    TripWithoutConfidence,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 13] = [
+    pub const ALL: [PlantedBug; 15] = [
         PlantedBug::AckBeforeFlush,
         PlantedBug::DropCommittedOnRestart,
         PlantedBug::VoteNotPersisted,
@@ -59,6 +63,8 @@ impl PlantedBug {
         PlantedBug::BlockingCall,
         PlantedBug::NoFallback,
         PlantedBug::StickyLocalOnly,
+        PlantedBug::TripIgnoresMinInstances,
+        PlantedBug::TripWithoutConfidence,
     ];
 
     /// The name `--plant` takes.
@@ -77,6 +83,8 @@ impl PlantedBug {
             PlantedBug::BlockingCall => "blocking-call",
             PlantedBug::NoFallback => "no-fallback",
             PlantedBug::StickyLocalOnly => "sticky-local-only",
+            PlantedBug::TripIgnoresMinInstances => "trip-ignores-min-instances",
+            PlantedBug::TripWithoutConfidence => "trip-without-confidence",
         }
     }
 
@@ -108,6 +116,12 @@ impl PlantedBug {
             PlantedBug::BlockingCall => "each call first waits for an answer from the cluster",
             PlantedBug::NoFallback => "the SDK never falls back to its local breaker",
             PlantedBug::StickyLocalOnly => "the SDK never leaves local-only mode once in it",
+            PlantedBug::TripIgnoresMinInstances => {
+                "the trip rule ignores min_instances: one instance's failures trip the fleet"
+            }
+            PlantedBug::TripWithoutConfidence => {
+                "the freshest span trips on its raw rate, without the confidence bound"
+            }
         }
     }
 
@@ -128,6 +142,8 @@ impl PlantedBug {
             PlantedBug::BlockingCall => Invariant::CallLatency,
             PlantedBug::NoFallback => Invariant::FailStaticModes,
             PlantedBug::StickyLocalOnly => Invariant::ClusterReturn,
+            PlantedBug::TripIgnoresMinInstances => Invariant::OneInstanceTrip,
+            PlantedBug::TripWithoutConfidence => Invariant::NoisyBaselineTrip,
         }
     }
 
@@ -141,6 +157,8 @@ impl PlantedBug {
             PlantedBug::IgnoreWatch => Some(Plant::IgnoreWatch),
             PlantedBug::NoFallback => Some(Plant::NoFallback),
             PlantedBug::StickyLocalOnly => Some(Plant::StickyLocalOnly),
+            PlantedBug::TripIgnoresMinInstances => Some(Plant::TripIgnoresMinInstances),
+            PlantedBug::TripWithoutConfidence => Some(Plant::TripWithoutConfidence),
             PlantedBug::DropCommittedOnRestart
             | PlantedBug::CorruptEntry
             | PlantedBug::GreedyProbes
@@ -166,10 +184,10 @@ impl PlantedBug {
 
     /// The `--plant list` table.
     pub fn table() -> String {
-        let mut out = format!("{:<26}  {:<18}  {}\n", "bug", "caught by", "what it does");
+        let mut out = format!("{:<26}  {:<19}  {}\n", "bug", "caught by", "what it does");
         for b in Self::ALL {
             out.push_str(&format!(
-                "{:<26}  {:<18}  {}\n",
+                "{:<26}  {:<19}  {}\n",
                 b.name(),
                 b.caught_by().name(),
                 b.description()

@@ -162,12 +162,12 @@ impl Summary {
             ));
         }
         out.push_str(&format!(
-            "\n{:<18}  {:>12}  {:>14}  {:>8}  {}\n",
+            "\n{:<19}  {:>12}  {:>14}  {:>8}  {}\n",
             "invariant", "evaluations", "seeds_unchecked", "violated", "(one evaluation is)"
         ));
         for t in &self.invariants {
             out.push_str(&format!(
-                "{:<18}  {:>12}  {:>14}  {:>8}  {}\n",
+                "{:<19}  {:>12}  {:>14}  {:>8}  {}\n",
                 t.invariant, t.evaluated, t.seeds_not_evaluated, t.seeds_violated, t.unit
             ));
         }

@@ -101,7 +101,7 @@ pub struct FleetTrip {
 }
 
 /// The cluster breaker's trips, read from the live node that applied the most.
-fn fleet_trips(cluster: &Cluster) -> Vec<FleetTrip> {
+pub(crate) fn fleet_trips(cluster: &Cluster) -> Vec<FleetTrip> {
     let nodes = cluster.live();
     let Some(node) = nodes
         .values()

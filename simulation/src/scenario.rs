@@ -97,6 +97,9 @@ pub struct Scenario {
     pub policy: Option<Policy>,
     /// Faults of the safety phase, by start time.
     pub faults: Vec<ScheduledFault>,
+    /// Whether the trip-evidence invariants judge the fleet's trips (off in the false-trip
+    /// measurement, which counts trips under noise rather than stopping at the first).
+    pub judge_trips: bool,
     /// Where every node's openraft random draws come from (a stream of its own, so it moves
     /// nothing above; per node and incarnation see `cluster::raft_seed`).
     pub raft_seed: u64,
@@ -149,6 +152,7 @@ impl Scenario {
             flush_latency_ms: rng.range(5, 20),
             policy: Some(policy),
             faults: Vec::new(),
+            judge_trips: true,
             raft_seed: SimRng::new(seed, RAFT_STREAM).next_u64(),
         };
         scenario.faults = Fault::schedule(&mut rng, &scenario);

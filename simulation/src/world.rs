@@ -118,6 +118,15 @@ impl World<'_> {
                     None => Undo::Nothing,
                 }
             }
+            Fault::IsolateNode { node } => {
+                let mut cut = Vec::new();
+                for other in (1..=self.scenario.nodes).filter(|n| n != node) {
+                    cut.push((node_host(*node), node_host(other)));
+                    cut.push((node_host(other), node_host(*node)));
+                }
+                self.cut_all(&cut);
+                Undo::Links(cut)
+            }
             Fault::PartitionFleet {
                 first,
                 last,
@@ -180,8 +189,11 @@ impl World<'_> {
                 self.dependency.set_health(Health::Noisy(*fail_per_mille));
                 Undo::Dependency
             }
-            Fault::InstanceSick { instance } => {
+            Fault::InstanceSick { instance, alone } => {
                 self.dependency.set_sick_instance(Some(*instance));
+                if *alone {
+                    self.fleet.set_lone_caller(Some(*instance));
+                }
                 Undo::Sick
             }
         };
@@ -275,7 +287,10 @@ impl World<'_> {
                     self.dependency.set_health(Health::Healthy);
                 }
             }
-            Undo::Sick => self.dependency.set_sick_instance(None),
+            Undo::Sick => {
+                self.dependency.set_sick_instance(None);
+                self.fleet.set_lone_caller(None);
+            }
             Undo::Nothing => {}
         }
     }

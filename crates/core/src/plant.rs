@@ -12,8 +12,8 @@
 //! reaches exactly the code of one run, and runs side by side in one process (`--jobs 2`,
 //! parallel tests) never see each other's bugs. Production never sets the flag: each hook
 //! costs one relaxed load of a static `false` and a predicted branch, at places that are off
-//! the SDK's hot path (a log append, a vote, an apply, a watch event; never `allow()` or
-//! `record()`), and changes nothing.
+//! the SDK's hot path (a log append, a vote, an apply, a watch event, a breaker's trip
+//! judgement; never `allow()` or `record()`), and changes nothing.
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -38,6 +38,8 @@ pub enum Plant {
     StickyLocalOnly = 7,
     /// The fleet trip rule counts failures from any number of instances.
     TripIgnoresMinInstances = 8,
+    /// The trip rule judges the freshest span on its raw rate, without the confidence bound.
+    TripWithoutConfidence = 9,
 }
 
 /// The observer of SDK decision indexes: `(instance, index before, index after)`.

@@ -17,6 +17,7 @@
 //! the span keeps one sick instance from tripping the fleet.
 
 use super::Breaker;
+use crate::plant::{Plant, planted};
 use crate::{FleetRetries, FreshSpan, Transition, TripMode, WindowTotals};
 
 /// Which rate a trip is about.
@@ -139,12 +140,16 @@ impl Breaker {
         let span = span?;
         for rate in [Rate::Failure, Rate::Slow] {
             let confidence = self.policy.fresh_span_confidence;
-            if confidence.clears(
-                rate.bad(&span.totals),
-                span.totals.calls,
-                self.threshold(rate),
-            ) && let Some(from) = self.enough_instances(rate, span.start_position)
-            {
+            let clears = if planted(Plant::TripWithoutConfidence) {
+                self.whole_hit(rate, &span.totals)
+            } else {
+                confidence.clears(
+                    rate.bad(&span.totals),
+                    span.totals.calls,
+                    self.threshold(rate),
+                )
+            };
+            if clears && let Some(from) = self.enough_instances(rate, span.start_position) {
                 return Some(self.span_reason(rate, &span, from));
             }
         }
@@ -178,7 +183,11 @@ impl Breaker {
             bad += usize::from(last_bad_next > since);
         }
         let min_instances = self.policy.min_instances as usize;
-        let required = min_instances.min(live).max(min_instances.min(2));
+        let required = if planted(Plant::TripIgnoresMinInstances) {
+            1
+        } else {
+            min_instances.min(live).max(min_instances.min(2))
+        };
         (bad >= required).then_some(bad)
     }
 
