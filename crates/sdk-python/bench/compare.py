@@ -3,6 +3,7 @@
     python crates/sdk-python/bench/compare.py            # tables
     python crates/sdk-python/bench/compare.py --json     # one JSON document
     python crates/sdk-python/bench/compare.py --skip-fleet
+    python crates/sdk-python/bench/compare.py --tracing  # only: tracing off vs on
 
 1. Overhead per guarded call around one trivial function, sync and async, all in this run:
    switchyard, pybreaker (in memory and with CircuitRedisStorage), circuitbreaker, aiobreaker,
@@ -209,6 +210,36 @@ def overhead(redis: Redis, quick: bool) -> List[Dict[str, Any]]:
     return rows
 
 
+def tracing_cost(quick: bool) -> List[Dict[str, Any]]:
+    """A guarded sync call (``@breaker``) with tracing off, on with no tracer provider
+    configured (opentelemetry-api's no-op), and on with the SDK's provider recording every
+    span (no exporter). Needs opentelemetry-api and opentelemetry-sdk."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    import switchyard
+
+    n = 20_000 if quick else 200_000
+    bare = time_sync(trivial, n)
+    rows: List[Dict[str, Any]] = []
+
+    def add(name: str, client: switchyard.Client) -> None:
+        guarded = client.breaker("bench/tracing")(trivial)
+        per_call = time_sync(guarded, n)
+        rows.append({"breaker": name, "mode": "sync", "calls": n * 5,
+                     "per_call_ns": round(per_call, 1),
+                     "overhead_ns": round(max(per_call - bare, 0.0), 1)})
+        progress(f"{name}: {per_call - bare:.0f} ns overhead")
+
+    with switchyard.Client(endpoints=[]) as off:
+        add("switchyard @breaker, tracing off", off)
+    with switchyard.Client(endpoints=[], tracing=True) as on:
+        add("switchyard @breaker, tracing on, no provider", on)
+        trace.set_tracer_provider(TracerProvider())
+        add("switchyard @breaker, tracing on, SDK provider", on)
+    return rows
+
+
 def print_overhead(rows: List[Dict[str, Any]]) -> None:
     sy = next(r for r in rows if r["breaker"] == "switchyard @breaker" and r["mode"] == "sync")
     print("\nOverhead per guarded call (trivial function; guarded − bare, median of 5 rounds)\n")
@@ -247,10 +278,23 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--quick", action="store_true", help="fewer calls (smoke run)")
     parser.add_argument("--skip-fleet", action="store_true")
+    parser.add_argument("--tracing", action="store_true",
+                        help="only the cost of tracing off vs on (no Redis, no fleet)")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         fleet.worker(args.worker)
+        return
+    if args.tracing:
+        rows = tracing_cost(args.quick)
+        machine = fleet.machine()
+        if args.json:
+            print(json.dumps({"machine": machine, "tracing": rows}, indent=2))
+        else:
+            print(f"machine: {machine['cpu']} ({machine['cpus']} CPUs), python {machine['python']}")
+            for r in rows:
+                print(f"{r['breaker']:<48} {r['per_call_ns']:>9.1f} ns/call"
+                      f"  overhead {r['overhead_ns']:>9.1f} ns")
         return
     release = HERE.parents[2] / "target" / "release" / "switchyard"
     if "SWITCHYARD_BIN" not in os.environ and release.exists():

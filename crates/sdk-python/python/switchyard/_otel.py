@@ -28,6 +28,9 @@ except ImportError:  # pragma: no cover - exercised by a test in a process witho
 #: Whether ``opentelemetry-api`` could be imported.
 AVAILABLE = _trace is not None
 
+# A proxy until a provider is set, then the provider's tracer: fetched once, not per call.
+_TRACER: Any = _trace.get_tracer(_n.TRACER_NAME) if AVAILABLE else None
+
 
 def traced(breaker: _Breaker) -> bool:
     """Whether calls through ``breaker`` record spans."""
@@ -46,9 +49,7 @@ class CallSpan:
         attributes = {_n.ATTR_KEY: breaker.key, _n.ATTR_MODE: breaker._mode}
         if step is not None:
             attributes[_n.ATTR_FALLBACK_STEP] = step
-        self._span = _trace.get_tracer(_n.TRACER_NAME).start_span(
-            _n.SPAN_CALL, attributes=attributes
-        )
+        self._span = _TRACER.start_span(_n.SPAN_CALL, attributes=attributes)
         self._token = _context.attach(_trace.set_span_in_context(self._span))
         try:
             self.permit = breaker.allow()
@@ -100,7 +101,7 @@ class FallbackSpan:
     __slots__ = ("_span", "_token")
 
     def __init__(self) -> None:
-        self._span = _trace.get_tracer(_n.TRACER_NAME).start_span(_n.SPAN_FALLBACK)
+        self._span = _TRACER.start_span(_n.SPAN_FALLBACK)
         self._token = _context.attach(_trace.set_span_in_context(self._span))
 
     def end(self, decided_by: Optional[str], steps_tried: int) -> None:
