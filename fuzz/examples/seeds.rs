@@ -366,6 +366,7 @@ fn entry_normal(index: u64, command: Command) -> EntryOf<TypeConfig> {
             envelope: Arc::new(Envelope {
                 actor: Actor::Operator("alice".into()),
                 command,
+                trace: None,
             }),
         },
     )

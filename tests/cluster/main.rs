@@ -711,6 +711,7 @@ async fn forward_write(addr: &str, key: &str, deadline_unix_ms: u64) -> ForwardR
             reason: "deadline test".into(),
             expires_at_ms: None,
         },
+        trace: None,
     };
     let mut call = tonic::Request::new(RaftMessage {
         payload: codec::encode(&ForwardRequest::Write(envelope)),

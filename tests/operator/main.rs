@@ -524,11 +524,11 @@ async fn audit_api_filters_pages_and_exports_csv() {
     let lines: Vec<&str> = csv.body.trim_end().split("\r\n").collect();
     assert_eq!(
         lines[0],
-        "index,at_ms,at_utc,actor,kind,subject,from,to,reason"
+        "index,at_ms,at_utc,actor,kind,subject,from,to,reason,request_id,trace_id"
     );
     assert_eq!(lines.len(), by_key.len() + 1, "{}", csv.body);
     assert!(
-        lines[1].ends_with(",operator:alice,override,payments/db,CLOSED,FORCED_OPEN,\"db \"\"maintenance\"\", part 1\""),
+        lines[1].ends_with(",operator:alice,override,payments/db,CLOSED,FORCED_OPEN,\"db \"\"maintenance\"\", part 1\",,"),
         "{}",
         lines[1]
     );

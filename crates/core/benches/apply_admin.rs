@@ -46,6 +46,7 @@ fn warm_tick(breakers: usize) -> Envelope {
     Envelope {
         actor: Actor::Node(1),
         command: Command::Tick { deltas },
+        trace: None,
     }
 }
 
@@ -81,6 +82,7 @@ fn tier_rules(scope: usize) -> Envelope {
     Envelope {
         actor: Actor::Operator("bench".into()),
         command: Command::PutTierRules { rules },
+        trace: None,
     }
 }
 
@@ -136,6 +138,7 @@ fn overrides(breakers: usize) -> Vec<Envelope> {
                 reason: "bench".into(),
                 expires_at_ms: None,
             },
+            trace: None,
         })
         .collect()
 }

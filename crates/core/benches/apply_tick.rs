@@ -42,6 +42,7 @@ fn tick(with_retries: bool) -> Envelope {
     Envelope {
         actor: Actor::Node(1),
         command: Command::Tick { deltas },
+        trace: None,
     }
 }
 

@@ -3,9 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{check_reason, check_required_reason};
+use crate::stored_layout::Layout;
 use crate::{
     Actor, BreakerKey, ClusterSettings, Delta, InstanceId, OverrideMode, Policy, PolicyTarget,
-    ProbeOutcome, Scope, Tier, TierRules, ValidationError,
+    ProbeOutcome, RequestTrace, Scope, Tier, TierRules, ValidationError,
 };
 
 /// One state-machine command.
@@ -194,17 +195,61 @@ impl Command {
 }
 
 /// A command with its issuer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Envelope {
     /// Who issued it.
     pub actor: Actor,
     /// What to do.
     pub command: Command,
+    /// The request that issued it (request id, trace context), when it came from one: every
+    /// node's apply of the entry joins that trace, and its audit events name the request.
+    pub trace: Option<RequestTrace>,
 }
 
 impl Envelope {
-    /// Wraps a command.
+    /// Wraps a command issued outside any request.
     pub fn new(actor: Actor, command: Command) -> Self {
-        Self { actor, command }
+        Self {
+            actor,
+            command,
+            trace: None,
+        }
+    }
+
+    /// The same envelope, tied to the request `trace`.
+    pub fn with_trace(mut self, trace: Option<RequestTrace>) -> Self {
+        self.trace = trace;
+        self
+    }
+}
+
+/// Entries logged before envelopes carried a trace decode with none (see
+/// [`crate::stored_layout`]).
+impl<'de> Deserialize<'de> for Envelope {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename = "Envelope")]
+        struct BeforeRequestIds {
+            actor: Actor,
+            command: Command,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename = "Envelope")]
+        struct Stored {
+            actor: Actor,
+            command: Command,
+            #[serde(default)]
+            trace: Option<RequestTrace>,
+        }
+        Ok(match crate::stored_layout::current() {
+            Layout::BeforeRequestIds => {
+                let old = BeforeRequestIds::deserialize(deserializer)?;
+                Envelope::new(old.actor, old.command)
+            }
+            Layout::Current => {
+                let s = Stored::deserialize(deserializer)?;
+                Envelope::new(s.actor, s.command).with_trace(s.trace)
+            }
+        })
     }
 }

@@ -28,6 +28,8 @@
 //! - `scope_tier` — [`ScopeTier`], a scope's tier machine with hysteresis and pin.
 //! - `actor` — [`Actor`], who issued a command.
 //! - `command` — [`Command`] and [`Envelope`], the log payload.
+//! - `request_trace` — [`RequestTrace`] and [`TraceParent`]: request ids and W3C trace context.
+//! - [`stored_layout`] — which stored layout a record being decoded was written in.
 //! - `tick_codec` — the packed encoding of a tick's deltas (interned ids, varints).
 //! - `settings` — [`ClusterSettings`] and [`Slo`].
 //! - `audit` — [`AuditLog`], every decision with who, when and why.
@@ -55,6 +57,7 @@ mod policy;
 mod policy_file;
 mod policy_serde;
 mod policy_target;
+mod request_trace;
 mod scope;
 mod scope_tier;
 mod settings;
@@ -62,6 +65,7 @@ mod sketch;
 pub mod sla;
 mod sla_window;
 mod state;
+pub mod stored_layout;
 pub mod tick_codec;
 mod tier;
 mod tier_rules;
@@ -91,6 +95,9 @@ pub use local::LocalBreaker;
 pub use policy::{COUNT_MAX_AGE_MS_DEFAULT, Policy, WindowSpec, limits as policy_limits};
 pub use policy_file::{POLICY_FILE_MAX_POLICIES, parse_policy_json, parse_policy_toml};
 pub use policy_target::PolicyTarget;
+pub use request_trace::{
+    REQUEST_ID_MAX_BYTES, RequestIds, RequestTrace, TraceParent, validate_request_id,
+};
 pub use scope::{SCOPE_MAX_BYTES, Scope};
 pub use scope_tier::ScopeTier;
 pub use settings::{ClusterSettings, Slo};

@@ -142,6 +142,7 @@ impl CoordinatorState {
             now_ms,
             actor: envelope.actor.clone(),
             retention_ms: self.settings.sla_retention_ms,
+            trace: envelope.trace.clone(),
         };
         let mut effects = Vec::new();
         // Reports read every ledger as accounted up to here (see `crate::sla`).

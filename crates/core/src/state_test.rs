@@ -32,6 +32,7 @@ impl CoordinatorState {
             now_ms,
             actor: envelope.actor.clone(),
             retention_ms: self.settings.sla_retention_ms,
+            trace: envelope.trace.clone(),
         };
         let mut effects = Vec::new();
         self.accounted_ms = Some(now_ms);
@@ -377,6 +378,7 @@ fn start() -> (CoordinatorState, Vec<Envelope>) {
         .map(|command| Envelope {
             actor: crate::Actor::Node(1),
             command,
+            trace: None,
         })
         .collect();
     (CoordinatorState::with_settings(settings), envelopes)
@@ -421,7 +423,7 @@ proptest! {
         let mut envelopes = setup;
         for s in &steps {
             let command = command(s, &mut now);
-            envelopes.push(Envelope { actor: crate::Actor::Node(1), command });
+            envelopes.push(Envelope { actor: crate::Actor::Node(1), command, trace: None });
         }
         for (i, envelope) in envelopes.iter().enumerate() {
             index += 1;
@@ -469,6 +471,7 @@ fn untouched_breaker_reports_its_tail() {
         let envelope = Envelope {
             actor: crate::Actor::Node(1),
             command,
+            trace: None,
         };
         state.apply(ctx, &envelope).expect("applies");
     };

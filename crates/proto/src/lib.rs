@@ -50,3 +50,10 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 /// gRPC metadata key carrying the operator identity recorded as the actor of an
 /// admin write (audit log). Never taken from the message body.
 pub const ACTOR_METADATA_KEY: &str = "x-switchyard-actor";
+
+/// gRPC metadata key (and HTTP header) carrying the caller's request id. A node answers with
+/// the id it used in the same key; audit events record it (see `switchyard_core::RequestTrace`).
+pub const REQUEST_ID_METADATA_KEY: &str = "x-request-id";
+
+/// gRPC metadata key (and HTTP header) of the W3C trace context.
+pub const TRACEPARENT_METADATA_KEY: &str = "traceparent";

@@ -35,6 +35,7 @@ fn busy_state() -> CoordinatorState {
                 reason: "bench".into(),
                 expires_at_ms: None,
             },
+            trace: None,
         };
         let ctx = ApplyContext {
             index: n + 1,

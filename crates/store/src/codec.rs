@@ -1,11 +1,15 @@
 //! The on-disk and on-the-wire record format: one version byte, then the bincode encoding of
 //! the value.
 //!
+//! - Version 5: commands ([`switchyard_core::Envelope`]) and audit events gained the request
+//!   id and trace id of the request that caused them. Records of versions 2 to 4 decode with
+//!   none: [`decode`] tells those two types which layout to read
+//!   (`switchyard_core::stored_layout`).
 //! - Version 4: the layout of version 3, except that a snapshot's state no longer stores its
 //!   derived indexes (they are rebuilt on load: see `switchyard-core`'s
 //!   `StateWithStoredIndexes`). Only the snapshot state's layout changed, so
 //!   [`decode_with_legacy`] reads a state of versions 2 and 3 in their layout and converts it;
-//!   every other record decodes the same in versions 2 to 4.
+//!   every other record decodes the same in versions 2 to 4 (and 5, but for request ids).
 //! - Version 3: the layout of version 2, where policies, window specs and breaker windows
 //!   gained the freshest-span rule's fields as new enum variants (see `switchyard-core`'s
 //!   `policy_serde` and `window_serde`). Version-2 records decode unchanged into today's types
@@ -29,17 +33,21 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use bincode::Options;
+use switchyard_core::stored_layout::{Layout, decoding};
 
 /// The record format version this build writes.
-pub const FORMAT_VERSION: u8 = 4;
+pub const FORMAT_VERSION: u8 = 5;
 
 /// The first record format version whose snapshot state leaves out the derived indexes.
 pub const STATE_WITHOUT_INDEXES_SINCE: u8 = 4;
 
+/// The first record format version whose commands and audit events carry request ids.
+pub const REQUEST_IDS_SINCE: u8 = 5;
+
 /// The oldest record format version this build reads.
 pub const FORMAT_VERSION_MIN: u8 = 2;
 
-/// The bincode options of versions 2 to 4: variable-length integers, no trailing bytes.
+/// The bincode options of versions 2 to 5: variable-length integers, no trailing bytes.
 fn v2() -> impl Options {
     bincode::DefaultOptions::new()
 }
@@ -93,7 +101,14 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, CodecError> {
     let (&version, body) = bytes.split_first().ok_or(CodecError::Empty { what })?;
     let decoded = match version {
-        FORMAT_VERSION_MIN..=FORMAT_VERSION => v2().deserialize(body),
+        FORMAT_VERSION_MIN..=FORMAT_VERSION => {
+            let layout = if version < REQUEST_IDS_SINCE {
+                Layout::BeforeRequestIds
+            } else {
+                Layout::Current
+            };
+            decoding(layout, || v2().deserialize(body))
+        }
         _ => return Err(CodecError::Version { what, version }),
     };
     decoded.map_err(|source| CodecError::Corrupt { what, source })
@@ -170,7 +185,7 @@ mod tests {
         let err = decode::<(u64, u32, String, Vec<u64>)>("log entry", &v1).unwrap_err();
         assert!(
             err.to_string().contains(
-                "log entry: record format version 1, this build reads only versions 2 to 4"
+                "log entry: record format version 1, this build reads only versions 2 to 5"
             ),
             "{err}"
         );
@@ -184,6 +199,14 @@ mod tests {
         assert_eq!(bytes[0], 2);
         let state: CoordinatorState = decode_state(bytes).unwrap();
         assert_eq!(state.breaker_count(), 4);
+        // Its audit events predate request ids: they load with none.
+        let events = state.audit().query(&switchyard_core::AuditQuery::default());
+        assert!(!events.is_empty());
+        assert!(
+            events
+                .iter()
+                .all(|e| e.request_id.is_none() && e.trace_id.is_none())
+        );
         let again = encode(&state);
         assert_eq!(again[0], FORMAT_VERSION);
         let back: CoordinatorState = decode_state(&again).unwrap();

@@ -402,8 +402,15 @@ mod tests {
         .unwrap();
 
         let sm = StateMachine::open(Arc::new(disk)).unwrap();
-        let expected: CoordinatorState = StateWithStoredIndexes::deserialize(
-            &mut bincode::Deserializer::from_slice(&state_v3[1..], bincode::DefaultOptions::new()),
+        // A format-3 record: its audit events predate request ids.
+        let expected: CoordinatorState = switchyard_core::stored_layout::decoding(
+            switchyard_core::stored_layout::Layout::BeforeRequestIds,
+            || {
+                StateWithStoredIndexes::deserialize(&mut bincode::Deserializer::from_slice(
+                    &state_v3[1..],
+                    bincode::DefaultOptions::new(),
+                ))
+            },
         )
         .unwrap()
         .into();

@@ -99,18 +99,70 @@ mod tests {
         command: OldCommand,
     }
 
+    /// `value` as a record of format `version` (bincode with variable-length integers).
+    fn encode_as<T: Serialize>(version: u8, value: &T) -> Vec<u8> {
+        use bincode::Options;
+        let mut out = vec![version];
+        out.extend(bincode::DefaultOptions::new().serialize(value).unwrap());
+        out
+    }
+
     #[test]
     fn a_tick_written_before_packing_still_decodes() {
         let deltas = fleet_tick(5, 3);
-        let old = codec::encode(&OldEnvelope {
-            actor: Actor::Node(2),
-            command: OldCommand::Tick {
-                deltas: deltas.clone(),
+        let old = encode_as(
+            3,
+            &OldEnvelope {
+                actor: Actor::Node(2),
+                command: OldCommand::Tick {
+                    deltas: deltas.clone(),
+                },
             },
-        });
+        );
         let back: Envelope = codec::decode("log entry", &old).unwrap();
         assert_eq!(back.command, Command::TickUnpacked { deltas });
         assert_eq!(back.command.kind(), "tick");
+    }
+
+    #[test]
+    fn an_entry_from_before_request_ids_decodes_without_one_and_new_ones_keep_theirs() {
+        let command = Command::ResetBreaker {
+            key: BreakerKey::parse("payments/db").unwrap(),
+            reason: "incident 42".into(),
+        };
+        // Version 3: the envelope had no trace.
+        #[derive(Serialize)]
+        struct V3Envelope {
+            actor: Actor,
+            command: Command,
+        }
+        let old = encode_as(
+            3,
+            &V3Envelope {
+                actor: Actor::Operator("alice".into()),
+                command: command.clone(),
+            },
+        );
+        let back: Envelope = codec::decode("log entry", &old).unwrap();
+        assert_eq!(
+            back,
+            Envelope::new(Actor::Operator("alice".into()), command.clone())
+        );
+
+        let trace = switchyard_core::RequestTrace {
+            request_id: "req-1".into(),
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+        };
+        let new = Envelope::new(Actor::Operator("alice".into()), command).with_trace(Some(trace));
+        let bytes = codec::encode(&new);
+        assert_eq!(bytes[0], codec::FORMAT_VERSION);
+        let back: Envelope = codec::decode("log entry", &bytes).unwrap();
+        assert_eq!(back, new);
+        // The same bytes read as the old layout would not be the same entry: the version byte
+        // is what tells them apart.
+        let mut as_v4 = bytes.clone();
+        as_v4[0] = 4;
+        assert!(codec::decode::<Envelope>("log entry", &as_v4).is_err());
     }
 
     #[test]

@@ -126,16 +126,35 @@ fn event_json(e: &apb::AuditEvent) -> serde_json::Value {
         "from": e.from,
         "to": e.to,
         "reason": e.reason,
+        "request_id": non_empty(&e.request_id),
+        "trace_id": non_empty(&e.trace_id),
     })
 }
 
-/// The events as a table; `for_csv` adds `AT_MS` and keeps every value whole.
+/// Empty wire strings (no request, no trace) are `null` in JSON.
+fn non_empty(text: &str) -> Option<&str> {
+    (!text.is_empty()).then_some(text)
+}
+
+/// The events as a table; `for_csv` adds `AT_MS` and `TRACE_ID` and keeps every value whole.
+/// The request id is never cut: it is what an operator quotes.
 fn table(events: &[apb::AuditEvent], for_csv: bool) -> Table {
     let mut headers = vec!["INDEX", "TIME"];
     if for_csv {
         headers.push("AT_MS");
     }
-    headers.extend(["ACTOR", "KIND", "SUBJECT", "FROM", "TO", "REASON"]);
+    headers.extend([
+        "ACTOR",
+        "KIND",
+        "SUBJECT",
+        "FROM",
+        "TO",
+        "REASON",
+        "REQUEST_ID",
+    ]);
+    if for_csv {
+        headers.push("TRACE_ID");
+    }
     let mut table = Table::new(&headers);
     for e in events {
         let mut row = vec![e.index.to_string(), format_time_ms(e.at_ms)];
@@ -157,7 +176,11 @@ fn table(events: &[apb::AuditEvent], for_csv: bool) -> Table {
             cell(&e.from, 32),
             cell(&e.to, 32),
             cell(&e.reason, 60),
+            e.request_id.clone(),
         ]);
+        if for_csv {
+            row.push(e.trace_id.clone());
+        }
         table.row(row);
     }
     table

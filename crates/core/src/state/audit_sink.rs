@@ -3,7 +3,7 @@
 use super::breaker_entry::BreakerEntry;
 use super::effect::Effect;
 use crate::scope_tier::{ScopeTier, TierChange};
-use crate::{Actor, AuditEvent, AuditKind, AuditLog, Scope, Tier, Transition};
+use crate::{Actor, AuditEvent, AuditKind, AuditLog, RequestTrace, Scope, Tier, Transition};
 
 /// The per-apply context for audit events.
 pub(super) struct Stamp {
@@ -13,12 +13,18 @@ pub(super) struct Stamp {
     pub(super) actor: Actor,
     /// `sla_retention_ms` when the apply began.
     pub(super) retention_ms: u64,
+    /// The request that issued the command, if any.
+    pub(super) trace: Option<RequestTrace>,
 }
 
 impl Stamp {
     /// An audit event of this apply (its index and time): `kind` by `actor` about `subject`.
+    /// Events by the command's own issuer name its request; what others decided in the same
+    /// apply (a timed transition by `policy`, say) was not caused by that request.
     pub(super) fn event(&self, kind: AuditKind, actor: Actor, subject: &str) -> AuditEvent {
+        let caused = actor == self.actor;
         AuditEvent::new(self.index, self.now_ms, kind, actor, subject)
+            .request(self.trace.as_ref().filter(|_| caused))
     }
 }
 

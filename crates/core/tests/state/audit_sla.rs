@@ -281,3 +281,83 @@ fn sla_hours_are_pruned_after_retention() {
         .unwrap();
     assert_eq!(r.calls, 1);
 }
+
+#[test]
+fn audit_events_name_the_request_that_caused_them_and_no_other() {
+    let mut h = Harness::new();
+    let until = h.trip("payments/db", T0);
+    // An operator write with a request id and a trace context arrives after the open time
+    // ended: the same apply fires the timed OPEN -> HALF_OPEN (by policy) first.
+    let trace = RequestTrace {
+        request_id: "req-7f3a".into(),
+        traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+    };
+    h.index += 1;
+    h.state
+        .apply(
+            ApplyContext {
+                index: h.index,
+                stamped_ms: until,
+            },
+            &Envelope::new(
+                operator(),
+                Command::SetOverride {
+                    key: key("payments/db"),
+                    mode: OverrideMode::ForcedOpen,
+                    reason: "incident 42".into(),
+                    expires_at_ms: None,
+                },
+            )
+            .with_trace(Some(trace)),
+        )
+        .unwrap();
+    let events = h.state.audit().query(&AuditQuery {
+        since_ms: Some(until),
+        ..AuditQuery::default()
+    });
+    let by_policy: Vec<_> = events.iter().filter(|e| e.actor == Actor::Policy).collect();
+    let by_operator: Vec<_> = events.iter().filter(|e| e.actor == operator()).collect();
+    assert!(!by_policy.is_empty(), "{events:?}");
+    assert!(
+        by_policy
+            .iter()
+            .all(|e| e.request_id.is_none() && e.trace_id.is_none())
+    );
+    assert_eq!(by_operator.len(), 1, "{events:?}");
+    assert_eq!(by_operator[0].request_id.as_deref(), Some("req-7f3a"));
+    assert_eq!(
+        by_operator[0].trace_id.as_deref(),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736")
+    );
+    // A request without a trace context records its id only.
+    h.index += 1;
+    let plain = RequestTrace {
+        request_id: "req-plain".into(),
+        traceparent: None,
+    };
+    h.state
+        .apply(
+            ApplyContext {
+                index: h.index,
+                stamped_ms: until + 1,
+            },
+            &Envelope::new(
+                operator(),
+                Command::ClearOverride {
+                    key: key("payments/db"),
+                    reason: "resolved".into(),
+                },
+            )
+            .with_trace(Some(plain)),
+        )
+        .unwrap();
+    let last = h.state.audit().query(&AuditQuery {
+        after_index: Some(h.index - 1),
+        ..AuditQuery::default()
+    });
+    assert_eq!(
+        last.last().unwrap().request_id.as_deref(),
+        Some("req-plain")
+    );
+    assert_eq!(last.last().unwrap().trace_id, None);
+}

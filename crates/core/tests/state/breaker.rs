@@ -458,6 +458,7 @@ fn a_policy_batch_is_all_or_nothing() {
         &Envelope {
             actor: Actor::Policy,
             command: batch(&["payments/b", "payments/c"]),
+            trace: None,
         },
     );
     assert!(

@@ -17,10 +17,11 @@ const V2_VIEWS: &str = include_str!("fixtures/state_v2_views.json");
 
 fn load(bytes: &[u8]) -> CoordinatorState {
     assert_eq!(bytes[0], 2, "a version-2 record");
-    bincode::DefaultOptions::new()
-        .deserialize::<StateWithStoredIndexes>(&bytes[1..])
-        .expect("the version-2 state decodes")
-        .into()
+    stored_layout::decoding(stored_layout::Layout::BeforeRequestIds, || {
+        bincode::DefaultOptions::new().deserialize::<StateWithStoredIndexes>(&bytes[1..])
+    })
+    .expect("the version-2 state decodes")
+    .into()
 }
 
 fn encode(state: &CoordinatorState) -> Vec<u8> {

@@ -61,10 +61,11 @@ fn indexed_state() -> Harness {
 
 fn load_v3() -> CoordinatorState {
     assert_eq!(V3[0], 3, "a version-3 record");
-    bincode::DefaultOptions::new()
-        .deserialize::<StateWithStoredIndexes>(&V3[1..])
-        .expect("the version-3 state decodes in its layout")
-        .into()
+    stored_layout::decoding(stored_layout::Layout::BeforeRequestIds, || {
+        bincode::DefaultOptions::new().deserialize::<StateWithStoredIndexes>(&V3[1..])
+    })
+    .expect("the version-3 state decodes in its layout")
+    .into()
 }
 
 #[test]

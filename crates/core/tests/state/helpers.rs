@@ -81,7 +81,11 @@ impl Harness {
                 index: self.index,
                 stamped_ms: at_ms,
             },
-            &Envelope { actor, command },
+            &Envelope {
+                actor,
+                command,
+                trace: None,
+            },
         )
     }
 

@@ -20,6 +20,8 @@ impl From<&AuditEvent> for apb::AuditEvent {
             from: e.from.clone(),
             to: e.to.clone(),
             reason: e.reason.clone(),
+            request_id: e.request_id.clone().unwrap_or_default(),
+            trace_id: e.trace_id.clone().unwrap_or_default(),
         }
     }
 }
@@ -41,6 +43,8 @@ impl TryFrom<apb::AuditEvent> for AuditEvent {
             from: e.from,
             to: e.to,
             reason: e.reason,
+            request_id: Some(e.request_id).filter(|id| !id.is_empty()),
+            trace_id: Some(e.trace_id).filter(|id| !id.is_empty()),
         })
     }
 }

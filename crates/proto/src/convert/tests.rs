@@ -849,6 +849,8 @@ fn audit_event() -> switchyard_core::AuditEvent {
         from: "CLOSED".into(),
         to: "FORCED_OPEN".into(),
         reason: "incident 42".into(),
+        request_id: Some("req-7f3a".into()),
+        trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
     }
 }
 

@@ -27,7 +27,8 @@ use super::params::{Params, RawParams};
 /// Response header carrying the next page's `after_index` in CSV exports.
 pub const NEXT_AFTER_INDEX_HEADER: &str = "x-switchyard-next-after-index";
 /// The CSV header row.
-pub const CSV_HEADER: &str = "index,at_ms,at_utc,actor,kind,subject,from,to,reason";
+pub const CSV_HEADER: &str =
+    "index,at_ms,at_utc,actor,kind,subject,from,to,reason,request_id,trace_id";
 
 /// The JSON response body.
 #[derive(Debug, Serialize)]
@@ -158,6 +159,8 @@ pub fn to_csv(events: &[AuditEvent]) -> String {
             e.from.clone(),
             e.to.clone(),
             e.reason.clone(),
+            e.request_id.clone().unwrap_or_default(),
+            e.trace_id.clone().unwrap_or_default(),
         ];
         for (i, field) in fields.iter().enumerate() {
             if i > 0 {
@@ -196,6 +199,10 @@ mod tests {
             .before("CLOSED")
             .after("FORCED_OPEN")
             .reason(reason)
+            .request(Some(&switchyard_core::RequestTrace {
+                request_id: "req-7f3a".into(),
+                traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+            }))
     }
 
     #[test]
@@ -205,9 +212,12 @@ mod tests {
         assert_eq!(lines[0], CSV_HEADER);
         assert_eq!(
             lines[1],
-            "7,1714564800000,2024-05-01T12:00:00.000Z,operator:alice,override,payments/db,CLOSED,FORCED_OPEN,plain"
+            "7,1714564800000,2024-05-01T12:00:00.000Z,operator:alice,override,payments/db,CLOSED,FORCED_OPEN,plain,req-7f3a,4bf92f3577b34da6a3ce929d0e0e4736"
         );
-        assert!(csv.contains(",\"says \"\"hi\"\", twice\nok\"\r\n"), "{csv}");
+        assert!(
+            csv.contains(",\"says \"\"hi\"\", twice\nok\",req-7f3a,"),
+            "{csv}"
+        );
     }
 
     #[test]

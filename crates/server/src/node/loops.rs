@@ -78,10 +78,10 @@ impl Node {
     /// than offered twice.
     async fn write_tick(&self, deltas: Vec<Delta>) {
         let n = deltas.len() as u64;
-        let envelope = Arc::new(Envelope {
-            actor: Actor::Node(self.inner.id),
-            command: Command::Tick { deltas },
-        });
+        let envelope = Arc::new(Envelope::new(
+            Actor::Node(self.inner.id),
+            Command::Tick { deltas },
+        ));
         let request = Request {
             stamped_ms: self.inner.clock.now_ms(),
             envelope: Arc::clone(&envelope),
