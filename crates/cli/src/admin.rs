@@ -6,8 +6,11 @@
 //! one is tried; any other answer, success or error, is final. The endpoint that answered is
 //! remembered, so the pages of a long listing go to the same node.
 //!
-//! Every call carries `authorization: Bearer $SWITCHYARD_ADMIN_TOKEN` (when set) and the
-//! operator identity in [`ACTOR_METADATA_KEY`], which the server records in the audit log.
+//! Every call carries `authorization: Bearer $SWITCHYARD_ADMIN_TOKEN` (when set), the
+//! operator identity in [`ACTOR_METADATA_KEY`] and the command's request id in
+//! [`REQUEST_ID_METADATA_KEY`], both of which the server records in the audit log. The request
+//! id is one per command (every call and endpoint of it), so the id printed with an error
+//! names everything the command did.
 //!
 //! With `--tls-ca` (or `SWITCHYARD_TLS_CA`) every endpoint is dialled over `https://` and
 //! verified against that CA; `--tls-client-cert`/`--tls-client-key` add a client certificate.
@@ -20,8 +23,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use switchyard_proto::ACTOR_METADATA_KEY;
 use switchyard_proto::admin::admin_client::AdminClient;
+use switchyard_proto::{ACTOR_METADATA_KEY, REQUEST_ID_METADATA_KEY};
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Request, Response, Status};
@@ -46,6 +49,8 @@ pub struct AdminOptions {
     pub call_timeout: Duration,
     /// TLS towards the nodes, if configured.
     pub tls: Option<ClientTlsConfig>,
+    /// The request id every call carries (valid per `switchyard_core::validate_request_id`).
+    pub request_id: String,
 }
 
 /// Where the CLI's TLS files come from: the global flags, else `SWITCHYARD_TLS_*`.
@@ -94,7 +99,12 @@ impl AdminOptions {
     /// (`SWITCHYARD_ADMIN_TOKEN`, `SWITCHYARD_ACTOR`, `USER`).
     /// `tls` comes from the global flags; a path not given there is taken from
     /// `SWITCHYARD_TLS_CA`, `SWITCHYARD_TLS_CLIENT_CERT`, `SWITCHYARD_TLS_CLIENT_KEY`.
-    pub fn from_env(endpoints: &str, call_timeout_ms: u64, tls: TlsPaths) -> anyhow::Result<Self> {
+    pub fn from_env(
+        endpoints: &str,
+        call_timeout_ms: u64,
+        tls: TlsPaths,
+        request_id: String,
+    ) -> anyhow::Result<Self> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let tls = TlsPaths {
             ca: tls
@@ -113,8 +123,22 @@ impl AdminOptions {
             actor: actor_name(var("SWITCHYARD_ACTOR"), var("USER")),
             call_timeout: Duration::from_millis(call_timeout_ms.max(1)),
             tls: tls.load()?,
+            request_id,
         })
     }
+}
+
+/// A fresh request id for one command: UUID-shaped, seeded by the OS (std's per-process
+/// random hash keys) and the clock.
+pub fn new_request_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    hasher.write_u128(nanos);
+    hasher.write_u32(std::process::id());
+    switchyard_core::RequestIds::new(hasher.finish()).next_id()
 }
 
 /// Splits `a:1, b:2` into endpoints; at least one is required.
@@ -265,6 +289,9 @@ impl Admin {
         let actor = MetadataValue::try_from(self.options.actor.as_str())
             .context("SWITCHYARD_ACTOR must be printable ASCII")?;
         request.metadata_mut().insert(ACTOR_METADATA_KEY, actor);
+        let id = MetadataValue::try_from(self.options.request_id.as_str())
+            .context("--request-id must be printable ASCII")?;
+        request.metadata_mut().insert(REQUEST_ID_METADATA_KEY, id);
         Ok(request)
     }
 }
@@ -414,6 +441,7 @@ mod tests {
             actor: "test".into(),
             call_timeout: Duration::from_secs(1),
             tls: None,
+            request_id: new_request_id(),
         });
         let err = admin
             .call(

@@ -57,6 +57,11 @@ pub struct GlobalArgs {
     /// (`https://`). For `serve`, the CA its peers are verified with. [env: SWITCHYARD_TLS_CA]
     #[arg(long, global = true, value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
+    /// Request id sent with every call of this command (`x-request-id`), recorded in the audit
+    /// events it causes and printed on any error; default: a fresh UUID-shaped id.
+    /// 1 to 128 characters of [A-Za-z0-9._-].
+    #[arg(long, global = true, value_name = "ID", value_parser = request_id_arg)]
+    pub request_id: Option<String>,
     /// PEM client certificate presented to nodes (operator commands; needs --tls-ca).
     /// [env: SWITCHYARD_TLS_CLIENT_CERT]
     #[arg(long, global = true, value_name = "FILE", requires = "tls_client_key")]
@@ -64,6 +69,16 @@ pub struct GlobalArgs {
     /// PEM private key of --tls-client-cert. [env: SWITCHYARD_TLS_CLIENT_KEY]
     #[arg(long, global = true, value_name = "FILE", requires = "tls_client_cert")]
     pub tls_client_key: Option<PathBuf>,
+}
+
+impl Command {
+    /// Whether this is an operator command (one that calls the admin API with a request id).
+    pub fn is_operator(&self) -> bool {
+        !matches!(
+            self,
+            Command::Serve(_) | Command::LocalCluster(_) | Command::Demo(_) | Command::Bench(_)
+        )
+    }
 }
 
 /// The commands.
@@ -167,6 +182,16 @@ pub struct ServeArgs {
     /// CA (the node then presents --tls-cert to its peers). [env: SWITCHYARD_TLS_CLIENT_CA]
     #[arg(long, value_name = "FILE")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Send this node's spans over OTLP/gRPC to this collector URL, e.g.
+    /// `http://127.0.0.1:4317` (Grafana Tempo, Jaeger, an OpenTelemetry Collector). Off when
+    /// unset. [env: OTEL_EXPORTER_OTLP_ENDPOINT]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "OTEL_EXPORTER_OTLP_ENDPOINT",
+        hide_env = true
+    )]
+    pub otlp_endpoint: Option<String>,
     /// The CA peers are verified with: the global --tls-ca, copied here by `main`.
     #[arg(skip)]
     pub tls_ca: Option<PathBuf>,
@@ -428,6 +453,13 @@ fn sla_window_arg(text: &str) -> Result<String, String> {
     switchyard_core::SlaWindow::parse(text)
         .map(|w| w.as_str().to_string())
         .map_err(|_| format!("invalid window {text:?}: use 24h, 7d, 30d or mtd"))
+}
+
+/// `--request-id`: the rule every node applies (`switchyard_core::validate_request_id`).
+fn request_id_arg(text: &str) -> Result<String, String> {
+    switchyard_core::validate_request_id(text)
+        .map(|()| text.to_string())
+        .map_err(|e| e.rule)
 }
 
 #[cfg(test)]

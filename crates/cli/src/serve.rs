@@ -24,6 +24,14 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::args::ServeArgs;
 use settings::{ServeSettings, check_exposure, process_env, resolve};
 
+/// The node id `serve` will run as, when its settings resolve (for the trace resource; a
+/// settings error is reported by [`serve`] itself).
+pub fn node_id_hint(args: &ServeArgs) -> Option<u64> {
+    resolve(args, &process_env(), &|path| std::fs::read_to_string(path))
+        .ok()
+        .map(|s| s.config.node_id)
+}
+
 /// Runs `switchyard serve` until SIGTERM or SIGINT.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let env = process_env();

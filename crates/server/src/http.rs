@@ -95,6 +95,10 @@ pub fn router_with(state: AppState) -> Router {
             access::require_token,
         ))
         .layer(DefaultBodyLimit::max(ACTION_BODY_MAX_BYTES))
+        .layer(crate::trace_context::TraceContextLayer::new(
+            state.node.id(),
+            std::sync::Arc::clone(state.node.request_ids()),
+        ))
         .with_state(state)
 }
 

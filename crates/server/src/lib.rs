@@ -7,6 +7,8 @@
 //! - [`auth`]: admin, client and cluster tokens.
 //! - [`tls`]: rustls on the gRPC port and towards peers, with optional mTLS for Raft.
 //! - [`deadline`]: the caller's `grpc-timeout` as a deadline, carried across the forwarding hop.
+//! - [`trace_context`]: request ids and W3C trace context: accepted, generated, carried into the
+//!   log and across the forwarding hop.
 //! - [`network`]: Raft RPCs to peers over tonic.
 //! - [`node`]: [`Node`], the Raft instance and the operations services call (writes with
 //!   forwarding, linearizable reads, reports, membership).
@@ -41,6 +43,7 @@ pub mod rpc_metrics;
 pub mod serve;
 pub mod services;
 pub mod tls;
+pub mod trace_context;
 pub mod transport;
 pub mod watch;
 

@@ -26,9 +26,10 @@ use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
 use openraft::{ReadPolicy, ServerState};
-use switchyard_core::{Actor, Command, Delta, Envelope};
+use switchyard_core::{Actor, Command, Delta, Envelope, RequestIds};
 use switchyard_store::{Disk, LogStore, Raft, Request, Response, StateMachine};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::auth::{ClusterCredentials, Tokens};
 use crate::clock::Clock;
@@ -66,6 +67,8 @@ struct Inner {
     forward_buffer: Ingest,
     counters: Counters,
     rpc_metrics: RpcMetrics,
+    /// Ids for requests that arrive without one (see [`crate::trace_context`]).
+    request_ids: Arc<RequestIds>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -160,6 +163,11 @@ impl Node {
         &self.inner.rpc_metrics
     }
 
+    /// Where ids for requests that arrive without one come from.
+    pub fn request_ids(&self) -> &Arc<RequestIds> {
+        &self.inner.request_ids
+    }
+
     /// The node's clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
@@ -181,13 +189,23 @@ impl Node {
     }
 
     /// Proposes a command; resolves once it is committed and applied (on the leader).
-    /// Validation happens here, before anything reaches the log.
+    /// Validation happens here, before anything reaches the log. The request being served (its
+    /// id and trace context, see [`crate::trace_context`]) travels in the entry.
     pub async fn write(&self, actor: Actor, command: Command) -> Result<Response, NodeError> {
+        let span = if crate::trace_context::operator_request() {
+            tracing::info_span!("write", command = command.kind())
+        } else {
+            tracing::Span::none()
+        };
+        self.write_in_span(actor, command).instrument(span).await
+    }
+
+    async fn write_in_span(&self, actor: Actor, command: Command) -> Result<Response, NodeError> {
         {
             let state = self.inner.sm.read();
             command.validate(state.core().settings())?;
         }
-        let envelope = Envelope { actor, command };
+        let envelope = Envelope::new(actor, command).with_trace(crate::trace_context::current());
         if crate::deadline::remaining().is_some_and(|r| r.is_zero()) {
             return Err(NodeError::DeadlinePassed(
                 "before the write was proposed".into(),
@@ -222,12 +240,32 @@ impl Node {
         &self,
         envelope: Envelope,
     ) -> Result<Result<Response, Option<u64>>, NodeError> {
+        // Until committed and applied on this node (the leader); every node's apply has a span
+        // of its own (see `crate::trace_context::apply_span`).
+        let traced = envelope
+            .trace
+            .as_ref()
+            .is_some_and(|t| t.traceparent.is_some());
+        let span = if traced {
+            tracing::info_span!("propose", index = tracing::field::Empty)
+        } else {
+            tracing::Span::none()
+        };
         let request = Request {
             stamped_ms: self.inner.clock.now_ms(),
             envelope: std::sync::Arc::new(envelope),
         };
-        match self.inner.raft.client_write(request).await {
-            Ok(written) => Ok(Ok(written.data)),
+        match self
+            .inner
+            .raft
+            .client_write(request)
+            .instrument(span.clone())
+            .await
+        {
+            Ok(written) => {
+                span.record("index", written.data.index);
+                Ok(Ok(written.data))
+            }
             Err(e) => match e.forward_to_leader() {
                 Some(f) => Ok(Err(f.leader_id)),
                 None => Err(raft_err(e)),

@@ -163,6 +163,10 @@ where
         ))
         .layer(node.rpc_metrics().layer())
         .layer(crate::deadline::DeadlineLayer)
+        .layer(crate::trace_context::TraceContextLayer::new(
+            node.id(),
+            std::sync::Arc::clone(node.request_ids()),
+        ))
         .add_service(health_service)
         .add_service(
             ClientServer::new(ClientService::new(node.clone()))

@@ -49,7 +49,7 @@ pub use error::StoreError;
 pub use log_store::LogStore;
 pub use runtime::RaftRuntime;
 pub use snapshot_schedule::{SnapshotProgress, SnapshotSchedule};
-pub use state_machine::{AppliedBatch, StateMachine};
+pub use state_machine::{AppliedBatch, ApplySpan, StateMachine, set_apply_span};
 pub use types::{NodeId, Raft, Request, Response, TypeConfig};
 
 use std::path::Path;

@@ -13,7 +13,7 @@
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard};
 
 use futures::{Stream, TryStreamExt};
 use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
@@ -22,7 +22,9 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 use switchyard_core::plant::{Plant, planted};
-use switchyard_core::{ApplyContext, CoordinatorState, Effect, StateWithStoredIndexes};
+use switchyard_core::{
+    ApplyContext, CoordinatorState, Effect, RequestTrace, StateWithStoredIndexes,
+};
 use tokio::sync::{broadcast, watch};
 
 use crate::codec;
@@ -33,6 +35,20 @@ const KEY_SNAPSHOT: &[u8] = b"current";
 
 /// How many applied batches a slow watcher may fall behind before it must resynchronise.
 pub const APPLIED_FEED_CAPACITY: usize = 4096;
+
+/// Makes the span an entry's apply runs in, for entries that came from a traced request (see
+/// [`set_apply_span`]).
+pub type ApplySpan = fn(index: u64, trace: &RequestTrace) -> tracing::Span;
+
+static APPLY_SPAN: OnceLock<ApplySpan> = OnceLock::new();
+
+/// Sets, once per process, how the apply of an entry carrying a request's trace context makes
+/// its span: the node joins the request's trace there (this crate stays free of any exporter).
+/// Entries without a trace context (ticks, blank and membership entries) get no span at all.
+pub fn set_apply_span(make: ApplySpan) {
+    // A second node in the same process (tests, the simulation) sets the same function.
+    let _ = APPLY_SPAN.set(make);
+}
 
 /// One applied log entry, as announced to watchers.
 #[derive(Debug, Clone)]
@@ -274,6 +290,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         (None, Vec::new())
                     }
                     EntryPayload::Normal(request) => {
+                        let span = request
+                            .envelope
+                            .trace
+                            .as_ref()
+                            .filter(|t| t.traceparent.is_some())
+                            .and_then(|t| APPLY_SPAN.get().map(|make| make(index, t)));
+                        let _in_span = span.as_ref().map(tracing::Span::enter);
                         let mut ctx = ApplyContext {
                             index,
                             stamped_ms: request.stamped_ms,

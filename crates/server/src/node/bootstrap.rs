@@ -115,9 +115,18 @@ impl Node {
         }
 
         let (shutdown, _) = watch::channel(false);
+        // Ids for requests that come without one: unique per node and start, and replayable
+        // in the simulation (its clock is simulated).
+        let request_ids = Arc::new(switchyard_core::RequestIds::new(
+            switchyard_core::hash::splitmix64_mix(
+                config.node_id ^ deps.clock.now_ms().rotate_left(16),
+            ),
+        ));
+        switchyard_store::set_apply_span(crate::trace_context::apply_span);
         let node = Self {
             inner: Arc::new(Inner {
                 id: config.node_id,
+                request_ids,
                 ingest: Ingest::new(
                     config.limits.pending_deltas_max,
                     config.limits.report_rate_per_instance_max,

@@ -5,6 +5,8 @@ use openraft::async_runtime::WatchReceiver;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use openraft::ReadPolicy;
 use switchyard_proto::raft::{RaftMessage, raft_client::RaftClient};
 use switchyard_store::codec;
@@ -124,7 +126,21 @@ impl Node {
         leader: Option<u64>,
         request: &ForwardRequest,
     ) -> Result<ForwardReply, NodeError> {
+        let span = if crate::trace_context::operator_request() {
+            tracing::info_span!("forward", leader = tracing::field::Empty)
+        } else {
+            tracing::Span::none()
+        };
+        self.forward_in_span(leader, request).instrument(span).await
+    }
+
+    async fn forward_in_span(
+        &self,
+        leader: Option<u64>,
+        request: &ForwardRequest,
+    ) -> Result<ForwardReply, NodeError> {
         let leader = self.leader_or_wait(leader).await?;
+        tracing::Span::current().record("leader", leader);
         if leader == self.inner.id {
             return Err(NodeError::NoLeader {
                 hint: NoLeaderHint::Changing,
@@ -175,6 +191,8 @@ impl Node {
             );
         }
         self.inner.credentials.attach(&mut call);
+        // The leader's spans join this one; its log lines carry the caller's request id.
+        crate::trace_context::inject(call.metadata_mut());
         let reply = client.forward(call).await.map_err(|status| {
             let error = NodeError::from_hop_status(self.inner.id, leader, &addr, status);
             if matches!(error, NodeError::Hop { .. }) {
