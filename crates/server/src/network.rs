@@ -4,12 +4,24 @@
 //! `proto/switchyard/raft/v1/raft.proto` for why the payload is opaque). Every call has a
 //! deadline taken from openraft's [`RPCOption`]: simulated TCP does not retransmit, and a real
 //! network can black-hole packets, so no Raft RPC may wait forever.
+//!
+//! # Catching up after a long partition
+//!
+//! A follower cut off for minutes returns behind the leader's purged log, so it is caught up
+//! in two steps: a full snapshot (`full_snapshot`, streamed in chunks), then every entry
+//! written since that snapshot was taken, which can be tens of thousands. openraft sends those
+//! one AppendEntries call at a time, each a round trip plus a flush on the follower; calls
+//! carry up to 4 096 entries (`node::bootstrap`) and at most [`APPEND_ENTRIES_BYTES_MAX`]
+//! bytes, so a batch of large tick entries stays inside the peers' message limit: a call cut
+//! short answers `PartialSuccess` and openraft sends the rest next. What remains is the
+//! per-entry cost of catching up (docs/benchmarks.md, "Partitions and leadership under load").
 
 use std::future::Future;
 use std::time::Duration;
 
 use futures::StreamExt;
-use openraft::alias::{SnapshotOf, VoteOf};
+use openraft::alias::{EntryOf, LogIdOf, SnapshotOf, VoteOf};
+use openraft::entry::RaftEntry;
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, v2::RaftNetworkV2};
 use openraft::raft::{
@@ -25,6 +37,35 @@ use tonic::transport::Channel;
 use crate::auth::ClusterCredentials;
 use crate::error::NodeError;
 use crate::transport::ChannelPool;
+
+/// The most bytes of entries one AppendEntries call carries (always at least one entry).
+///
+/// openraft batches up to `max_payload_entries` entries per call (see `node::bootstrap`), a
+/// count that says nothing about bytes: tick entries can be megabytes each, and a batch of
+/// them must stay well inside the peers' 64 MiB Raft message limit. A call cut short reports
+/// `PartialSuccess` up to its last entry, and openraft sends the rest next.
+pub const APPEND_ENTRIES_BYTES_MAX: u64 = 4 * 1024 * 1024;
+
+/// Keeps the longest prefix of `entries` (at least one) whose records fit in `bytes_max`;
+/// returns the log id of the last entry kept if any were dropped.
+fn keep_within_bytes(
+    entries: &mut Vec<EntryOf<TypeConfig>>,
+    bytes_max: u64,
+) -> Option<LogIdOf<TypeConfig>> {
+    let mut total = 0u64;
+    let keep = entries
+        .iter()
+        .position(|entry| {
+            total += codec::encoded_len(entry);
+            total > bytes_max
+        })?
+        .max(1);
+    if keep >= entries.len() {
+        return None;
+    }
+    entries.truncate(keep);
+    entries.last().map(|entry| entry.log_id())
+}
 
 /// Size of one snapshot chunk on the wire.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
@@ -148,16 +189,25 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
 
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.call(
-            "append entries response",
-            &rpc,
-            &option,
-            |mut c, r| async move { c.append_entries(r).await },
-        )
-        .await
+        let sent_up_to = keep_within_bytes(&mut rpc.entries, APPEND_ENTRIES_BYTES_MAX);
+        let reply = self
+            .call(
+                "append entries response",
+                &rpc,
+                &option,
+                |mut c, r| async move { c.append_entries(r).await },
+            )
+            .await?;
+        Ok(match (reply, sent_up_to) {
+            // The follower took what was sent; openraft sends the rest next.
+            (AppendEntriesResponse::Success, Some(last)) => {
+                AppendEntriesResponse::PartialSuccess(Some(last))
+            }
+            (reply, _) => reply,
+        })
     }
 
     async fn transfer_leader(
@@ -291,4 +341,42 @@ pub async fn receive_snapshot(
         done = chunk.done;
     }
     Ok((vote, meta, data))
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::testing::log_id;
+
+    use super::*;
+
+    fn entries(n: u64) -> Vec<EntryOf<TypeConfig>> {
+        (1..=n)
+            .map(|i| EntryOf::<TypeConfig>::new_blank(log_id::<TypeConfig>(1, 1, i)))
+            .collect()
+    }
+
+    #[test]
+    fn an_append_keeps_the_entries_that_fit_and_at_least_one() {
+        let one = codec::encoded_len(&entries(1)[0]);
+        let mut all = entries(10);
+        assert_eq!(keep_within_bytes(&mut all, 10 * one), None, "all fit");
+        assert_eq!(all.len(), 10);
+
+        let mut some = entries(10);
+        let last = keep_within_bytes(&mut some, 4 * one + one / 2);
+        assert_eq!(some.len(), 4);
+        assert_eq!(last.map(|id| id.index()), Some(4));
+
+        let mut first = entries(10);
+        let last = keep_within_bytes(&mut first, 1);
+        assert_eq!(
+            first.len(),
+            1,
+            "an entry larger than the bound still goes alone"
+        );
+        assert_eq!(last.map(|id| id.index()), Some(1));
+
+        let mut none = entries(0);
+        assert_eq!(keep_within_bytes(&mut none, 1), None);
+    }
 }

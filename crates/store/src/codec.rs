@@ -97,6 +97,14 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
+/// The size of `value`'s record in bytes, without encoding it.
+pub fn encoded_len<T: Serialize>(value: &T) -> u64 {
+    // As in `encode`: our serde-derived types always serialize.
+    1 + v2()
+        .serialized_size(value)
+        .expect("bincode sizing of plain data is infallible")
+}
+
 /// Decodes a versioned record.
 pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, CodecError> {
     let (&version, body) = bytes.split_first().ok_or(CodecError::Empty { what })?;
@@ -140,6 +148,7 @@ mod tests {
     #[test]
     fn round_trips_and_rejects_corruption() {
         let bytes = encode(&(7u64, "x".to_string()));
+        assert_eq!(encoded_len(&(7u64, "x".to_string())), bytes.len() as u64);
         let back: (u64, String) = decode("pair", &bytes).unwrap();
         assert_eq!(back, (7, "x".to_string()));
 

@@ -50,6 +50,11 @@ impl Node {
             // would spend the whole rejoin budget after a heal. Each retry dials a fresh
             // connection (see `crate::transport`), bounded by the connect timeout.
             backoff: "50ms 100ms ...200ms".into(),
+            // A follower back from a long partition catches up one AppendEntries call (a round
+            // trip and a flush on the follower) at a time, often tens of thousands of entries:
+            // fewer, larger calls than openraft's default of 300 entries. Calls are bounded in
+            // bytes too (`network::APPEND_ENTRIES_BYTES_MAX`).
+            max_payload_entries: 4_096,
             ..Default::default()
         }
         .validate()
