@@ -1,9 +1,12 @@
 //! The SDK against a real three-node cluster: fleet-wide trips, fail-static behaviour with the
 //! whole cluster gone, and the return to cluster mode; the fleet retry budget and its fall back
-//! to per-process budgets; watch streams that keep the SDK in cluster mode under load.
+//! to per-process budgets; watch streams that keep the SDK in cluster mode under load; reports
+//! that fail over to the next endpoint (`failover`).
 
 #[path = "../support/mod.rs"]
 mod support;
+
+mod failover;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
