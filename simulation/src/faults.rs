@@ -105,6 +105,15 @@ pub const FLEET_CUT_MS: u64 = crate::fleet::MODE_TIMERS.fallback_after_ms + 1_50
 /// no outage or slowness of the dependency starts before it ends.
 pub const OPENING_TROUBLE_MS: u64 = 5_000;
 
+/// A noisy baseline starts this late, on a window that already holds healthy calls, ms.
+///
+/// Why: the whole-window rule has no confidence margin, so a *cold* window judged at its
+/// first `min_calls` calls trips on a 25-35 % baseline by chance (seed 64 of the CI seeds
+/// did, with noise from 0 ms: `failure_rate 50% >= 50% over 12 calls from 6 instances` at
+/// 709 ms). That is the rule as DESIGN §3 states it (the whole window is judged as before);
+/// docs/benchmarks.md records it as an open question rather than this check hiding it.
+pub const NOISE_WARM_UP_MS: u64 = 2_000;
+
 /// A lagging failover's node cut starts in this range, ms (after the first election, early
 /// enough that a watch's idle timeout runs out before the heal even in the quick profile).
 const LAGGING_CUT_AT_MS: (u64, u64) = (1_000, 1_500);
@@ -258,6 +267,10 @@ impl Fault {
                 fail_per_mille: rng.range(250, 350),
             }
         };
+        let at_ms = match fault {
+            Fault::DependencyNoisy { .. } => NOISE_WARM_UP_MS,
+            _ => 0,
+        };
         for f in faults.iter_mut() {
             if matches!(
                 f.fault,
@@ -268,9 +281,57 @@ impl Fault {
             }
         }
         faults.push(ScheduledFault {
-            at_ms: 0,
-            duration_ms: OPENING_TROUBLE_MS,
+            at_ms,
+            duration_ms: OPENING_TROUBLE_MS - at_ms,
             fault,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Profile;
+
+    #[test]
+    fn the_ci_seeds_draw_every_scenario_the_trip_and_watch_invariants_need() {
+        // Goal: the 200 CI seeds put one_instance_trip, noisy_baseline_trip and the decision
+        // index's failover to a lagging node to the test, in both profiles' first 20 seeds
+        // too (the planted-bug test's bound).
+        for (profile, seeds) in [(Profile::STANDARD, 200), (Profile::QUICK, 20)] {
+            let (mut sick, mut noisy, mut lagging) = (0, 0, 0);
+            for seed in 0..seeds {
+                let s = Scenario::from_seed(seed, profile);
+                for f in &s.faults {
+                    match f.fault {
+                        Fault::InstanceSick { alone: true, .. } => sick += 1,
+                        Fault::DependencyNoisy { fail_per_mille } => {
+                            assert!(
+                                fail_per_mille < 500,
+                                "seed {seed}: noise under the threshold"
+                            );
+                            assert!(f.at_ms >= NOISE_WARM_UP_MS, "seed {seed}: warm window");
+                            noisy += 1;
+                        }
+                        Fault::IsolateNode { .. } => lagging += 1,
+                        Fault::DependencyDown | Fault::DependencySlow { .. }
+                            if s.faults.iter().any(|o| {
+                                matches!(
+                                    o.fault,
+                                    Fault::InstanceSick { .. } | Fault::DependencyNoisy { .. }
+                                )
+                            }) =>
+                        {
+                            assert!(f.at_ms >= OPENING_TROUBLE_MS, "seed {seed}: outage after");
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            assert!(
+                sick >= 2 && noisy >= 2 && lagging >= 2,
+                "{profile:?}: {sick} {noisy} {lagging}"
+            );
+        }
     }
 }
