@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod backpressure;
 mod failover;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -92,7 +92,7 @@ async fn tick_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<()>) {
         let (work, reports_waiting) = {
             let mut state = shared.lock();
             let work = state.tick(now_ms);
-            (work, !state.reports.is_empty())
+            (work, state.report_due())
         };
         if shared.channels.is_empty() {
             continue;
@@ -118,24 +118,33 @@ async fn report_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<()>) {
             _ = shutdown.changed() => return,
         }
         loop {
-            let Some((seq, report)) = shared.lock().reports.front().map(|(s, r)| (s, r.clone()))
-            else {
+            let Some((seq, report)) = shared.lock().reports.take_front() else {
                 break;
             };
             let endpoint = shared.report_endpoint.load(Relaxed);
             let mut client = shared.client(endpoint);
             match timeout(shared.options.rpc_timeout, client.report(report)).await {
-                Ok(Ok(_)) => {
-                    shared.lock().reports.remove_sent(seq);
+                Ok(Ok(answer)) => {
+                    let mut state = shared.lock();
+                    state.reports.remove_sent(seq);
+                    state.on_report_accepted(answer.get_ref().report_interval_ms);
                     shared.metrics.reports_sent.inc();
                 }
                 Ok(Err(status)) => {
                     tracing::debug!(code = ?status.code(), message = status.message(), "report failed");
                     shared.metrics.report_failures.inc();
-                    if status.code() == tonic::Code::InvalidArgument {
+                    let mut state = shared.lock();
+                    state.reports.unsent(seq);
+                    match status.code() {
                         // The cluster will never accept this report: drop it, keep the rest.
-                        shared.lock().reports.remove_sent(seq);
+                        tonic::Code::InvalidArgument => {
+                            state.reports.remove_sent(seq);
+                        }
+                        // At a limit: keep it (it takes merges) and report less often.
+                        tonic::Code::ResourceExhausted => state.on_report_refused(),
+                        _ => {}
                     }
+                    drop(state);
                     shared
                         .report_endpoint
                         .store(endpoint.wrapping_add(1), Relaxed);
@@ -143,6 +152,7 @@ async fn report_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<()>) {
                 }
                 Err(_) => {
                     shared.metrics.report_failures.inc();
+                    shared.lock().reports.unsent(seq);
                     shared
                         .report_endpoint
                         .store(endpoint.wrapping_add(1), Relaxed);

@@ -29,16 +29,15 @@ use std::sync::{Arc, RwLock};
 
 use switchyard_core::plant::{self, Plant, planted};
 use switchyard_core::{
-    BreakerKey, BreakerState, DELTA_COUNT_MAX, FleetRetries, InstanceId, LocalBreaker, Policy,
-    ProbeOutcome, Tier,
+    BreakerKey, BreakerState, FleetRetries, InstanceId, LocalBreaker, Policy, ProbeOutcome, Tier,
 };
 use switchyard_proto::client as pb;
 
-use crate::breaker_shared::{BreakerShared, DrainedCounts, POOL_CLUSTER, POOL_LOCAL};
+use crate::breaker_shared::{BreakerShared, POOL_CLUSTER, POOL_LOCAL};
 use crate::metrics::SdkMetrics;
 use crate::mode::{ModeOptions, ModeTracker};
 use crate::probe_ledger::{HeldPermit, Ledger, expire, outcome_counts, reclaim_all};
-use crate::report_queue::ReportQueue;
+use crate::report_queue::{ReportQueue, wire_delta};
 use crate::{Admission, Error, Mode, RetryBudgetSource};
 use switchyard_proto::convert::{self, DecisionUpdate, ScopeUpdate, WatchUpdate};
 
@@ -72,7 +71,13 @@ pub(crate) struct AgentConfig {
     pub(crate) breakers_max: usize,
     pub(crate) report_queue_max: usize,
     pub(crate) probe_permits_per_instance_max: u32,
+    /// The configured report interval, ms: the narrowest the agent reports at.
+    pub(crate) report_interval_ms: u64,
 }
+
+/// How far the agent widens its report interval at most, in configured intervals: when the
+/// cluster asks for more, or refuses reports at a limit again and again.
+pub(crate) const REPORT_INTERVAL_WIDEN_MAX: u64 = 64;
 
 #[derive(Debug, Clone)]
 struct ClusterBreaker {
@@ -133,6 +138,12 @@ pub(crate) struct AgentState {
     cluster: HashMap<String, ClusterBreaker>,
     entries: BTreeMap<String, Entry>,
     pub(crate) reports: ReportQueue,
+    /// The report interval in force, ms: the configured one, or wider under back-pressure.
+    report_interval_ms: u64,
+    /// When the next report is due; outcomes drained before then merge into the queued one.
+    next_report_ms: u64,
+    /// Whether the last tick made a report due (the sender is woken for it).
+    report_due: bool,
     published: Arc<Published>,
     metrics: SdkMetrics,
 }
@@ -150,6 +161,9 @@ impl AgentState {
         metrics.set_mode(mode);
         Self {
             reports: ReportQueue::new(config.report_queue_max),
+            report_interval_ms: config.report_interval_ms,
+            next_report_ms: 0,
+            report_due: false,
             config,
             tracker,
             mode,
@@ -385,7 +399,7 @@ impl AgentState {
                 }
             }
             if !drained.is_empty() {
-                deltas.push(delta(key, &drained));
+                deltas.push(wire_delta(key, &drained));
             }
         }
         self.refresh(now_ms);
@@ -399,18 +413,66 @@ impl AgentState {
                 &mut work,
             );
         }
+        // Due within half a configured interval: ticks run every configured interval, and a
+        // tick a millisecond early must not wait a whole interval more.
+        let due = now_ms + self.config.report_interval_ms / 2 >= self.next_report_ms;
         if self.config.has_cluster && !deltas.is_empty() {
             let report = pb::ReportRequest {
                 instance: self.config.instance.to_string(),
                 deltas,
             };
-            let dropped = self.reports.push(report);
+            // Outcomes wait in the newest unsent report: one RPC carries everything since the
+            // last one sent, whatever the interval.
+            let (_, dropped) = self.reports.add(report, true);
             if dropped.reports > 0 {
                 self.metrics.reports_dropped.inc_by(dropped.reports);
                 self.metrics.report_deltas_dropped.inc_by(dropped.deltas);
             }
         }
+        self.report_due = due && !self.reports.is_empty();
+        if self.report_due {
+            self.next_report_ms = now_ms + self.report_interval_ms;
+        }
         work
+    }
+
+    /// Whether the last tick made a report due.
+    pub(crate) fn report_due(&self) -> bool {
+        self.report_due
+    }
+
+    /// The report interval in force, ms.
+    pub(crate) fn report_interval_ms(&self) -> u64 {
+        self.report_interval_ms
+    }
+
+    fn set_report_interval(&mut self, ms: u64) {
+        let configured = self.config.report_interval_ms;
+        let widest = configured.saturating_mul(REPORT_INTERVAL_WIDEN_MAX);
+        let ms = ms.clamp(configured, widest.max(configured));
+        // The report due next moves by the change: a wider interval holds it back at once.
+        if ms < self.report_interval_ms {
+            self.next_report_ms = self
+                .next_report_ms
+                .saturating_sub(self.report_interval_ms - ms);
+        } else {
+            self.next_report_ms += ms - self.report_interval_ms;
+        }
+        self.report_interval_ms = ms;
+        self.metrics.report_interval_ms.set(ms);
+    }
+
+    /// The cluster accepted a report and asks for `advised_ms` between reports (0: the
+    /// configured interval).
+    pub(crate) fn on_report_accepted(&mut self, advised_ms: u64) {
+        self.set_report_interval(advised_ms);
+    }
+
+    /// The cluster refused a report at a limit (`RESOURCE_EXHAUSTED`): the report stays
+    /// queued (and takes merges), and the interval doubles until an answer says otherwise.
+    pub(crate) fn on_report_refused(&mut self) {
+        self.metrics.reports_refused.inc();
+        self.set_report_interval(self.report_interval_ms.saturating_mul(2));
     }
 
     /// The cluster granted a probe permit for `key`. Returns a release to send at once when
@@ -512,41 +574,6 @@ fn scope_info(s: ScopeUpdate) -> (String, ScopeInfo) {
         features: s.features,
     };
     (s.scope.as_str().to_owned(), info)
-}
-
-/// The wire delta of drained counts, scaled down proportionally if a counter exceeds the
-/// server's per-delta limit ([`DELTA_COUNT_MAX`]).
-fn delta(key: &str, d: &DrainedCounts) -> pb::BreakerDelta {
-    let biggest = d.calls.max(d.rejected_total());
-    let scale = |n: u64| -> u64 {
-        if biggest <= DELTA_COUNT_MAX {
-            n
-        } else {
-            // n <= biggest, so the result is <= DELTA_COUNT_MAX.
-            ((u128::from(n) * u128::from(DELTA_COUNT_MAX)) / u128::from(biggest)) as u64
-        }
-    };
-    let latency: Vec<pb::LatencyBucket> = d
-        .latency
-        .iter()
-        .map(|&(index, count)| pb::LatencyBucket {
-            index: u32::from(index),
-            count: scale(count),
-        })
-        .filter(|b| b.count > 0)
-        .collect();
-    let calls: u64 = latency.iter().map(|b| b.count).sum();
-    pb::BreakerDelta {
-        key: key.to_owned(),
-        calls,
-        failures: scale(d.failures).min(calls),
-        slow: scale(d.slow).min(calls),
-        rejected: scale(d.rejected_total()),
-        latency,
-        // Not scaled with the calls: they are not a part of them. Capped at the limit.
-        first_attempts: d.first_attempts.min(DELTA_COUNT_MAX),
-        retries: d.retries.min(DELTA_COUNT_MAX),
-    }
 }
 
 #[cfg(test)]

@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
-use switchyard_core::{BreakerState as S, WindowSpec};
+use switchyard_core::{BreakerState as S, DELTA_COUNT_MAX, WindowSpec};
 
 use super::*;
 use crate::breaker::Breaker;
+use crate::breaker_shared::DrainedCounts;
 use crate::{Outcome, RejectReason};
 
 const KEY: &str = "payments/ml-fraud";
@@ -19,6 +20,7 @@ fn config(has_cluster: bool) -> AgentConfig {
         stripes: 2,
         breakers_max: 4,
         report_queue_max: 2,
+        report_interval_ms: 100,
         probe_permits_per_instance_max: 1,
     }
 }
@@ -292,7 +294,7 @@ fn local_only_half_open_hands_out_local_probe_permits() {
 }
 
 #[test]
-fn report_queue_at_its_limit_drops_the_oldest_and_counts_it() {
+fn unsent_reports_merge_into_one_and_nothing_is_dropped() {
     let (mut agent, metrics) = agent(true);
     let b = breaker(&mut agent, KEY);
     for t in 1..=5u64 {
@@ -302,14 +304,57 @@ fn report_queue_at_its_limit_drops_the_oldest_and_counts_it() {
     }
     assert_eq!(
         agent.reports.len(),
-        2,
-        "the queue holds report_queue_max reports"
+        1,
+        "none was sent: one report holds them all"
     );
-    assert_eq!(metrics.reports_dropped.get(), 3);
-    assert_eq!(metrics.report_deltas_dropped.get(), 3);
-    let (_, report) = agent.reports.front().expect("queued");
+    assert_eq!(metrics.reports_dropped.get(), 0);
+    let (seq, report) = agent.reports.take_front().expect("queued");
     assert_eq!(report.instance, "pod-1");
-    assert_eq!(report.deltas[0].calls, 1);
+    assert_eq!(report.deltas[0].calls, 5);
+    // While it is being sent, the next outcomes go into a report of their own.
+    let p = b.allow().expect("closed");
+    b.record(p, Outcome::Success, Duration::from_millis(1));
+    agent.tick(600);
+    assert_eq!(agent.reports.len(), 2);
+    assert!(agent.reports.remove_sent(seq));
+    assert_eq!(agent.reports.front().unwrap().1.deltas[0].calls, 1);
+}
+
+fn record_and_tick(agent: &mut AgentState, b: &Breaker, now_ms: u64) -> bool {
+    let p = b.allow().expect("closed");
+    b.record(p, Outcome::Success, Duration::from_millis(1));
+    agent.tick(now_ms);
+    agent.report_due()
+}
+
+#[test]
+fn the_cluster_widens_the_report_interval_and_outcomes_wait_merged_meanwhile() {
+    let (mut agent, metrics) = agent(true);
+    let b = breaker(&mut agent, KEY);
+    // Configured interval: every tick makes a report due.
+    assert!(record_and_tick(&mut agent, &b, 100));
+    let (seq, _) = agent.reports.take_front().unwrap();
+    agent.reports.remove_sent(seq);
+    // The answer asks for 400 ms: the next three ticks merge, the fourth is due.
+    agent.on_report_accepted(400);
+    assert_eq!(metrics.report_interval_ms.get(), 400);
+    let due: Vec<bool> = (2..=5)
+        .map(|t| record_and_tick(&mut agent, &b, t * 100))
+        .collect();
+    assert_eq!(due, vec![false, false, false, true]);
+    assert_eq!(agent.reports.len(), 1, "one report");
+    assert_eq!(agent.reports.front().unwrap().1.deltas[0].calls, 4);
+    // Refused at a limit: the interval doubles, up to 64 configured intervals.
+    agent.on_report_refused();
+    assert_eq!(agent.report_interval_ms(), 800);
+    for _ in 0..10 {
+        agent.on_report_refused();
+    }
+    assert_eq!(agent.report_interval_ms(), 6_400);
+    assert_eq!(metrics.reports_refused.get(), 11);
+    // An answer with no advice brings the configured interval back.
+    agent.on_report_accepted(0);
+    assert_eq!(agent.report_interval_ms(), 100);
 }
 
 #[test]
@@ -354,7 +399,7 @@ fn oversized_deltas_are_scaled_to_the_wire_limit() {
         first_attempts: 2 * DELTA_COUNT_MAX,
         retries: 7,
     };
-    let w = delta(KEY, &d);
+    let w = wire_delta(KEY, &d);
     assert!(w.calls <= DELTA_COUNT_MAX && w.failures <= w.calls);
     assert_eq!(
         (w.first_attempts, w.retries),

@@ -349,6 +349,7 @@ impl ClientBuilder {
             breakers_max: options.breakers_max,
             report_queue_max: options.report_queue_max,
             probe_permits_per_instance_max: options.probe_permits_per_instance_max,
+            report_interval_ms: options.report_interval.as_millis() as u64,
         };
         let state = AgentState::new(config, now_ms, Arc::clone(&published), metrics.clone());
         let shared = Arc::new(Shared {
@@ -439,6 +440,11 @@ pub struct ClientStats {
     pub report_deltas_dropped: u64,
     /// Watch streams reopened.
     pub watch_reconnects: u64,
+    /// Reports the cluster refused at a limit (`RESOURCE_EXHAUSTED`; they stay queued).
+    pub reports_refused: u64,
+    /// The report interval in force, ms: the configured one, or wider when the cluster asks
+    /// for it (back-pressure) or refuses reports.
+    pub report_interval_ms: u64,
 }
 
 impl Client {
@@ -557,14 +563,20 @@ impl Client {
     /// Health counters at a glance.
     pub fn stats(&self) -> ClientStats {
         let m = &self.shared().metrics;
+        let (reports_queued, report_interval_ms) = {
+            let state = self.shared().lock();
+            (state.reports.len(), state.report_interval_ms())
+        };
         ClientStats {
             mode: self.mode(),
             applied_index: self.applied_index(),
-            reports_queued: self.shared().lock().reports.len(),
+            reports_queued,
             reports_sent: m.reports_sent.get(),
             reports_dropped: m.reports_dropped.get(),
             report_deltas_dropped: m.report_deltas_dropped.get(),
             watch_reconnects: m.watch_reconnects.get(),
+            reports_refused: m.reports_refused.get(),
+            report_interval_ms,
         }
     }
 }

@@ -66,6 +66,10 @@ pub struct SdkMetrics {
     pub report_deltas_dropped: Counter,
     /// Watch streams (re)opened after the first.
     pub watch_reconnects: Counter,
+    /// Report RPCs refused at a cluster limit (`RESOURCE_EXHAUSTED`; the report stays queued).
+    pub reports_refused: Counter,
+    /// The report interval in force, ms (wider than configured under back-pressure).
+    pub report_interval_ms: Gauge<u64, AtomicU64>,
     /// The applied index of the decisions in force.
     pub applied_index: Gauge<u64, AtomicU64>,
     /// Probe permits granted to this instance by the cluster.
@@ -117,6 +121,16 @@ impl SdkMetrics {
             "report_deltas_dropped",
             "Breaker deltas in dropped reports",
             self.report_deltas_dropped.clone(),
+        );
+        r.register(
+            "reports_refused",
+            "Report RPCs refused at a cluster limit (RESOURCE_EXHAUSTED)",
+            self.reports_refused.clone(),
+        );
+        r.register(
+            "report_interval_ms",
+            "Report interval in force, ms (wider than configured under back-pressure)",
+            self.report_interval_ms.clone(),
         );
         r.register(
             "watch_reconnects",

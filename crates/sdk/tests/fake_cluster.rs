@@ -61,6 +61,7 @@ impl ClientService for Fake {
         Ok(Response::new(pb::ReportResponse {
             accepted_deltas,
             leader_id: 1,
+            report_interval_ms: 0,
         }))
     }
 

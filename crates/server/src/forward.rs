@@ -52,7 +52,13 @@ pub enum ForwardReply {
     /// The confirmed read index.
     ReadIndex(u64),
     /// Deltas accepted into the next tick.
-    Reported(u32),
+    Reported {
+        /// How many.
+        accepted: u32,
+        /// The report interval the leader asks SDKs for, ms (0: their own; see
+        /// `crate::report_pacing`); the follower passes it on with its own.
+        report_interval_ms: u64,
+    },
     /// A membership change committed at this index.
     Membership(u64),
     /// The receiving node is not the leader (any more).

@@ -304,8 +304,9 @@ impl ReportRateGate {
         }
     }
 
-    /// Admits one report call from `instance` at `now_ms`, or refuses it over the rate.
-    pub fn admit(&self, instance: &str, now_ms: u64) -> Result<(), NodeError> {
+    /// Admits one report call from `instance` at `now_ms` and returns its calls this second
+    /// (this one included; 1 when the instance is not tracked), or refuses it over the rate.
+    pub fn admit(&self, instance: &str, now_ms: u64) -> Result<u32, NodeError> {
         use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
         let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(instance);
         let shard = &self.shards[(hash as usize) % self.shards.len()];
@@ -324,10 +325,12 @@ impl ReportRateGate {
                 });
             }
             *calls += 1;
-        } else if shard.calls.len() < RATE_GATE_INSTANCES_PER_SHARD_MAX {
+            return Ok(*calls);
+        }
+        if shard.calls.len() < RATE_GATE_INSTANCES_PER_SHARD_MAX {
             shard.calls.insert(instance.to_owned(), 1);
         }
-        Ok(())
+        Ok(1)
     }
 }
 

@@ -38,6 +38,7 @@ pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod raft_runtime;
+pub mod report_pacing;
 pub mod response_date;
 pub mod rpc_metrics;
 pub mod serve;

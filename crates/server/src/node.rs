@@ -37,6 +37,7 @@ use crate::config::NodeConfig;
 use crate::error::{LimitName, NodeError};
 use crate::forward::{ForwardReply, ForwardRequest};
 use crate::ingest::{Batch, BatchRefused, DeltasRefused, Ingest};
+use crate::report_pacing::Pacing;
 use crate::rpc_metrics::RpcMetrics;
 use crate::transport::{ChannelPool, Connector};
 
@@ -65,6 +66,12 @@ struct Inner {
     ingest: Ingest,
     /// On a follower: reports waiting to be forwarded to the leader in one batch.
     forward_buffer: Ingest,
+    /// Back-pressure from the leader's tick buffer (see [`crate::report_pacing`]).
+    pacing: Pacing,
+    /// Back-pressure from this node's forward buffer.
+    forward_pacing: Pacing,
+    /// The interval the leader last asked for in answer to a forwarded batch, ms.
+    leader_advice_ms: AtomicU64,
     counters: Counters,
     rpc_metrics: RpcMetrics,
     /// Ids for requests that arrive without one (see [`crate::trace_context`]).
@@ -314,6 +321,19 @@ impl Node {
                 index,
                 waited_ms: READ_CATCH_UP_TIMEOUT.as_millis() as u64,
             }),
+        }
+    }
+
+    /// The report interval this node asks SDKs for, ms (0: their own): its own buffer's
+    /// pacing, and on a follower also what the leader last asked for.
+    pub fn report_interval_advice_ms(&self) -> u64 {
+        if self.is_leader() {
+            self.inner.pacing.advice_ms()
+        } else {
+            self.inner
+                .forward_pacing
+                .advice_ms()
+                .max(self.inner.leader_advice_ms.load(Ordering::Relaxed))
         }
     }
 

@@ -13,6 +13,7 @@ use crate::config::NodeConfig;
 use crate::error::NodeError;
 use crate::ingest::Ingest;
 use crate::network::Network;
+use crate::report_pacing::Pacing;
 use crate::rpc_metrics::RpcMetrics;
 use crate::transport::ChannelPool;
 
@@ -139,6 +140,9 @@ impl Node {
                 // No rate of its own: the node's `ReportRateGate` already admitted each call,
                 // and the leader counts the forwarded calls per instance cluster-wide.
                 forward_buffer: Ingest::new(config.limits.pending_deltas_max, u32::MAX),
+                pacing: Pacing::new(config.tick_interval_ms),
+                forward_pacing: Pacing::new(config.tick_interval_ms),
+                leader_advice_ms: Default::default(),
                 config,
                 raft,
                 sm,

@@ -79,7 +79,10 @@ impl Node {
                     return not_leader();
                 }
                 match self.accept_forwarded_report(Batch { calls, deltas }) {
-                    Ok(n) => ForwardReply::Reported(n),
+                    Ok(accepted) => ForwardReply::Reported {
+                        accepted,
+                        report_interval_ms: self.inner.pacing.advice_ms(),
+                    },
                     Err(refused) => failed(refused.error),
                 }
             }

@@ -53,6 +53,11 @@ impl Node {
                 )
             };
             let deltas = self.inner.ingest.take();
+            self.inner.pacing.observe(
+                deltas.len(),
+                self.inner.config.limits.pending_deltas_max,
+                now_ms,
+            );
             if deltas.is_empty() && !due {
                 continue;
             }
@@ -175,6 +180,12 @@ impl Node {
             .map_or(0, |id| id.index())
     }
 
+    fn observe_forwarded(&self, taken: usize) {
+        let limit = self.inner.config.limits.pending_deltas_max;
+        let now_ms = self.inner.clock.now_ms();
+        self.inner.forward_pacing.observe(taken, limit, now_ms);
+    }
+
     /// Puts deltas this node acknowledged as leader into its forward buffer, for the forward
     /// loop to hand to the new leader.
     fn hand_over(&self, batch: Batch) {
@@ -206,12 +217,17 @@ impl Node {
                 _ = shutdown.changed() => return,
             }
             if buffer.is_empty() {
+                // Nothing reported here: the leader's last advice is not refreshed, so it
+                // lapses rather than holding this node's reporters back for ever.
+                self.observe_forwarded(0);
+                self.inner.leader_advice_ms.store(0, Ordering::Relaxed);
                 continue;
             }
             let Batch {
                 mut calls,
                 mut deltas,
             } = buffer.take_batch();
+            self.observe_forwarded(deltas.len());
             if self.is_leader() {
                 match self.accept_forwarded_report(Batch { calls, deltas }) {
                     Ok(_) => buffer.settle(),
@@ -239,7 +255,14 @@ impl Node {
                 let deadline = tokio::time::Instant::now() + super::FORWARD_TIMEOUT;
                 let sent = crate::deadline::scope(deadline, self.forward(leader, &request)).await;
                 let e = match sent {
-                    Ok(ForwardReply::Reported(_)) => continue,
+                    Ok(ForwardReply::Reported {
+                        report_interval_ms, ..
+                    }) => {
+                        self.inner
+                            .leader_advice_ms
+                            .store(report_interval_ms, Ordering::Relaxed);
+                        continue;
+                    }
                     Ok(other) => NodeError::Unexpected(format!("reply {other:?}")),
                     Err(e) => e,
                 };

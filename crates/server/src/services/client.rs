@@ -15,6 +15,7 @@ use crate::auth::Role;
 use crate::error::LimitName;
 use crate::ingest::ReportRateGate;
 use crate::node::Node;
+use crate::report_pacing;
 use crate::watch::{STREAM_BUFFER, ScopeFilter, run_stream};
 
 /// Serves SDK calls on one node.
@@ -69,10 +70,13 @@ impl client_server::Client for ClientService {
         let now_ms = self.node.clock().now_ms();
         let deltas = request.get_ref().deltas.len();
         let refused = &self.node.counters().deltas_refused;
-        if let Err(e) = self.rate.admit(&request.get_ref().instance, now_ms) {
-            refused.add_error(&e, deltas as u64);
-            return Err(e.into());
-        }
+        let calls_this_second = match self.rate.admit(&request.get_ref().instance, now_ms) {
+            Ok(calls) => calls,
+            Err(e) => {
+                refused.add_error(&e, deltas as u64);
+                return Err(e.into());
+            }
+        };
         let limit = self.node.config().limits.report_deltas_max as usize;
         if deltas > limit {
             refused.add(LimitName::ReportDeltasMax, deltas as u64);
@@ -86,9 +90,14 @@ impl client_server::Client for ClientService {
             .node
             .report(report.instance.to_string(), report.deltas)
             .await?;
+        let rate_max = self.node.config().limits.report_rate_per_instance_max;
         Ok(Response::new(pb::ReportResponse {
             accepted_deltas: accepted,
             leader_id: self.node.current_leader().unwrap_or(0),
+            report_interval_ms: self
+                .node
+                .report_interval_advice_ms()
+                .max(report_pacing::rate_advice_ms(calls_this_second, rate_max)),
         }))
     }
 
