@@ -153,6 +153,7 @@ impl Node {
                 entries_since: applied_index.saturating_sub(snapshot_index),
                 log_bytes_since: self.inner.log.appended_bytes().saturating_sub(mark.1),
                 snapshot_bytes: self.inner.sm.snapshot_size(),
+                follower_needs_snapshot: self.follower_needs_snapshot(),
             };
             // A build that never reported back (it failed) is asked for again after another
             // full interval of entries.
@@ -168,6 +169,19 @@ impl Node {
                 return;
             }
         }
+    }
+
+    /// Whether this node leads a follower whose next entry was purged from its log, so that
+    /// the follower will be sent a snapshot (see `SnapshotSchedule`).
+    fn follower_needs_snapshot(&self) -> bool {
+        let metrics = self.inner.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let (Some(purged), Some(replication)) = (&metrics.purged, &metrics.replication) else {
+            return false;
+        };
+        replication
+            .values()
+            .any(|matched| matched.as_ref().map_or(0, |id| id.index()) < purged.index())
     }
 
     fn snapshot_index(&self) -> u64 {
