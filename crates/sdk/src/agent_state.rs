@@ -459,7 +459,7 @@ impl AgentState {
             self.next_report_ms += ms - self.report_interval_ms;
         }
         self.report_interval_ms = ms;
-        self.metrics.report_interval_ms.set(ms);
+        self.metrics.report_interval_seconds.set(ms as f64 / 1000.0);
     }
 
     /// The cluster accepted a report and asks for `advised_ms` between reports (0: the

@@ -337,7 +337,7 @@ fn the_cluster_widens_the_report_interval_and_outcomes_wait_merged_meanwhile() {
     agent.reports.remove_sent(seq);
     // The answer asks for 400 ms: the next three ticks merge, the fourth is due.
     agent.on_report_accepted(400);
-    assert_eq!(metrics.report_interval_ms.get(), 400);
+    assert_eq!(metrics.report_interval_seconds.get(), 0.4);
     let due: Vec<bool> = (2..=5)
         .map(|t| record_and_tick(&mut agent, &b, t * 100))
         .collect();

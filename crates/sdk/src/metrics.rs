@@ -69,7 +69,7 @@ pub struct SdkMetrics {
     /// Report RPCs refused at a cluster limit (`RESOURCE_EXHAUSTED`; the report stays queued).
     pub reports_refused: Counter,
     /// The report interval in force, ms (wider than configured under back-pressure).
-    pub report_interval_ms: Gauge<u64, AtomicU64>,
+    pub report_interval_seconds: Gauge<f64, AtomicU64>,
     /// The applied index of the decisions in force.
     pub applied_index: Gauge<u64, AtomicU64>,
     /// Probe permits granted to this instance by the cluster.
@@ -128,9 +128,9 @@ impl SdkMetrics {
             self.reports_refused.clone(),
         );
         r.register(
-            "report_interval_ms",
-            "Report interval in force, ms (wider than configured under back-pressure)",
-            self.report_interval_ms.clone(),
+            "report_interval_seconds",
+            "Report interval in force, in seconds (wider than configured under back-pressure)",
+            self.report_interval_seconds.clone(),
         );
         r.register(
             "watch_reconnects",
