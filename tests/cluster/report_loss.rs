@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use switchyard_proto::client as pb;
 
-use crate::support::{Cluster, client, eventually, status};
+use crate::support::{Cluster, client, eventually, metric, status, try_scrape};
 
 const KEY: &str = "evidence/loss";
 const CALLS: u64 = 3;
@@ -23,33 +23,6 @@ fn report(instance: &str) -> pb::ReportRequest {
             ..Default::default()
         }],
     }
-}
-
-/// `GET /metrics` on `http`, or `None` if the node does not answer within a second.
-fn scrape(http: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut tcp = std::net::TcpStream::connect(http).ok()?;
-    tcp.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-    write!(
-        tcp,
-        "GET /metrics HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    tcp.read_to_string(&mut out).ok()?;
-    Some(out)
-}
-
-/// The sum of the samples of `name` whose labels contain `label_part`.
-fn metric(text: &str, name: &str, label_part: &str) -> u64 {
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter(|l| l.contains(label_part))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
 }
 
 fn signal(pid: u32, sig: &str) {
@@ -100,7 +73,7 @@ async fn reports_acknowledged_around_a_leader_change_all_reach_the_state_machine
     eventually(Duration::from_secs(30), "a failed forward kept", || {
         let via_http = via_http.clone();
         async move {
-            let m = scrape(&via_http)?;
+            let m = try_scrape(&via_http)?;
             (metric(&m, "switchyard_report_deltas_forward_retried_total", "") > 0).then_some(())
         }
     })
@@ -133,14 +106,14 @@ async fn reports_acknowledged_around_a_leader_change_all_reach_the_state_machine
             let leader_http = leader_http.clone();
             async move {
                 let applied = metric(
-                    &scrape(&leader_http)?,
+                    &try_scrape(&leader_http)?,
                     "switchyard_breaker_sla_calls",
                     &format!("key=\"{KEY}\""),
                 );
                 let mut lost_deltas = 0;
                 for h in &http {
                     lost_deltas += metric(
-                        &scrape(h)?,
+                        &try_scrape(h)?,
                         "switchyard_report_deltas_lost_in_tick_total",
                         "",
                     );
@@ -152,7 +125,7 @@ async fn reports_acknowledged_around_a_leader_change_all_reach_the_state_machine
     )
     .await;
     let handed_over = metric(
-        &scrape(&cluster.nodes[&old_leader].http).unwrap_or_default(),
+        &try_scrape(&cluster.nodes[&old_leader].http).unwrap_or_default(),
         "switchyard_report_deltas_handed_over_total",
         "",
     );

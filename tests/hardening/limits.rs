@@ -11,7 +11,7 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic::transport::Channel;
 
-use crate::support::{Cluster, channel};
+use crate::support::{Cluster, channel, scrape};
 
 const WAIT: Duration = Duration::from_secs(20);
 const DELTAS_MAX: usize = 5;
@@ -225,20 +225,6 @@ async fn every_node_limit_refuses_one_past_its_edge_and_keeps_serving() {
         async move { sdk.watch(watch()).await.ok().map(|_| ()) }
     })
     .await;
-}
-
-/// `GET /metrics` on `http` (plain HTTP/1.1, read to the end).
-fn scrape(http: &str) -> String {
-    use std::io::{Read, Write};
-    let mut tcp = std::net::TcpStream::connect(http).expect("connect http");
-    write!(
-        tcp,
-        "GET /metrics HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut out = String::new();
-    tcp.read_to_string(&mut out).expect("read metrics");
-    out
 }
 
 /// The value of `switchyard_report_deltas_refused_total{limit="<limit>"}`.

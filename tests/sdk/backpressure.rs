@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use switchyard_sdk::{Client, Outcome};
 
-use crate::support::{Cluster, eventually};
+use crate::support::{Cluster, eventually, metric, metric_f64, scrape};
 
 const INSTANCES: usize = 10;
 const BREAKERS: usize = 30;
@@ -14,35 +14,6 @@ const BREAKERS: usize = 30;
 /// the half at which back-pressure starts (a limit that the first busy tick passes outright
 /// would refuse the reports sent before the first advice reaches the fleet).
 const PENDING_MAX: &str = "400";
-
-/// `GET /metrics` on `http`.
-fn scrape(http: &str) -> String {
-    use std::io::{Read, Write};
-    let mut tcp = std::net::TcpStream::connect(http).expect("connect http");
-    write!(
-        tcp,
-        "GET /metrics HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut out = String::new();
-    tcp.read_to_string(&mut out).expect("read metrics");
-    out
-}
-
-fn metric(text: &str, name: &str, label_part: &str) -> u64 {
-    metric_f64(text, name, label_part) as u64
-}
-
-fn metric_f64(text: &str, name: &str, label_part: &str) -> f64 {
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter(|l| l.contains(label_part))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_over_the_tick_buffer_limit_reports_less_often_and_is_never_refused() {

@@ -295,3 +295,47 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// `GET /metrics` on `http` (plain HTTP/1.1, read to the end), or `None` if the node does not
+/// answer within `read_timeout` (a stopped or cut-off node).
+pub fn try_scrape_within(http: &str, read_timeout: Duration) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(http).ok()?;
+    tcp.set_read_timeout(Some(read_timeout)).ok()?;
+    write!(
+        tcp,
+        "GET /metrics HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    tcp.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// `GET /metrics` on `http`, or `None` if the node does not answer within a second.
+pub fn try_scrape(http: &str) -> Option<String> {
+    try_scrape_within(http, Duration::from_secs(1))
+}
+
+/// `GET /metrics` on a node that must answer.
+pub fn scrape(http: &str) -> String {
+    try_scrape_within(http, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("GET /metrics on {http} failed"))
+}
+
+/// The sum of the samples of `name` whose labels contain `label_part`.
+pub fn metric_f64(text: &str, name: &str, label_part: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter(|l| l.contains(label_part))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>()
+}
+
+/// [`metric_f64`] of a counter, as a whole number.
+pub fn metric(text: &str, name: &str, label_part: &str) -> u64 {
+    metric_f64(text, name, label_part) as u64
+}
