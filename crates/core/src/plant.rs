@@ -38,7 +38,8 @@ pub enum Plant {
     StickyLocalOnly = 7,
     /// The fleet trip rule counts failures from any number of instances.
     TripIgnoresMinInstances = 8,
-    /// The trip rule judges the freshest span on its raw rate, without the confidence bound.
+    /// The trip rule judges the freshest span and a cold window on their raw rates, without
+    /// the confidence bound.
     TripWithoutConfidence = 9,
 }
 

@@ -350,6 +350,21 @@ impl Window {
         t
     }
 
+    /// Whether the window's evidence spans its whole length at `now_ms`: a time window holds
+    /// a slot in its oldest bucket, a count window holds at least its `calls`. A window is
+    /// *cold* until then: at start-up, after every HALF_OPEN -> CLOSED (the window restarts),
+    /// and for a count window whose chunks aged out. The trip rule judges a cold window with
+    /// the freshest span's confidence margin (see `breaker::trip_rule`).
+    pub fn is_warm(&self, now_ms: u64) -> bool {
+        match self.spec {
+            WindowSpec::Time { .. } => self
+                .live_slots(now_ms)
+                .next()
+                .is_some_and(|s| s.position == self.oldest_position(now_ms)),
+            WindowSpec::Count { calls, .. } => self.totals(now_ms).calls >= u64::from(calls),
+        }
+    }
+
     /// Retry figures of the slots inside the window at `now_ms`.
     pub fn retry_totals(&self, now_ms: u64) -> RetryTotals {
         let mut t = RetryTotals::default();

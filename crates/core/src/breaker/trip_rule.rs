@@ -8,7 +8,17 @@
 //! | freshest span | ≥ `min_calls` (its definition) | Wilson lower bound at `fresh_span_confidence` ≥ threshold | ≥ `required` failed (slow) inside the span |
 //!
 //! with `required = max(min(min_instances, live), min(min_instances, 2))` and `live` the
-//! instances that reported in the window. The whole window is judged first, failure rate
+//! instances that reported in the window.
+//!
+//! A *cold* whole window ([`crate::Window::is_warm`]: it does not yet hold evidence over its
+//! whole length, as at start-up and after every HALF_OPEN -> CLOSED) must also clear the
+//! confidence bound, like the span: judged at its first `min_calls` calls on its raw rate, it
+//! would trip on a baseline well under the threshold by chance (10 of 20 calls fail about
+//! 12 % of the time at a 35 % baseline), re-tripping a noisy dependency right after it
+//! recovers. An outage fails every call and clears the bound as soon as it has `min_calls`
+//! of them, so a cold window still trips on one at once. A threshold of 100 % (every call
+//! bad) is judged on the raw rate, cold or not: no bound reaches it. With `fresh_span_confidence` off,
+//! the whole window is judged on its raw rate, warm or cold, as before the span existed. The whole window is judged first, failure rate
 //! before slow rate, so a breaker that trips under both names the whole window (the reason
 //! operators already know). The freshest span ([`crate::FreshSpan`]) is what lets a fleet
 //! decide as soon as it has `min_calls` fresh calls: a fleet of 50 instances fills one in a
@@ -129,31 +139,42 @@ impl Breaker {
         if whole.calls < min_calls && span.is_none() {
             return None;
         }
+        let warm = !self.policy.fresh_span_confidence.is_on() || self.window.is_warm(now_ms);
         for rate in [Rate::Failure, Rate::Slow] {
-            if whole.calls >= min_calls
-                && self.whole_hit(rate, &whole)
+            if whole.calls < min_calls || !self.whole_hit(rate, &whole) {
+                continue;
+            }
+            // A threshold of 100 % already demands every call; no margin can be added to it.
+            let raw = warm || self.threshold(rate) >= 100;
+            if (raw || self.clears_with_confidence(rate, &whole))
                 && let Some(from) = self.enough_instances(rate, oldest)
             {
-                return Some(self.whole_reason(rate, &whole, from));
+                return Some(if raw {
+                    self.whole_reason(rate, &whole, from)
+                } else {
+                    self.cold_reason(rate, &whole, from)
+                });
             }
         }
         let span = span?;
         for rate in [Rate::Failure, Rate::Slow] {
-            let confidence = self.policy.fresh_span_confidence;
-            let clears = if planted(Plant::TripWithoutConfidence) {
-                self.whole_hit(rate, &span.totals)
-            } else {
-                confidence.clears(
-                    rate.bad(&span.totals),
-                    span.totals.calls,
-                    self.threshold(rate),
-                )
-            };
-            if clears && let Some(from) = self.enough_instances(rate, span.start_position) {
+            if self.clears_with_confidence(rate, &span.totals)
+                && let Some(from) = self.enough_instances(rate, span.start_position)
+            {
                 return Some(self.span_reason(rate, &span, from));
             }
         }
         None
+    }
+
+    /// Whether `rate` over `t` is above its threshold with `fresh_span_confidence`.
+    fn clears_with_confidence(&self, rate: Rate, t: &WindowTotals) -> bool {
+        if planted(Plant::TripWithoutConfidence) {
+            return self.whole_hit(rate, t);
+        }
+        self.policy
+            .fresh_span_confidence
+            .clears(rate.bad(t), t.calls, self.threshold(rate))
     }
 
     fn threshold(&self, rate: Rate) -> u32 {
@@ -209,8 +230,8 @@ impl Breaker {
         )
     }
 
-    fn span_reason(&self, rate: Rate, span: &FreshSpan, from: usize) -> String {
-        let t = &span.totals;
+    /// `failure_rate 96% (lower bound 81% ≥ 50%)`: a rate that cleared the confidence bound.
+    fn bounded_rate_text(&self, rate: Rate, t: &WindowTotals) -> String {
         let bound = self
             .policy
             .fresh_span_confidence
@@ -219,13 +240,30 @@ impl Breaker {
         // shows less than the threshold it cleared.
         let bound_percent = ((bound * 100.0) as u64).max(u64::from(self.threshold(rate)));
         format!(
-            "{} {}% (lower bound {}% ≥ {}%) over the newest {} calls ({}){}",
+            "{} {}% (lower bound {}% ≥ {}%)",
             rate.name(),
             percent(rate.bad(t), t.calls),
             bound_percent,
             self.threshold(rate),
+        )
+    }
+
+    fn span_reason(&self, rate: Rate, span: &FreshSpan, from: usize) -> String {
+        let t = &span.totals;
+        format!(
+            "{} over the newest {} calls ({}){}",
+            self.bounded_rate_text(rate, t),
             t.calls,
             seconds(span.duration_ms),
+            self.instances_text(from)
+        )
+    }
+
+    fn cold_reason(&self, rate: Rate, t: &WindowTotals, from: usize) -> String {
+        format!(
+            "{} over {} calls (window not yet full){}",
+            self.bounded_rate_text(rate, t),
+            t.calls,
             self.instances_text(from)
         )
     }

@@ -7,7 +7,7 @@ use crate::helpers::*;
 #[test]
 fn trips_on_failure_rate_from_two_instances() {
     // goal: a fleet-wide failure rate above threshold from 2 instances opens the breaker
-    let mut h = Harness::new();
+    let mut h = Harness::with_scope_policy(whole_window_policy());
     let fx = h.tick(
         T0,
         vec![
@@ -116,7 +116,7 @@ fn one_failing_instance_never_trips_the_fleet() {
     let fx = h.tick(T0 + 200, vec![delta("payments/db", "i-2", 10, 10, 0)]);
     assert_eq!(
         changed(&fx)[0].2,
-        "failure_rate 98% >= 50% over 1030 calls from 2 instances"
+        "failure_rate 98% (lower bound 95% ≥ 50%) over 1030 calls (window not yet full) from 2 instances"
     );
 }
 
@@ -125,7 +125,7 @@ fn required_instances_follow_live_reporters() {
     // goal: min_instances 5 with only 3 live reporters -> all 3 must fail
     let policy = Policy {
         min_instances: 5,
-        ..exact_policy()
+        ..whole_window_policy()
     };
     let mut h = Harness::with_scope_policy(policy);
     h.tick(
@@ -399,7 +399,7 @@ fn policy_put_re_resolves_breakers() {
 #[test]
 fn local_breaker_ignores_instances() {
     // goal: the SDK's local breaker trips on its own calls alone, and runs the same machine
-    let policy = exact_policy();
+    let policy = whole_window_policy();
     let mut local = LocalBreaker::new(key("payments/db"), policy);
     local.record(T0, 20, 15, 0);
     let t = local.advance(T0).expect("trips");

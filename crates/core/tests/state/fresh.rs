@@ -1,5 +1,6 @@
 //! The freshest span: the fleet decides on fresh evidence (DESIGN §3), with confidence and
-//! from several instances; the whole window is still judged as before.
+//! from several instances; the whole window is still judged as before once it is warm, and
+//! with the same confidence while it is cold.
 
 use switchyard_core::*;
 
@@ -141,12 +142,99 @@ fn the_rule_switched_off_judges_the_whole_window_only() {
 #[test]
 fn the_whole_window_is_judged_first() {
     // goal: when both spans hold the evidence, the reason is the whole window's
+    let (mut h, now) = warm(exact_policy());
+    let fx = h.tick(now + 100, fleet(50, 60, 60, 0));
+    assert_eq!(
+        changed(&fx)[0].2,
+        "failure_rate 56% >= 50% over 5275 calls from 50 instances"
+    );
+}
+
+#[test]
+fn a_cold_window_is_judged_with_confidence() {
+    // goal: a window that does not yet cover its length is not tripped by a noisy baseline
+    // at its first min_calls calls (10 of 20 failing is 50 %, far from 50 % with
+    // confidence); with the margin switched off the raw rate trips it, as before
+    for (confidence, trips) in [(Confidence::default(), false), (Confidence::OFF, true)] {
+        let mut h = Harness::with_scope_policy(Policy {
+            fresh_span_confidence: confidence,
+            ..exact_policy()
+        });
+        let mut deltas = fleet(10, 1, 1, 0);
+        deltas.extend((10..20).map(|i| delta("payments/db", &format!("i-{i}"), 1, 0, 0)));
+        let fx = h.tick(T0, deltas);
+        assert_eq!(
+            changed(&fx).len(),
+            usize::from(trips),
+            "{confidence}: {fx:?}"
+        );
+    }
+}
+
+#[test]
+fn a_cold_window_still_trips_on_an_outage_at_once() {
+    // goal: an outage fails every call, which clears the bound at min_calls calls: the
+    // reason says the window was not yet full and names the bound
     let mut h = Harness::with_scope_policy(exact_policy());
     let fx = h.tick(T0, fleet(4, 10, 10, 0));
     assert_eq!(
         changed(&fx)[0].2,
-        "failure_rate 100% >= 50% over 40 calls from 4 instances"
+        "failure_rate 100% (lower bound 74% ≥ 50%) over 40 calls (window not yet full) from 4 instances"
     );
+}
+
+#[test]
+fn a_time_window_is_judged_on_its_raw_rate_once_it_covers_its_length() {
+    // goal: exactly 50 % failures, 25 calls per 100 ms from 50 instances: never above 50 %
+    // with confidence, so the cold window waits; the tick whose window has a slot in its
+    // oldest bucket (the first 1 s bucket is 9 s old) trips on the raw rate
+    let mut h = Harness::with_scope_policy(exact_policy());
+    let mut tripped_at = None;
+    for tick in 0..120u64 {
+        let now = T0 + tick * 100;
+        let deltas = (0..50)
+            .map(|i| {
+                delta(
+                    "payments/db",
+                    &format!("i-{i}"),
+                    1,
+                    u64::from(i % 2 == 0),
+                    0,
+                )
+            })
+            .collect();
+        let fx = h.tick(now, deltas);
+        if let Some((_, _, reason)) = changed(&fx).into_iter().next() {
+            tripped_at = Some((now - T0, reason));
+            break;
+        }
+    }
+    let (at, reason) = tripped_at.expect("the warm window trips");
+    assert_eq!(at, 9_000, "{reason}");
+    assert_eq!(
+        reason,
+        "failure_rate 50% >= 50% over 4550 calls from 25 instances"
+    );
+}
+
+#[test]
+fn a_count_window_is_cold_until_it_holds_its_calls() {
+    // goal: a count window of 100 calls judges 60 % failures on its raw rate only once it
+    // holds 100 calls
+    let mut h = Harness::with_scope_policy(Policy {
+        window: WindowSpec::Count {
+            calls: 100,
+            max_age_ms: 60_000,
+        },
+        ..exact_policy()
+    });
+    for t in 0..3u64 {
+        h.tick(T0 + t * 100, fleet(5, 5, 3, 0));
+    }
+    assert_eq!(h.view("payments/db").window_calls, 75);
+    assert_eq!(h.state_of("payments/db"), BreakerState::Closed);
+    h.tick(T0 + 300, fleet(5, 5, 3, 0));
+    assert_eq!(h.state_of("payments/db"), BreakerState::Open);
 }
 
 #[test]

@@ -44,6 +44,15 @@ pub fn exact_policy() -> Policy {
     }
 }
 
+/// [`exact_policy`] judged on the whole window's raw rate alone, warm or cold (the freshest
+/// span and the cold window's confidence margin off): for tests of the whole-window rule.
+pub fn whole_window_policy() -> Policy {
+    Policy {
+        fresh_span_confidence: Confidence::OFF,
+        ..exact_policy()
+    }
+}
+
 pub struct Harness {
     pub state: CoordinatorState,
     pub index: u64,
