@@ -8,6 +8,10 @@
 //! - **report**: sends queued reports oldest first, one RPC at a time, each bounded by
 //!   `rpc_timeout`; a failure leaves the report queued (the queue is bounded) and moves
 //!   to the next endpoint;
+//! - **probes** (one short task per request): `AcquireProbe` and `ReleaseProbe` go to the
+//!   reports' endpoint, and a node that is gone (`UNAVAILABLE`, a deadline, a transport error)
+//!   moves that shared endpoint on and the call is tried on the next one, at most once per
+//!   endpoint: a half-open breaker must not wait for a report to find a live node;
 //! - **watch**: follows `Watch` on one endpoint; when the stream fails, ends, or stays
 //!   silent for `watch_idle_timeout`, it moves to the next endpoint after a backoff with
 //!   full jitter (bounded by `watch_backoff.max`).
@@ -64,6 +68,31 @@ impl Shared {
         let (_, channel) = &self.channels[index % self.channels.len()];
         ClientClient::with_interceptor(channel.clone(), self.token.clone())
     }
+
+    /// Moves the fleet calls' shared endpoint past `endpoint`, unless a concurrent failure
+    /// already moved it (so two calls failing on one node skip one endpoint, not two).
+    fn rotate_past(&self, endpoint: usize) {
+        let _ = self.report_endpoint.compare_exchange(
+            endpoint,
+            endpoint.wrapping_add(1),
+            Relaxed,
+            Relaxed,
+        );
+    }
+}
+
+/// Whether a failed probe call means the endpoint is gone (try the next one) rather than an
+/// answer from a live cluster. `None`: the call timed out.
+fn endpoint_gone(code: Option<tonic::Code>) -> bool {
+    matches!(
+        code,
+        None | Some(
+            tonic::Code::Unavailable
+                | tonic::Code::DeadlineExceeded
+                | tonic::Code::Unknown
+                | tonic::Code::Cancelled
+        )
+    )
 }
 
 /// Starts the agent tasks on `handle`.
@@ -145,17 +174,13 @@ async fn report_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<()>) {
                         _ => {}
                     }
                     drop(state);
-                    shared
-                        .report_endpoint
-                        .store(endpoint.wrapping_add(1), Relaxed);
+                    shared.rotate_past(endpoint);
                     break;
                 }
                 Err(_) => {
                     shared.metrics.report_failures.inc();
                     shared.lock().reports.unsent(seq);
-                    shared
-                        .report_endpoint
-                        .store(endpoint.wrapping_add(1), Relaxed);
+                    shared.rotate_past(endpoint);
                     break;
                 }
             }
@@ -168,35 +193,52 @@ async fn acquire_probe(shared: Arc<Shared>, key: String) {
         key: key.clone(),
         instance: shared.instance.to_string(),
     };
-    let mut client = shared.client(shared.report_endpoint.load(Relaxed));
-    // The cluster granted the permit after this moment, so its lease ends no earlier than
-    // `sent_ms + probe_lease_ms`: timing the local lease from here can never outlive the
-    // cluster's, which would let a re-granted permit and this one run trial calls at once.
-    let sent_ms = shared.clock.now_ms();
-    let answer = timeout(shared.options.rpc_timeout, client.acquire_probe(request)).await;
-    let release = match answer {
-        Ok(Ok(resp)) if resp.get_ref().granted => {
-            shared
-                .lock()
-                .on_probe_granted(&key, resp.get_ref().permit_id, sent_ms)
+    // `Some(release)`: granted (and maybe to be returned at once).
+    let mut granted = None;
+    for _ in 0..shared.channels.len() {
+        let endpoint = shared.report_endpoint.load(Relaxed);
+        let mut client = shared.client(endpoint);
+        // The cluster granted the permit after this moment, so its lease ends no earlier than
+        // `sent_ms + probe_lease_ms`: timing the local lease from here can never outlive the
+        // cluster's, which would let a re-granted permit and this one run trial calls at once.
+        let sent_ms = shared.clock.now_ms();
+        let answer = timeout(
+            shared.options.rpc_timeout,
+            client.acquire_probe(request.clone()),
+        )
+        .await;
+        let code = match answer {
+            Ok(Ok(resp)) if resp.get_ref().granted => {
+                granted = Some(shared.lock().on_probe_granted(
+                    &key,
+                    resp.get_ref().permit_id,
+                    sent_ms,
+                ));
+                break;
+            }
+            Ok(Ok(resp)) => {
+                tracing::debug!(key, reason = %resp.get_ref().reason, "probe permit refused");
+                shared.lock().on_probe_refused(&key);
+                return;
+            }
+            Ok(Err(status)) => Some(status.code()),
+            Err(_) => None,
+        };
+        tracing::debug!(key, ?code, "probe permit request failed");
+        if !endpoint_gone(code) {
+            break;
         }
-        Ok(Ok(resp)) => {
-            tracing::debug!(key, reason = %resp.get_ref().reason, "probe permit refused");
-            shared.lock().on_probe_refused(&key);
-            None
-        }
-        _ => {
-            shared.lock().on_probe_refused(&key);
-            None
-        }
-    };
-    if let Some(release) = release {
-        release_probes(shared, vec![release]).await;
+        shared.rotate_past(endpoint);
+    }
+    match granted {
+        Some(Some(release)) => release_probes(shared, vec![release]).await,
+        Some(None) => {}
+        // Failed everywhere (or refused with an error): the next call asks again.
+        None => shared.lock().on_probe_refused(&key),
     }
 }
 
 async fn release_probes(shared: Arc<Shared>, releases: Vec<(String, u64, ProbeOutcome)>) {
-    let mut client = shared.client(shared.report_endpoint.load(Relaxed));
     for (key, permit_id, outcome) in releases {
         let request = pb::ReleaseProbeRequest {
             key,
@@ -204,10 +246,24 @@ async fn release_probes(shared: Arc<Shared>, releases: Vec<(String, u64, ProbeOu
             outcome: convert::probe_outcome_to_wire(outcome),
         };
         // Best effort: an unreturned permit expires on the cluster after its lease.
-        if let Ok(Err(status)) =
-            timeout(shared.options.rpc_timeout, client.release_probe(request)).await
-        {
-            tracing::debug!(code = ?status.code(), message = status.message(), "probe release failed");
+        for _ in 0..shared.channels.len() {
+            let endpoint = shared.report_endpoint.load(Relaxed);
+            let mut client = shared.client(endpoint);
+            let code = match timeout(
+                shared.options.rpc_timeout,
+                client.release_probe(request.clone()),
+            )
+            .await
+            {
+                Ok(Ok(_)) => break,
+                Ok(Err(status)) => Some(status.code()),
+                Err(_) => None,
+            };
+            tracing::debug!(key = request.key, ?code, "probe release failed");
+            if !endpoint_gone(code) {
+                break;
+            }
+            shared.rotate_past(endpoint);
         }
     }
 }

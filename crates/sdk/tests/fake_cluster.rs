@@ -1,6 +1,7 @@
 //! Goal: the agent's real I/O loops against an in-process fake of the `Client` service:
 //! decisions arrive over Watch, reports go out, and losing the cluster walks the modes
-//! Cluster → Stale → LocalOnly → Cluster (time driven by a manual clock).
+//! Cluster → Stale → LocalOnly → Cluster (time driven by a manual clock); probe permits move
+//! to the next endpoint when one answers `UNAVAILABLE`, without waiting for a report to fail.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,12 +14,25 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status};
 
+/// How a fake answers `AcquireProbe` and `ReleaseProbe`.
+#[derive(Default, Clone, Copy)]
+enum Probes {
+    #[default]
+    Unimplemented,
+    /// As a node whose hop to the leader failed.
+    Unavailable,
+    Grant,
+}
+
 #[derive(Default)]
 struct FakeState {
     up: bool,
     snapshot: Option<pb::WatchEvent>,
     streams: Vec<mpsc::Sender<Result<pb::WatchEvent, Status>>>,
     reports: Vec<pb::ReportRequest>,
+    probes: Probes,
+    acquires: u32,
+    releases: Vec<pb::ReleaseProbeRequest>,
 }
 
 #[derive(Clone, Default)]
@@ -85,14 +99,32 @@ impl ClientService for Fake {
         &self,
         _: Request<pb::AcquireProbeRequest>,
     ) -> Result<Response<pb::AcquireProbeResponse>, Status> {
-        Err(Status::unimplemented("not in this test"))
+        let mut s = self.state();
+        s.acquires += 1;
+        match s.probes {
+            Probes::Unimplemented => Err(Status::unimplemented("not in this test")),
+            Probes::Unavailable => Err(Status::unavailable("hop to the leader failed")),
+            Probes::Grant => Ok(Response::new(pb::AcquireProbeResponse {
+                granted: true,
+                permit_id: 7,
+                ..Default::default()
+            })),
+        }
     }
 
     async fn release_probe(
         &self,
-        _: Request<pb::ReleaseProbeRequest>,
+        request: Request<pb::ReleaseProbeRequest>,
     ) -> Result<Response<pb::ReleaseProbeResponse>, Status> {
-        Err(Status::unimplemented("not in this test"))
+        let mut s = self.state();
+        match s.probes {
+            Probes::Unimplemented => Err(Status::unimplemented("not in this test")),
+            Probes::Unavailable => Err(Status::unavailable("hop to the leader failed")),
+            Probes::Grant => {
+                s.releases.push(request.into_inner());
+                Ok(Response::new(pb::ReleaseProbeResponse::default()))
+            }
+        }
     }
 }
 
@@ -222,4 +254,74 @@ async fn decisions_reports_and_fail_static_modes_over_the_wire() {
 
     drop(client);
     server.abort();
+}
+
+/// Serves `fake` on a loopback port; returns its address and the server task.
+async fn serve(fake: &Fake) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let server = tonic::transport::Server::builder()
+        .add_service(ClientServer::new(fake.clone()))
+        .serve_with_incoming(TcpListenerStream::new(listener));
+    let task = tokio::spawn(async move {
+        server.await.expect("fake serves");
+    });
+    (addr, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_permits_move_to_the_next_endpoint_on_unavailable() {
+    // Goal: the first endpoint accepts reports (so the report loop never moves on) but answers
+    // AcquireProbe with UNAVAILABLE, as a node whose hop to the leader failed; a half-open
+    // breaker still gets its permit from the second endpoint, and returns it there.
+    let (first, second) = (Fake::default(), Fake::default());
+    for (fake, probes) in [(&first, Probes::Unavailable), (&second, Probes::Grant)] {
+        fake.state().probes = probes;
+        fake.publish(snapshot(3, "payments/ml-fraud", pb::BreakerState::HalfOpen));
+    }
+    let (first_addr, first_task) = serve(&first).await;
+    let (second_addr, second_task) = serve(&second).await;
+    let client = Client::builder()
+        .options(ClientOptions {
+            report_interval: Duration::from_millis(10),
+            rpc_timeout: Duration::from_millis(500),
+            ..ClientOptions::default()
+        })
+        .endpoints([first_addr, second_addr])
+        .instance_id("pod-1")
+        .build()
+        .expect("client");
+    let ml = client.breaker("payments/ml-fraud").expect("breaker");
+    wait_until("the half-open decision", || client.applied_index() == 3).await;
+
+    // phase: calls ask for a permit until one is granted
+    let mut permit = None;
+    wait_until("a probe permit", || {
+        permit = ml.allow().ok();
+        permit.is_some()
+    })
+    .await;
+    let permit = permit.expect("granted");
+    assert!(permit.is_probe());
+    assert!(
+        first.state().acquires >= 1,
+        "the first endpoint was asked first"
+    );
+    assert_eq!(second.state().acquires, 1);
+    assert_eq!(
+        client.metrics().report_failures.get(),
+        0,
+        "no report failed: the probe call moved on by itself"
+    );
+
+    // phase: the trial's outcome goes back to the endpoint that granted it
+    ml.record(permit, Outcome::Success, Duration::from_millis(1));
+    wait_until("the release", || !second.state().releases.is_empty()).await;
+    assert_eq!(second.state().releases[0].permit_id, 7);
+
+    drop(client);
+    first_task.abort();
+    second_task.abort();
 }
