@@ -1,7 +1,5 @@
 //! `ReportRequest` and `BreakerDelta`: outcomes reported by an SDK instance.
 
-use std::collections::BTreeSet;
-
 use switchyard_core::{DELTA_COUNT_MAX, Delta, InstanceId, LatencySketch, ValidationError};
 
 use super::{at, parse_instance, parse_key, within};
@@ -33,21 +31,44 @@ impl TryFrom<pb::ReportRequest> for Report {
 
     fn try_from(request: pb::ReportRequest) -> Result<Self, Self::Error> {
         let instance = parse_instance(&request.instance, "instance")?;
-        let mut seen = BTreeSet::new();
         let mut deltas = Vec::with_capacity(request.deltas.len());
         for (i, delta) in request.deltas.into_iter().enumerate() {
-            let path = format!("deltas[{i}]");
-            let delta = delta_from_wire(delta, instance.clone()).map_err(|e| within(e, &path))?;
-            if !seen.insert(delta.key.clone()) {
-                return Err(ValidationError::new(
-                    format!("{path}.key"),
-                    format!("duplicate key `{}` in one report", delta.key),
-                ));
+            match delta_from_wire(delta, instance.clone()) {
+                Ok(delta) => deltas.push(delta),
+                // The first error in request order: a repeated key before this delta first.
+                Err(e) => {
+                    return Err(first_duplicate(&deltas)
+                        .unwrap_or_else(|| within(e, &format!("deltas[{i}]"))));
+                }
             }
-            deltas.push(delta);
         }
-        Ok(Report { instance, deltas })
+        match first_duplicate(&deltas) {
+            Some(e) => Err(e),
+            None => Ok(Report { instance, deltas }),
+        }
     }
+}
+
+/// The error for the first delta (in request order) whose key an earlier delta already has.
+///
+/// Sorting borrowed keys costs no allocation, unlike a set of owned keys: this runs for every
+/// report the cluster receives.
+fn first_duplicate(deltas: &[Delta]) -> Option<ValidationError> {
+    let mut keys: Vec<(&str, usize)> = deltas
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.key.as_str(), i))
+        .collect();
+    keys.sort_unstable();
+    let i = keys
+        .windows(2)
+        .filter(|pair| pair[0].0 == pair[1].0)
+        .map(|pair| pair[1].1)
+        .min()?;
+    Some(ValidationError::new(
+        format!("deltas[{i}].key"),
+        format!("duplicate key `{}` in one report", deltas[i].key),
+    ))
 }
 
 impl From<&Delta> for pb::BreakerDelta {

@@ -281,6 +281,28 @@ fn report_rejects_bad_keys_with_their_index() {
 }
 
 #[test]
+fn report_names_the_first_error_in_request_order() {
+    // goal: the error names the first delta (in request order) that is wrong, whether a key
+    // repeated earlier or a bad field: keys a, b, c, b, a, then a delta with failures > calls
+    let mut wire = pb::ReportRequest::from(&report());
+    wire.deltas = ["s/a", "s/b", "s/c", "s/b", "s/a", "s/d"]
+        .iter()
+        .map(|k| pb::BreakerDelta::from(&delta(k)))
+        .collect();
+    wire.deltas[5].failures = 11;
+    let err = assert_field(Report::try_from(wire.clone()), "deltas[3].key");
+    assert!(err.to_string().contains("duplicate key `s/b`"), "{err}");
+    // phase: without the repeats, the bad field is the first error
+    wire.deltas[3].key = "s/e".into();
+    wire.deltas[4].key = "s/f".into();
+    assert_field(Report::try_from(wire.clone()), "deltas[5].failures");
+    // phase: a bad field before the first repeat comes first
+    wire.deltas[4].key = "s/a".into();
+    wire.deltas[2].failures = 11;
+    assert_field(Report::try_from(wire), "deltas[2].failures");
+}
+
+#[test]
 fn report_rejects_inconsistent_counts() {
     let mut wire = pb::ReportRequest::from(&report());
     wire.deltas[0].failures = 11;
