@@ -23,6 +23,8 @@ use switchyard_core::{Confidence, Policy};
 pub const INSTANCES: u64 = 50;
 /// Calls per second per instance.
 pub const CALLS_PER_S: u64 = 5;
+/// A progress line on stderr every this many simulated ms (an hour's run takes minutes).
+const PROGRESS_EVERY_MS: u64 = 5 * 60_000;
 
 /// What goes wrong with the dependency, short of an outage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -67,6 +69,7 @@ pub fn scenario(noise: Noise, minutes: u64, policy: Policy) -> Scenario {
     let mut s = comparison::scenario(INSTANCES, CALLS_PER_S, Some(policy));
     s.profile.safety_ms = duration_ms;
     s.judge_trips = false;
+    s.progress_every_ms = Some(PROGRESS_EVERY_MS);
     let fault = match noise {
         Noise::BaselinePercent(p) => Fault::DependencyNoisy {
             fail_per_mille: p * 10,

@@ -250,6 +250,15 @@ pub fn run_scenario(scenario: &Scenario, fleet_options: FleetOptions) -> RunRepo
             break;
         }
         now_ms += step_ms;
+        if let Some(every) = scenario.progress_every_ms
+            && now_ms / every.max(1) != (now_ms - step_ms) / every.max(1)
+        {
+            eprintln!(
+                "  {} of {} simulated min",
+                now_ms / 60_000,
+                scenario.end_ms() / 60_000
+            );
+        }
         checker.after_step(now_ms, &cluster, &fleet, &dependency, probe_permits);
         if first_outage_ms.is_some_and(|t| now_ms >= t) && fleet_closed_at_ms.is_none() {
             let views = fleet.views();

@@ -103,6 +103,9 @@ pub struct Scenario {
     /// Where every node's openraft random draws come from (a stream of its own, so it moves
     /// nothing above; per node and incarnation see `cluster::raft_seed`).
     pub raft_seed: u64,
+    /// Long measurement runs: a line on stderr every this many simulated ms (the seeds stay
+    /// quiet). Printing moves nothing in the run or its trace.
+    pub progress_every_ms: Option<u64>,
 }
 
 impl Scenario {
@@ -153,6 +156,7 @@ impl Scenario {
             policy: Some(policy),
             faults: Vec::new(),
             judge_trips: true,
+            progress_every_ms: None,
             raft_seed: SimRng::new(seed, RAFT_STREAM).next_u64(),
         };
         scenario.faults = Fault::schedule(&mut rng, &scenario);
