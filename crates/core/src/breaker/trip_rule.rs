@@ -8,23 +8,25 @@
 //! | freshest span | ≥ `min_calls` (its definition) | Wilson lower bound at `fresh_span_confidence` ≥ threshold | ≥ `required` failed (slow) inside the span |
 //!
 //! with `required = max(min(min_instances, live), min(min_instances, 2))` and `live` the
-//! instances that reported in the window.
-//!
-//! A *cold* whole window ([`crate::Window::is_warm`]: it does not yet hold evidence over its
-//! whole length, as at start-up and after every HALF_OPEN -> CLOSED) must also clear the
-//! confidence bound, like the span: judged at its first `min_calls` calls on its raw rate, it
-//! would trip on a baseline well under the threshold by chance (10 of 20 calls fail about
-//! 12 % of the time at a 35 % baseline), re-tripping a noisy dependency right after it
-//! recovers. An outage fails every call and clears the bound as soon as it has `min_calls`
-//! of them, so a cold window still trips on one at once. A threshold of 100 % (every call
-//! bad) is judged on the raw rate, cold or not: no bound reaches it. With `fresh_span_confidence` off,
-//! the whole window is judged on its raw rate, warm or cold, as before the span existed. The whole window is judged first, failure rate
+//! instances that reported in the window. The whole window is judged first, failure rate
 //! before slow rate, so a breaker that trips under both names the whole window (the reason
 //! operators already know). The freshest span ([`crate::FreshSpan`]) is what lets a fleet
 //! decide as soon as it has `min_calls` fresh calls: a fleet of 50 instances fills one in a
 //! fraction of a second, where each instance needs seconds. The confidence margin keeps that
 //! fast decision from firing on noise (see [`crate::Confidence`]), and the instance rule on
 //! the span keeps one sick instance from tripping the fleet.
+//!
+//! A *cold* whole window ([`crate::Window::is_warm`]: it does not yet hold evidence over its
+//! whole length, as at start-up and after every HALF_OPEN -> CLOSED) must also clear the
+//! confidence bound, like the span: judged at its first `min_calls` calls on its raw rate, it
+//! would trip on a baseline well under the threshold by chance (10 of 20 calls fail about
+//! 12 % of the time at a 35 % baseline), re-tripping a noisy dependency right after it
+//! recovers. An outage still trips at once: the freshest span judges it with the same bound,
+//! and a cold window in which every call failed (or was slow) is judged on its raw rate, as
+//! before: noise does not fail every call, and a quiet breaker's first `min_calls` failures
+//! (fewer than the 14 calls the default bound needs) must still trip it. With
+//! `fresh_span_confidence` off, the whole window is judged on its raw rate, warm or cold, as
+//! before the span existed.
 
 use super::Breaker;
 use crate::plant::{Plant, planted};
@@ -144,8 +146,10 @@ impl Breaker {
             if whole.calls < min_calls || !self.whole_hit(rate, &whole) {
                 continue;
             }
-            // A threshold of 100 % already demands every call; no margin can be added to it.
-            let raw = warm || self.threshold(rate) >= 100;
+            // Every call bad: noise does not do that, and an outage seen by a quiet breaker
+            // must not wait for its window to warm (this also covers a threshold of 100 %,
+            // which no bound can reach).
+            let raw = warm || rate.bad(&whole) >= whole.calls;
             if (raw || self.clears_with_confidence(rate, &whole))
                 && let Some(from) = self.enough_instances(rate, oldest)
             {

@@ -173,13 +173,25 @@ fn a_cold_window_is_judged_with_confidence() {
 
 #[test]
 fn a_cold_window_still_trips_on_an_outage_at_once() {
-    // goal: an outage fails every call, which clears the bound at min_calls calls: the
-    // reason says the window was not yet full and names the bound
+    // goal: a cold window that clears the bound trips, and its reason says the window was not
+    // yet full and names the bound (38 of 40 failing); one whose every call failed trips on
+    // its raw rate even below the 14 calls the bound needs (a quiet breaker's first failures)
     let mut h = Harness::with_scope_policy(exact_policy());
-    let fx = h.tick(T0, fleet(4, 10, 10, 0));
+    let mut deltas = fleet(4, 10, 10, 0);
+    deltas[0].failures = 8;
+    let fx = h.tick(T0, deltas);
     assert_eq!(
         changed(&fx)[0].2,
-        "failure_rate 100% (lower bound 74% ≥ 50%) over 40 calls (window not yet full) from 4 instances"
+        "failure_rate 95% (lower bound 67% ≥ 50%) over 40 calls (window not yet full) from 4 instances"
+    );
+    let mut h = Harness::with_scope_policy(Policy {
+        min_calls: 4,
+        ..exact_policy()
+    });
+    let fx = h.tick(T0, fleet(2, 5, 5, 0));
+    assert_eq!(
+        changed(&fx)[0].2,
+        "failure_rate 100% >= 50% over 10 calls from 2 instances"
     );
 }
 
