@@ -141,7 +141,9 @@ impl Breaker {
         if whole.calls < min_calls && span.is_none() {
             return None;
         }
-        let warm = !self.policy.fresh_span_confidence.is_on() || self.window.is_warm(now_ms);
+        // Only asked once the whole window's rate is over a threshold: most evaluations on
+        // the apply path never walk the window a second time.
+        let warm = || !self.policy.fresh_span_confidence.is_on() || self.window.is_warm(now_ms);
         for rate in [Rate::Failure, Rate::Slow] {
             if whole.calls < min_calls || !self.whole_hit(rate, &whole) {
                 continue;
@@ -149,7 +151,7 @@ impl Breaker {
             // Every call bad: noise does not do that, and an outage seen by a quiet breaker
             // must not wait for its window to warm (this also covers a threshold of 100 %,
             // which no bound can reach).
-            let raw = warm || rate.bad(&whole) >= whole.calls;
+            let raw = rate.bad(&whole) >= whole.calls || warm();
             if (raw || self.clears_with_confidence(rate, &whole))
                 && let Some(from) = self.enough_instances(rate, oldest)
             {
