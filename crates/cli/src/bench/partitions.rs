@@ -77,6 +77,15 @@ pub struct CutResult {
     pub leader_after: u64,
     /// Longest time without an acknowledged write in the 3 s after the heal, ms.
     pub write_gap_after_heal_ms: f64,
+    /// Entries the node had to apply at the heal: the target commit index minus its applied
+    /// index.
+    pub behind_at_heal: u64,
+    /// Entries between the leader's newest snapshot and the target at the heal: what a node
+    /// that needs a snapshot replays after installing it (0 if the leader has none).
+    pub tail_after_snapshot: u64,
+    /// From the heal until the node's applied index first moved, ms: the reconnect (and, when
+    /// it needs one, the snapshot install); the rest of `rejoin_ms` is replaying entries.
+    pub first_progress_ms: f64,
 }
 
 /// Subnet of the bench's bridge; `.254` is this process, `.N` node N.
@@ -284,8 +293,15 @@ pub async fn run(args: PartitionsArgs) -> anyhow::Result<()> {
         match result {
             Ok(r) => {
                 progress(format!(
-                    "{name}: node {} rejoined {:.0} ms after the heal; leader {} -> {}; longest write gap after the heal {:.0} ms",
-                    r.node, r.rejoin_ms, r.leader_before, r.leader_after, r.write_gap_after_heal_ms
+                    "{name}: node {} rejoined {:.0} ms after the heal ({} entries behind, first progress after {:.0} ms, {} entries since the leader's snapshot); leader {} -> {}; longest write gap after the heal {:.0} ms",
+                    r.node,
+                    r.rejoin_ms,
+                    r.behind_at_heal,
+                    r.first_progress_ms,
+                    r.tail_after_snapshot,
+                    r.leader_before,
+                    r.leader_after,
+                    r.write_gap_after_heal_ms
                 ));
                 results.push(r);
             }
@@ -306,6 +322,9 @@ pub async fn run(args: PartitionsArgs) -> anyhow::Result<()> {
             "CUT",
             "NODE",
             "REJOIN MS",
+            "BEHIND",
+            "FIRST PROGRESS MS",
+            "SINCE SNAPSHOT",
             "LEADER BEFORE",
             "LEADER AFTER",
             "WRITE GAP AFTER HEAL MS",
@@ -315,6 +334,9 @@ pub async fn run(args: PartitionsArgs) -> anyhow::Result<()> {
                 r.cut.clone(),
                 r.node.to_string(),
                 format!("{:.0}", r.rejoin_ms),
+                r.behind_at_heal.to_string(),
+                format!("{:.0}", r.first_progress_ms),
+                r.tail_after_snapshot.to_string(),
                 r.leader_before.to_string(),
                 r.leader_after.to_string(),
                 format!("{:.0}", r.write_gap_after_heal_ms),
@@ -353,16 +375,22 @@ async fn one_cut(
     net.heal(node)?;
     let healed = Instant::now();
     // The commit index to reach: the majority leader's, read right after the heal.
-    let target = majority_leader(cluster, node)
+    let (target, leader_snapshot) = majority_leader(cluster, node)
         .await
-        .map(|(_, s)| s.commit_index)
+        .map(|(_, s)| (s.commit_index, s.snapshot_index.unwrap_or(0)))
         .context("the majority has no leader after the heal")?;
     let addr = cluster.nodes[(node - 1) as usize].grpc_addr.clone();
+    let mut applied_at_heal = None;
+    let mut first_progress = None;
     let rejoin = loop {
-        if let Some(s) = status(&addr).await
-            && s.applied_index >= target
-        {
-            break healed.elapsed();
+        if let Some(s) = status(&addr).await {
+            let at_heal = *applied_at_heal.get_or_insert(s.applied_index);
+            if first_progress.is_none() && s.applied_index > at_heal {
+                first_progress = Some(healed.elapsed());
+            }
+            if s.applied_index >= target {
+                break healed.elapsed();
+            }
         }
         anyhow::ensure!(
             healed.elapsed() < Duration::from_secs(60),
@@ -393,5 +421,8 @@ async fn one_cut(
         leader_before,
         leader_after,
         write_gap_after_heal_ms: gap.as_secs_f64() * 1000.0,
+        behind_at_heal: target.saturating_sub(applied_at_heal.unwrap_or(0)),
+        tail_after_snapshot: target.saturating_sub(leader_snapshot),
+        first_progress_ms: first_progress.unwrap_or(rejoin).as_secs_f64() * 1000.0,
     })
 }
