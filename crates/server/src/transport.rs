@@ -19,7 +19,7 @@
 //!   (bounded by the connect timeout) with empty buffers and no backoff, and the old
 //!   connection is dropped with its stuck bytes. During a cut the dials fail fast; the first
 //!   one after the heal succeeds, so the peer is caught up within a heartbeat or two plus
-//!   Raft's retry backoff (capped at 200 ms, see `node::bootstrap`).
+//!   Raft's retry backoff (capped at 100 ms, see `node::bootstrap`).
 //! - HTTP/2 keepalive pings every second with a one-second timeout close a connection that
 //!   carries no calls and stops answering (e.g. a forwarding channel), for the same reason.
 //!
@@ -52,7 +52,7 @@ pub struct TcpConnector {
 }
 
 /// The connect timeout of [`TcpConnector::default`]. During a black-hole partition every
-/// retry to the peer waits this long before Raft's backoff (at most 200 ms) and the next
+/// retry to the peer waits this long before Raft's backoff (at most 100 ms) and the next
 /// dial, so after the heal the first successful dial comes up to one such cycle later: at
 /// 500 ms that cycle alone took a third to two thirds of the 1 s rejoin budget. A TCP connect
 /// between a cluster's nodes (one round trip) takes well under a millisecond on a LAN and a

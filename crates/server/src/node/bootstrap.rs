@@ -49,8 +49,11 @@ impl Node {
             enable_pre_vote: Some(true),
             // Retries to an unreachable peer: openraft's default doubles to 1 s, which alone
             // would spend the whole rejoin budget after a heal. Each retry dials a fresh
-            // connection (see `crate::transport`), bounded by the connect timeout.
-            backoff: "50ms 100ms ...200ms".into(),
+            // connection (see `crate::transport`), bounded by the connect timeout, so during a
+            // black-hole cut a retry cycle is that timeout (200 ms) plus this backoff, and the
+            // first retry after the heal comes up to one cycle late (300 ms, 400 ms with a
+            // 200 ms cap). A retry is one SYN.
+            backoff: "50ms 100ms ...100ms".into(),
             // A follower back from a long partition catches up one AppendEntries call (a round
             // trip and a flush on the follower) at a time, often tens of thousands of entries:
             // fewer, larger calls than openraft's default of 300 entries. Calls are bounded in

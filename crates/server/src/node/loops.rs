@@ -154,6 +154,7 @@ impl Node {
                 log_bytes_since: self.inner.log.appended_bytes().saturating_sub(mark.1),
                 snapshot_bytes: self.inner.sm.snapshot_size(),
                 follower_needs_snapshot: self.follower_needs_snapshot(),
+                follower_entries_behind: self.follower_entries_behind(),
             };
             // A build that never reported back (it failed) is asked for again after another
             // full interval of entries.
@@ -182,6 +183,20 @@ impl Node {
         replication
             .values()
             .any(|matched| matched.as_ref().map_or(0, |id| id.index()) < purged.index())
+    }
+
+    /// On a leader, how many entries its furthest-behind follower lacks (0 elsewhere).
+    fn follower_entries_behind(&self) -> u64 {
+        let metrics = self.inner.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let (Some(last), Some(replication)) = (metrics.last_log_index, &metrics.replication) else {
+            return 0;
+        };
+        replication
+            .values()
+            .map(|matched| last.saturating_sub(matched.as_ref().map_or(0, |id| id.index())))
+            .max()
+            .unwrap_or(0)
     }
 
     fn snapshot_index(&self) -> u64 {
