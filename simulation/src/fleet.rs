@@ -70,12 +70,47 @@ pub struct InstanceView {
     pub calls_while_cut: u64,
     /// The longest wait for an admission while cut off: `(waited_ms, at_ms)`.
     pub longest_wait_while_cut: (u64, u64),
-    /// When the SDK was first seen stale after the cut began.
+    /// Samples taken while the fleet was cut off.
+    pub samples_while_cut: u64,
+    /// When the SDK was first seen stale after the cut began (for an SDK already past stale
+    /// when the cut began, the first sample of the cut).
     pub stale_at_ms: Option<u64>,
     /// When it was first seen local-only after the cut began.
     pub local_only_at_ms: Option<u64>,
     /// When it was first seen in cluster mode after the cut healed.
     pub back_in_cluster_at_ms: Option<u64>,
+}
+
+impl InstanceView {
+    /// Notes the fail-static mode sampled at `now_ms`, with the fleet at `cut`.
+    ///
+    /// An SDK that an earlier fault had already cut off from its nodes can be local-only by
+    /// the first sample of the fleet cut: it went stale before the cut began, so it is on
+    /// schedule, and its stale time is that first sample. Local-only seen without stale at
+    /// any later sample is a skipped mode (a sample comes every [`SAMPLE_INTERVAL_MS`], far
+    /// shorter than the time between the two), and stays unrecorded for the checker to flag.
+    pub fn note_mode(&mut self, cut: Cut, mode: Mode, now_ms: u64) {
+        self.mode = mode;
+        match cut {
+            Cut::Since(_) => {
+                self.samples_while_cut += 1;
+                match mode {
+                    Mode::Stale if self.stale_at_ms.is_none() => self.stale_at_ms = Some(now_ms),
+                    Mode::LocalOnly if self.local_only_at_ms.is_none() => {
+                        if self.samples_while_cut == 1 {
+                            self.stale_at_ms.get_or_insert(now_ms);
+                        }
+                        self.local_only_at_ms = Some(now_ms);
+                    }
+                    _ => {}
+                }
+            }
+            Cut::HealedAt(_) if mode == Mode::Cluster && self.back_in_cluster_at_ms.is_none() => {
+                self.back_in_cluster_at_ms = Some(now_ms);
+            }
+            _ => {}
+        }
+    }
 }
 
 impl Default for InstanceView {
@@ -89,6 +124,7 @@ impl Default for InstanceView {
             samples: 0,
             calls_while_cut: 0,
             longest_wait_while_cut: (0, 0),
+            samples_while_cut: 0,
             stale_at_ms: None,
             local_only_at_ms: None,
             back_in_cluster_at_ms: None,
@@ -316,20 +352,8 @@ async fn sample(fleet: Fleet, i: usize, client: Client, breaker: switchyard_sdk:
         let mut views = fleet.lock();
         let view = &mut views[i];
         view.decision_index = breaker.applied_index();
-        view.mode = mode;
         view.admission = breaker.admission();
         view.samples += 1;
-        match cut {
-            Cut::Since(_) if mode == Mode::Stale && view.stale_at_ms.is_none() => {
-                view.stale_at_ms = Some(now_ms);
-            }
-            Cut::Since(_) if mode == Mode::LocalOnly && view.local_only_at_ms.is_none() => {
-                view.local_only_at_ms = Some(now_ms);
-            }
-            Cut::HealedAt(_) if mode == Mode::Cluster && view.back_in_cluster_at_ms.is_none() => {
-                view.back_in_cluster_at_ms = Some(now_ms);
-            }
-            _ => {}
-        }
+        view.note_mode(cut, mode, now_ms);
     }
 }

@@ -9,7 +9,9 @@
 //!   moment its breaker decided; the longest must stay within [`CALL_WAIT_BOUND_MS`].
 //! - **fail-static modes**: every instance goes [`Mode::Stale`] within `stale_after`, then
 //!   [`Mode::LocalOnly`] within `fallback_after`, of the cut (plus [`MODE_SLACK_MS`] for the
-//!   SDK's tick and the fleet's sampling), in that order.
+//!   SDK's tick and the fleet's sampling), in that order. An instance an earlier fault had
+//!   already cut off from its nodes may be further along when the cut begins; it is on
+//!   schedule (see `InstanceView::note_mode`).
 //! - **cluster return**: every instance is back in [`Mode::Cluster`] within
 //!   [`CLUSTER_RETURN_BOUND_MS`] of the heal.
 //!
@@ -132,6 +134,7 @@ impl FailStatic {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fleet::Cut;
     use switchyard_sdk::Mode;
 
     const TIMERS: ModeTimers = ModeTimers {
@@ -191,6 +194,39 @@ mod tests {
         check.modes_verdict(&[stuck], 1_000, TIMERS, &mut out);
         assert!(
             matches!(&out[..], [Violation::FailStaticModes { what, .. }] if what.contains("never went local-only")),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn an_instance_already_cut_off_when_the_fleet_cut_begins_is_on_schedule() {
+        // Seed 1738 of the soak: an earlier fault had cut this instance off from its nodes,
+        // so it was local-only by the first sample of the fleet cut (at 1 000 ms).
+        let mut early = InstanceView::default();
+        early.note_mode(Cut::None, Mode::Stale, 950);
+        early.note_mode(Cut::Since(1_000), Mode::LocalOnly, 1_000);
+        early.note_mode(Cut::HealedAt(8_000), Mode::Cluster, 9_000);
+        assert_eq!(
+            (early.stale_at_ms, early.local_only_at_ms),
+            (Some(1_000), Some(1_000))
+        );
+        let mut check = FailStatic::default();
+        let mut out = Vec::new();
+        check.modes_verdict(&[on_schedule(), early], 1_000, TIMERS, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn an_instance_that_skips_stale_during_the_cut_is_caught() {
+        let mut skipper = InstanceView::default();
+        skipper.note_mode(Cut::Since(1_000), Mode::Cluster, 1_000);
+        skipper.note_mode(Cut::Since(1_000), Mode::LocalOnly, 1_050);
+        assert_eq!(skipper.stale_at_ms, None);
+        let mut check = FailStatic::default();
+        let mut out = Vec::new();
+        check.modes_verdict(&[skipper], 1_000, TIMERS, &mut out);
+        assert!(
+            matches!(&out[..], [Violation::FailStaticModes { what, .. }] if what.contains("never went stale")),
             "{out:?}"
         );
     }
