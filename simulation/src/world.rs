@@ -30,12 +30,20 @@ pub(crate) struct Links {
 }
 
 impl Links {
+    /// Cuts `from` → `to`, and cuts it again if it already is.
+    ///
+    /// Cutting again matters because turmoil's random message loss acts on a link as a whole:
+    /// while one direction is healthy, a random drop puts both directions in a random
+    /// partition, and the random repair that follows makes both healthy, erasing an explicit
+    /// cut of the other direction. Soak seed 2128: a one-way fleet partition (node1 → app38)
+    /// was erased that way under message loss, the fleet-wide cut that followed counted the
+    /// link as already cut, and app38 reached the cluster in the middle of the fleet cut. A
+    /// link cut in both directions is never touched by random loss, so re-asserting each cut
+    /// whenever another fault cuts or uncuts it keeps nested cuts whole. A lone one-way cut
+    /// under message loss can still end early (a weaker fault, never a stronger one).
     fn cut(&mut self, sim: &mut turmoil::Sim<'_>, from: &str, to: &str) {
-        let n = self.cuts.entry((from.into(), to.into())).or_default();
-        *n += 1;
-        if *n == 1 {
-            sim.partition_oneway(from, to);
-        }
+        *self.cuts.entry((from.into(), to.into())).or_default() += 1;
+        sim.partition_oneway(from, to);
     }
 
     fn uncut(&mut self, sim: &mut turmoil::Sim<'_>, from: &str, to: &str) {
@@ -45,6 +53,8 @@ impl Links {
             if *n == 0 {
                 self.cuts.remove(&key);
                 sim.repair_oneway(from, to);
+            } else {
+                sim.partition_oneway(from, to);
             }
         }
     }
