@@ -149,12 +149,13 @@ impl Node {
                 mark = (snapshot_index, self.inner.log.appended_bytes());
                 requested_at = None;
             }
+            let (follower_needs_snapshot, follower_entries_behind) = self.furthest_follower();
             let progress = SnapshotProgress {
                 entries_since: applied_index.saturating_sub(snapshot_index),
                 log_bytes_since: self.inner.log.appended_bytes().saturating_sub(mark.1),
                 snapshot_bytes: self.inner.sm.snapshot_size(),
-                follower_needs_snapshot: self.follower_needs_snapshot(),
-                follower_entries_behind: self.follower_entries_behind(),
+                follower_needs_snapshot,
+                follower_entries_behind,
             };
             // A build that never reported back (it failed) is asked for again after another
             // full interval of entries.
@@ -172,31 +173,30 @@ impl Node {
         }
     }
 
-    /// Whether this node leads a follower whose next entry was purged from its log, so that
-    /// the follower will be sent a snapshot (see `SnapshotSchedule`).
-    fn follower_needs_snapshot(&self) -> bool {
+    /// On a leader, its furthest-behind follower: `(needs a snapshot, entries behind)`. It
+    /// needs a snapshot when its next entry was purged from this node's log (see
+    /// `SnapshotSchedule`). `(false, 0)` on a follower.
+    fn furthest_follower(&self) -> (bool, u64) {
         let metrics = self.inner.raft.metrics();
         let metrics = metrics.borrow_watched();
-        let (Some(purged), Some(replication)) = (&metrics.purged, &metrics.replication) else {
-            return false;
+        let Some(replication) = &metrics.replication else {
+            return (false, 0);
         };
-        replication
+        let Some(matched) = replication
             .values()
-            .any(|matched| matched.as_ref().map_or(0, |id| id.index()) < purged.index())
-    }
-
-    /// On a leader, how many entries its furthest-behind follower lacks (0 elsewhere).
-    fn follower_entries_behind(&self) -> u64 {
-        let metrics = self.inner.raft.metrics();
-        let metrics = metrics.borrow_watched();
-        let (Some(last), Some(replication)) = (metrics.last_log_index, &metrics.replication) else {
-            return 0;
+            .map(|matched| matched.as_ref().map_or(0, |id| id.index()))
+            .min()
+        else {
+            return (false, 0);
         };
-        replication
-            .values()
-            .map(|matched| last.saturating_sub(matched.as_ref().map_or(0, |id| id.index())))
-            .max()
-            .unwrap_or(0)
+        let needs_snapshot = metrics
+            .purged
+            .as_ref()
+            .is_some_and(|purged| matched < purged.index());
+        let behind = metrics
+            .last_log_index
+            .map_or(0, |last| last.saturating_sub(matched));
+        (needs_snapshot, behind)
     }
 
     fn snapshot_index(&self) -> u64 {
