@@ -402,7 +402,8 @@ fn sample_log() -> Vec<EntryOf<TypeConfig>> {
                 deltas: vec![
                     delta("payments/db", "a-1"),
                     delta("payments/ml-fraud", "b-2"),
-                ],
+                ]
+                .into(),
             },
         ),
         entry_normal(

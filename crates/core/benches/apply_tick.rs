@@ -41,7 +41,9 @@ fn tick(with_retries: bool) -> Envelope {
     }
     Envelope {
         actor: Actor::Node(1),
-        command: Command::Tick { deltas },
+        command: Command::Tick {
+            deltas: deltas.into(),
+        },
         trace: None,
     }
 }

@@ -6,7 +6,7 @@ use crate::error::{check_reason, check_required_reason};
 use crate::stored_layout::Layout;
 use crate::{
     Actor, BreakerKey, ClusterSettings, Delta, InstanceId, OverrideMode, Policy, PolicyTarget,
-    ProbeOutcome, RequestTrace, Scope, Tier, TierRules, ValidationError,
+    ProbeOutcome, RequestTrace, Scope, TickDeltas, Tier, TierRules, ValidationError,
 };
 
 /// One state-machine command.
@@ -108,10 +108,28 @@ pub enum Command {
     /// timed transition is due. Encoded packed ([`crate::tick_codec`]): a tick is most of the
     /// log's bytes. The last variant, so older variants keep their indices.
     Tick {
-        /// Per-breaker, per-instance deltas.
-        #[serde(with = "crate::tick_codec::packed")]
-        deltas: Vec<Delta>,
+        /// Per-breaker, per-instance deltas (their packing computed once, [`TickDeltas`]).
+        deltas: TickDeltas,
     },
+}
+
+/// A tick's deltas: at most `max_deltas_per_tick`, each valid.
+fn validate_tick(deltas: &[Delta], settings: &ClusterSettings) -> Result<(), ValidationError> {
+    if deltas.len() > settings.max_deltas_per_tick as usize {
+        return Err(ValidationError::new(
+            "deltas",
+            format!(
+                "at most {} deltas per tick, got {}",
+                settings.max_deltas_per_tick,
+                deltas.len()
+            ),
+        ));
+    }
+    for (i, d) in deltas.iter().enumerate() {
+        d.validate()
+            .map_err(|e| e.within(&format!("deltas[{i}]")))?;
+    }
+    Ok(())
 }
 
 impl Command {
@@ -119,23 +137,8 @@ impl Command {
     /// future, unknown breaker, stale permit) happen in apply.
     pub fn validate(&self, settings: &ClusterSettings) -> Result<(), ValidationError> {
         match self {
-            Command::Tick { deltas } | Command::TickUnpacked { deltas } => {
-                if deltas.len() > settings.max_deltas_per_tick as usize {
-                    return Err(ValidationError::new(
-                        "deltas",
-                        format!(
-                            "at most {} deltas per tick, got {}",
-                            settings.max_deltas_per_tick,
-                            deltas.len()
-                        ),
-                    ));
-                }
-                for (i, d) in deltas.iter().enumerate() {
-                    d.validate()
-                        .map_err(|e| e.within(&format!("deltas[{i}]")))?;
-                }
-                Ok(())
-            }
+            Command::Tick { deltas } => validate_tick(deltas, settings),
+            Command::TickUnpacked { deltas } => validate_tick(deltas, settings),
             Command::PutPolicies { policies } => {
                 if policies.is_empty() || policies.len() > crate::POLICY_FILE_MAX_POLICIES {
                     return Err(ValidationError::new(

@@ -31,6 +31,7 @@
 //! - `request_trace` — [`RequestTrace`] and [`TraceParent`]: request ids and W3C trace context.
 //! - [`stored_layout`] — which stored layout a record being decoded was written in.
 //! - `tick_codec` — the packed encoding of a tick's deltas (interned ids, varints).
+//! - `tick_deltas` — a tick's deltas with that encoding computed once per entry.
 //! - `settings` — [`ClusterSettings`] and [`Slo`].
 //! - `audit` — [`AuditLog`], every decision with who, when and why.
 //! - `sla` — [`SlaReport`], hourly SLA aggregates and reports.
@@ -67,6 +68,7 @@ mod sla_window;
 mod state;
 pub mod stored_layout;
 pub mod tick_codec;
+mod tick_deltas;
 mod tier;
 mod tier_rules;
 mod window;
@@ -107,6 +109,7 @@ pub use sla_window::SlaWindow;
 pub use state::{
     Applied, ApplyContext, BreakerView, CoordinatorState, Effect, ScopeView, StateWithStoredIndexes,
 };
+pub use tick_deltas::TickDeltas;
 pub use tier::Tier;
 pub use tier_rules::{
     ConditionState, TierCondition, TierRule, TierRules, parse_tier_rules_json,

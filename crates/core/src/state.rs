@@ -165,9 +165,8 @@ impl CoordinatorState {
 
     fn execute(&mut self, stamp: &Stamp, command: &Command, effects: &mut Vec<Effect>) {
         match command {
-            Command::Tick { deltas } | Command::TickUnpacked { deltas } => {
-                self.ingest(deltas, stamp, effects)
-            }
+            Command::Tick { deltas } => self.ingest(deltas, stamp, effects),
+            Command::TickUnpacked { deltas } => self.ingest(deltas, stamp, effects),
             Command::PutPolicies { policies } => self.put_policies(stamp, policies, effects),
             Command::DeletePolicy { target } => self.delete_policy(stamp, target, effects),
             Command::SetOverride {

@@ -268,7 +268,9 @@ fn command(s: &Step, now: &mut u64) -> Command {
     match s {
         Step::Advance(ms) => {
             *now += ms;
-            Command::Tick { deltas: vec![] }
+            Command::Tick {
+                deltas: Vec::new().into(),
+            }
         }
         Step::Report {
             key: k,
@@ -286,7 +288,8 @@ fn command(s: &Step, now: &mut u64) -> Command {
                 latency: crate::LatencySketch::default(),
                 first_attempts: u32::try_from(*calls / 2).unwrap_or(u32::MAX),
                 retries: u32::try_from(*failures / 3).unwrap_or(u32::MAX),
-            }],
+            }]
+            .into(),
         },
         Step::Acquire(k, i) => Command::AcquireProbe {
             key: key(*k),

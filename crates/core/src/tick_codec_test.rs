@@ -171,3 +171,35 @@ fn oversized_counts_and_bad_fields_are_refused_before_allocating() {
         "both latency forms flagged"
     );
 }
+
+/// The instance index as first written: an ordered map searched per delta.
+fn places_by_ordered_map(deltas: &[Delta]) -> (Vec<String>, Vec<u32>) {
+    let mut index = std::collections::BTreeMap::new();
+    for d in deltas {
+        index.entry(d.instance.as_str()).or_insert(0u32);
+    }
+    for (i, slot) in index.values_mut().enumerate() {
+        *slot = i as u32;
+    }
+    let places = deltas.iter().map(|d| index[d.instance.as_str()]).collect();
+    (index.keys().map(|k| k.to_string()).collect(), places)
+}
+
+#[test]
+fn instance_places_match_an_ordered_map_search() {
+    // Interleaved, repeated and out-of-order instances, runs of one instance, names that are
+    // prefixes of each other, and the fleet order.
+    let mut mixed = Vec::new();
+    for (i, name) in ["b", "a", "ab", "a", "a", "c", "b", "abc", "b"]
+        .into_iter()
+        .enumerate()
+    {
+        mixed.push(delta(&format!("s/k{}", i % 3), name, 1, 0));
+    }
+    for deltas in [mixed, fleet(37, 3), fleet(1, 1), Vec::new()] {
+        let (names, places) = instance_places(&deltas);
+        let (want_names, want_places) = places_by_ordered_map(&deltas);
+        assert_eq!(names, want_names);
+        assert_eq!(places, want_places);
+    }
+}

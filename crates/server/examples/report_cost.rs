@@ -77,7 +77,7 @@ fn leader_work(
         ingest.settle();
         let command = if packed {
             Command::Tick {
-                deltas: batch.deltas,
+                deltas: batch.deltas.into(),
             }
         } else {
             Command::TickUnpacked {

@@ -171,7 +171,7 @@ mod tests {
         let packed = codec::encode(&Envelope::new(
             Actor::Node(1),
             Command::Tick {
-                deltas: deltas.clone(),
+                deltas: deltas.clone().into(),
             },
         ));
         let unpacked = codec::encode(&Envelope::new(
@@ -187,7 +187,12 @@ mod tests {
             unpacked.len()
         );
         let back: Envelope = codec::decode("log entry", &packed).unwrap();
-        assert_eq!(back.command, Command::Tick { deltas });
+        assert_eq!(
+            back.command,
+            Command::Tick {
+                deltas: deltas.into()
+            }
+        );
 
         // A garbled packed tick is a decode error of the record, not a panic.
         let mut garbled = packed.clone();

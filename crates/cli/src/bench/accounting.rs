@@ -141,7 +141,7 @@ pub fn tick_bytes_per_delta(
     };
     Ok(TickBytes {
         packed: size(Command::Tick {
-            deltas: deltas.clone(),
+            deltas: deltas.clone().into(),
         }),
         unpacked: size(Command::TickUnpacked { deltas }),
     })

@@ -316,7 +316,12 @@ fn invalid_tick_changes_nothing_but_the_clock() {
     let before = observable(&h.state);
     let bad = delta("payments/db", "i-1", 5, 6, 0);
     let err = h
-        .apply(T0, Command::Tick { deltas: vec![bad] })
+        .apply(
+            T0,
+            Command::Tick {
+                deltas: vec![bad].into(),
+            },
+        )
         .unwrap_err();
     assert_eq!(
         err,

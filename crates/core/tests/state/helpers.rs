@@ -107,9 +107,15 @@ impl Harness {
     }
 
     pub fn tick(&mut self, at_ms: u64, deltas: Vec<Delta>) -> Vec<Effect> {
-        self.apply_as(at_ms, Actor::Node(1), Command::Tick { deltas })
-            .expect("tick applies")
-            .effects
+        self.apply_as(
+            at_ms,
+            Actor::Node(1),
+            Command::Tick {
+                deltas: deltas.into(),
+            },
+        )
+        .expect("tick applies")
+        .effects
     }
 
     pub fn view(&self, k: &str) -> BreakerView {

@@ -66,7 +66,9 @@ fn command(s: &Step, now: &mut u64) -> Command {
     match s {
         Step::Advance(ms) => {
             *now += ms;
-            Command::Tick { deltas: vec![] }
+            Command::Tick {
+                deltas: Vec::new().into(),
+            }
         }
         Step::Fail {
             instance,
@@ -79,7 +81,8 @@ fn command(s: &Step, now: &mut u64) -> Command {
                 *calls,
                 *failures,
                 0,
-            )],
+            )]
+            .into(),
         },
         Step::Acquire(i) => Command::AcquireProbe {
             key: k,

@@ -153,7 +153,13 @@ fn retry_figures_are_validated_against_the_delta_limit() {
         (retry_delta("i-1", 5, 0, u32::MAX), "deltas[0].retries"),
     ] {
         let err = h
-            .apply_as(T0 + 1, Actor::Node(1), Command::Tick { deltas: vec![d] })
+            .apply_as(
+                T0 + 1,
+                Actor::Node(1),
+                Command::Tick {
+                    deltas: vec![d].into(),
+                },
+            )
             .expect_err("over the limit");
         match err {
             CommandError::Invalid(e) => {

@@ -85,7 +85,9 @@ impl Node {
         let n = deltas.len() as u64;
         let envelope = Arc::new(Envelope::new(
             Actor::Node(self.inner.id),
-            Command::Tick { deltas },
+            Command::Tick {
+                deltas: deltas.into(),
+            },
         ));
         let request = Request {
             stamped_ms: self.inner.clock.now_ms(),
@@ -103,10 +105,10 @@ impl Node {
                     Ok(Envelope {
                         command: Command::Tick { deltas },
                         ..
-                    }) => deltas,
+                    }) => deltas.into_vec(),
                     Ok(_) => Vec::new(),
                     Err(shared) => match &shared.command {
-                        Command::Tick { deltas } => deltas.clone(),
+                        Command::Tick { deltas } => deltas.to_vec(),
                         _ => Vec::new(),
                     },
                 };
