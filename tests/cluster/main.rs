@@ -1,12 +1,14 @@
 //! A real three-node cluster: separate `switchyard serve` processes on loopback ports, sled
 //! data directories, gRPC between them. Leader election, replication through any node, leader
-//! loss, restart from disk, membership changes and snapshot catch-up; and `bench fleet` on one
-//! small row; trace context, request ids and span export (`trace_export`).
+//! loss, restart from disk, membership changes and snapshot catch-up; `bench fleet` on one
+//! small row and `bench ingest --curve` on a tiny grid; trace context, request ids and span
+//! export (`trace_export`).
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod bench_fleet;
+mod bench_ingest;
 mod report_loss;
 mod trace_export;
 

@@ -1,5 +1,6 @@
 //! Where the reports of `switchyard bench ingest` went: refusals by gRPC code, the evidence that
-//! reached the state machine end to end, the CPU of every node, and the size of a tick entry.
+//! reached the state machine end to end, the CPU of every node, the size of a tick entry, and
+//! the size of the state the evidence built.
 //!
 //! The end-to-end count is read from the leader's `/metrics` (`breaker_sla_calls` over the
 //! bench's breakers: every call of every applied delta lands in the day's SLA window), so it
@@ -107,6 +108,44 @@ pub async fn calls_applied(http_addr: &str) -> anyhow::Result<u64> {
     Ok(sum_metric(&text, "switchyard_breaker_sla_calls", "key=\"fleet/").round() as u64)
 }
 
+/// The size of a node's replicated state, as its latest snapshot measured it.
+///
+/// A node exposes no live size of its state; what it does expose is the encoded size of the
+/// state machine in its latest snapshot (`switchyard_snapshot_size_bytes`): exactly the bytes a
+/// snapshot writes, flushes and sends to a lagging follower. A snapshot is built once the log
+/// since the last one reaches `snapshot_every_entries` (5 000) entries or
+/// `snapshot_log_bytes_max` (64 MiB) and is at least as large as that snapshot, so a short run
+/// at a small fleet may end with none yet (0), and the figure is the state at
+/// `snapshot_index`, not at `applied_index`.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct StateSize {
+    /// Encoded bytes of the state machine in the latest snapshot (0: none yet).
+    pub snapshot_bytes: u64,
+    /// The log index that snapshot covers (0: none yet).
+    pub snapshot_index: u64,
+    /// The node's applied index when read.
+    pub applied_index: u64,
+}
+
+/// The value of the unlabelled metric `name` (0 when absent).
+fn unlabelled(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .next()
+        .unwrap_or(0.0) as u64
+}
+
+/// The state size of the node at `http_addr` (see [`StateSize`]).
+pub async fn state_size(http_addr: &str) -> anyhow::Result<StateSize> {
+    let text = scrape(http_addr).await?;
+    Ok(StateSize {
+        snapshot_bytes: unlabelled(&text, "switchyard_snapshot_size_bytes"),
+        snapshot_index: unlabelled(&text, "switchyard_raft_snapshot_index"),
+        applied_index: unlabelled(&text, "switchyard_raft_applied_index"),
+    })
+}
+
 /// Encoded tick entry bytes per delta: what every node writes, fsyncs and replicates.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct TickBytes {
@@ -162,6 +201,17 @@ mod tests {
             sum_metric(text, "switchyard_breaker_sla_calls", "key=\"fleet/"),
             42.0
         );
+    }
+
+    #[test]
+    fn reads_an_unlabelled_gauge_by_its_exact_name() {
+        let text = "# HELP switchyard_snapshot_size_bytes Size of the latest snapshot.\n\
+                    switchyard_snapshot_size_bytes_total 9\n\
+                    switchyard_snapshot_size_bytes 123456\n\
+                    switchyard_raft_snapshot_index 7\n";
+        assert_eq!(unlabelled(text, "switchyard_snapshot_size_bytes"), 123_456);
+        assert_eq!(unlabelled(text, "switchyard_raft_snapshot_index"), 7);
+        assert_eq!(unlabelled(text, "switchyard_raft_applied_index"), 0);
     }
 
     #[test]

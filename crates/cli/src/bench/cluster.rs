@@ -250,3 +250,11 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     // Linux reports in clock ticks; USER_HZ is 100 on every mainstream Linux build.
     Some((utime + stime) / 100.0)
 }
+
+/// Resident memory of a process in bytes (`VmRSS` in `/proc/PID/status`).
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

@@ -8,7 +8,8 @@
 //! - [`cluster`]: a throwaway N-node cluster of child processes.
 //! - [`stats`]: latency percentiles.
 //! - [`writes`]: admin writes/s and commit latency at several client counts.
-//! - [`ingest`]: fleet reports/s into the cluster, report latency, leader CPU.
+//! - [`ingest`]: fleet reports/s into the cluster under its back-pressure, report latency,
+//!   leader CPU and memory, calls accounted end to end; `--curve` over fleet sizes and intervals.
 //! - [`failover`]: the unavailability window after SIGKILL of the leader under write load.
 //! - [`fleet`]: coordinated versus local-only breakers at an outage (the headline).
 //! - [`partitions`]: rejoin time after network cuts (Linux network namespaces; needs root).
@@ -35,7 +36,7 @@ use clap::{Args, Subcommand};
 pub enum BenchCommand {
     /// The SDK hot path: allow + record per call, 1 and 2 threads on one breaker.
     Sdk(sdk::SdkArgs),
-    /// Fleet reports into a local 3-node cluster.
+    /// Fleet reports into a local 3-node cluster (`--curve`: over fleet sizes and intervals).
     Ingest(ingest::IngestArgs),
     /// Admin writes at 1, 16 and 64 concurrent clients.
     Writes(writes::WritesArgs),

@@ -1,0 +1,283 @@
+//! One measurement of `bench ingest`: a fresh cluster, a fleet, the accounting.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::IngestArgs;
+use super::instance::{self, InstanceRun, Timeline};
+use super::pacer::{CALLS_PER_INTERVAL, Evidence, ReportPacer};
+use crate::bench::accounting::{self, ErrorsByCode, NodeCpu, StateSize};
+use crate::bench::cluster::{BenchCluster, connect, cpu_seconds, rss_bytes};
+use crate::bench::progress;
+use crate::bench::stats::{Percentiles, percentiles};
+
+/// What varies between the points of a curve.
+#[derive(Debug, Clone, Copy)]
+pub struct PointSpec {
+    /// Simulated instances.
+    pub instances: u32,
+    /// Their configured report interval, ms.
+    pub interval_ms: u64,
+}
+
+/// The result of one point.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestResult {
+    /// Instances.
+    pub instances: u32,
+    /// Breakers per report.
+    pub breakers: u32,
+    /// Configured report interval of every instance, ms.
+    pub interval_ms: u64,
+    /// The leader when the fleet started (its CPU is the leader CPU).
+    pub leader_start: u64,
+    /// The leader after the run (the applied calls, state size and RSS are read on it).
+    pub leader_end: u64,
+    /// Report RPCs per second at the configured interval (what the fleet would send unpaced).
+    pub offered_reports_per_s: f64,
+    /// Report RPCs accepted per second in the measured seconds.
+    pub reports_per_s: f64,
+    /// Report RPCs started per instance per second in the measured seconds (accepted or not).
+    pub reports_sent_per_instance_per_s: f64,
+    /// Mean of the instances' report intervals in force at the end of the measurement, ms.
+    pub effective_interval_mean_ms: f64,
+    /// Widest of the instances' report intervals in force at the end of the measurement, ms.
+    pub effective_interval_max_ms: u64,
+    /// Deltas per second in the reports accepted in the measured seconds.
+    pub deltas_per_s: f64,
+    /// Calls the fleet makes per second (over all breakers).
+    pub offered_calls_per_s: f64,
+    /// Calls per second in the reports accepted in the measured seconds.
+    pub calls_per_s: f64,
+    /// Report latency (accepted reports in the measured seconds).
+    pub latency: Percentiles,
+    /// Failed reports in the measured seconds.
+    pub errors: u64,
+    /// Failed reports in the measured seconds, by gRPC code.
+    pub errors_by_code: ErrorsByCode,
+    /// Failed reports over the whole run (warm-up included), by gRPC code.
+    pub errors_by_code_whole_run: ErrorsByCode,
+    /// Calls made over the whole run (warm-up included, up to the end), over all breakers.
+    pub calls_offered: u64,
+    /// Of those, calls the instances still held at the end: never accepted by the cluster.
+    pub calls_unsent: u64,
+    /// Calls the leader's state machine applied over the whole run, end to end (after a drain).
+    /// Equal to `calls_offered - calls_unsent` when nothing acknowledged was lost.
+    pub calls_applied: u64,
+    /// Deltas the nodes lost or refused, by reason, over the whole run.
+    pub node_losses: accounting::NodeLosses,
+    /// Leader CPU in the measured seconds, percent of one core.
+    pub leader_cpu_percent: f64,
+    /// Every node's CPU in the measured seconds, percent of one core.
+    pub node_cpu: Vec<NodeCpu>,
+    /// Encoded bytes of a tick entry per delta it carries.
+    pub tick_bytes_per_delta: accounting::TickBytes,
+    /// The end leader's state size after the drain (its latest snapshot; see [`StateSize`]).
+    pub state: StateSize,
+    /// The end leader's resident memory right after the first leader was elected, MiB.
+    pub leader_rss_baseline_mib: f64,
+    /// The end leader's resident memory after the drain, MiB.
+    pub leader_rss_mib: f64,
+    /// Leader memory growth over the point per 1 000 instances, MiB:
+    /// `(leader_rss_mib - leader_rss_baseline_mib) / (instances / 1000)`.
+    pub memory_mib_per_1k_instances: f64,
+}
+
+impl IngestResult {
+    /// Calls applied, percent of the calls offered.
+    pub fn calls_applied_percent(&self) -> f64 {
+        self.calls_applied as f64 * 100.0 / self.calls_offered.max(1) as f64
+    }
+
+    /// Calls held unsent at the end, percent of the calls offered.
+    pub fn calls_unsent_percent(&self) -> f64 {
+        self.calls_unsent as f64 * 100.0 / self.calls_offered.max(1) as f64
+    }
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Every node's resident memory, MiB (0 if it cannot be read), by position.
+fn rss_mib(cluster: &BenchCluster) -> Vec<f64> {
+    cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            cluster
+                .pid(n.id)
+                .and_then(rss_bytes)
+                .map_or(0.0, |b| b as f64 / MIB)
+        })
+        .collect()
+}
+
+/// Measures one point on a fresh cluster.
+pub async fn measure(args: &IngestArgs, spec: PointSpec) -> anyhow::Result<IngestResult> {
+    progress(format!("starting a {}-node cluster", args.common.nodes));
+    let cluster = BenchCluster::start(args.common.nodes).await?;
+    let (leader_id, _) = cluster.wait_leader(Duration::from_secs(30)).await?;
+    // Every node's: the leader may change under load, and its growth is what counts.
+    let rss_baseline_mib = rss_mib(&cluster);
+    let mut channels = Vec::new();
+    for endpoint in &cluster.endpoints() {
+        for _ in 0..args.connections_per_node {
+            channels.push(connect(endpoint).await?);
+        }
+    }
+    let offered_reports_per_s = f64::from(spec.instances) * 1000.0 / spec.interval_ms as f64;
+    progress(format!(
+        "{} instances x {} breakers every {} ms ({offered_reports_per_s:.0} reports/s offered): \
+         {}s warm-up, {}s measured",
+        spec.instances, args.breakers, spec.interval_ms, args.warmup_s, args.duration_s
+    ));
+    let start = Instant::now();
+    let end_ms = (args.warmup_s + args.duration_s) * 1000;
+    let timeline = Timeline {
+        start,
+        measure_from: start + Duration::from_secs(args.warmup_s),
+        end: start + Duration::from_millis(end_ms),
+    };
+    let mut tasks = Vec::new();
+    for instance in 0..spec.instances {
+        let channel = channels[instance as usize % channels.len()].clone();
+        // Spread the instances' phases over one interval, as a real fleet's would be.
+        let phase_ms = spec.interval_ms * u64::from(instance) / u64::from(spec.instances);
+        let pacer = ReportPacer::new(spec.interval_ms, phase_ms, end_ms);
+        tasks.push(tokio::spawn(instance::run(
+            channel,
+            instance,
+            args.breakers,
+            pacer,
+            timeline,
+        )));
+    }
+    let pids: Vec<(u64, u32)> = cluster
+        .nodes
+        .iter()
+        .filter_map(|n| Some((n.id, cluster.pid(n.id)?)))
+        .collect();
+    let cpu_all = || {
+        pids.iter()
+            .map(|&(id, pid)| (id, cpu_seconds(pid).unwrap_or(0.0)))
+            .collect::<Vec<_>>()
+    };
+    tokio::time::sleep_until(timeline.measure_from.into()).await;
+    let cpu_before = cpu_all();
+    tokio::time::sleep_until(timeline.end.into()).await;
+    let cpu_after = cpu_all();
+    let mut runs = Vec::new();
+    for task in tasks {
+        runs.push(task.await?);
+    }
+    let seconds = args.duration_s as f64;
+    let node_cpu: Vec<NodeCpu> = cpu_before
+        .iter()
+        .zip(&cpu_after)
+        .map(|(&(node, before), &(_, after))| NodeCpu {
+            node,
+            leader: node == leader_id,
+            cpu_percent: (after - before) / seconds * 100.0,
+        })
+        .collect();
+    // The leader now: under overload leadership may have moved, and a deposed leader may lag.
+    let (leader_end, _) = cluster.wait_leader(Duration::from_secs(30)).await?;
+    let leader_http = cluster.nodes[(leader_end - 1) as usize].http_addr.clone();
+    let calls_applied = drain(&leader_http).await?;
+    let http_addrs: Vec<String> = cluster.nodes.iter().map(|n| n.http_addr.clone()).collect();
+    let node_losses = accounting::node_losses(&http_addrs).await?;
+    let state = accounting::state_size(&leader_http).await?;
+    let end = (leader_end - 1) as usize;
+    let (rss_baseline_mib, rss_mib) = (rss_baseline_mib[end], rss_mib(&cluster)[end]);
+    drop(cluster);
+    let fleet = Fleet::sum(runs);
+    let mut samples = fleet.samples_us;
+    let breakers = u64::from(args.breakers);
+    let instances = f64::from(spec.instances);
+    Ok(IngestResult {
+        instances: spec.instances,
+        breakers: args.breakers,
+        interval_ms: spec.interval_ms,
+        leader_start: leader_id,
+        leader_end,
+        offered_reports_per_s,
+        reports_per_s: samples.len() as f64 / seconds,
+        reports_sent_per_instance_per_s: fleet.reports_sent_measured as f64 / instances / seconds,
+        effective_interval_mean_ms: fleet.interval_sum_ms as f64 / instances,
+        effective_interval_max_ms: fleet.interval_max_ms,
+        deltas_per_s: samples.len() as f64 * breakers as f64 / seconds,
+        offered_calls_per_s: offered_reports_per_s * (breakers * CALLS_PER_INTERVAL) as f64,
+        calls_per_s: (fleet.calls_accepted_measured * breakers) as f64 / seconds,
+        latency: percentiles(&mut samples),
+        errors: fleet.errors.values().sum(),
+        errors_by_code: fleet.errors,
+        errors_by_code_whole_run: fleet.errors_whole_run,
+        calls_offered: fleet.offered_calls * breakers,
+        calls_unsent: fleet.held_calls * breakers,
+        calls_applied,
+        node_losses,
+        leader_cpu_percent: node_cpu
+            .iter()
+            .find(|c| c.leader)
+            .map_or(0.0, |c| c.cpu_percent),
+        node_cpu,
+        tick_bytes_per_delta: accounting::tick_bytes_per_delta(spec.instances, |i| {
+            instance::report(i, args.breakers, Evidence::of_interval(0))
+        })?,
+        state,
+        leader_rss_baseline_mib: rss_baseline_mib,
+        leader_rss_mib: rss_mib,
+        memory_mib_per_1k_instances: (rss_mib - rss_baseline_mib) / (instances / 1000.0),
+    })
+}
+
+/// The instances' runs summed.
+#[derive(Debug, Default)]
+struct Fleet {
+    samples_us: Vec<u64>,
+    calls_accepted_measured: u64,
+    reports_sent_measured: u64,
+    errors: ErrorsByCode,
+    errors_whole_run: ErrorsByCode,
+    /// Per breaker (every breaker of an instance makes the same calls).
+    offered_calls: u64,
+    held_calls: u64,
+    interval_sum_ms: u64,
+    interval_max_ms: u64,
+}
+
+impl Fleet {
+    fn sum(runs: Vec<InstanceRun>) -> Self {
+        let mut fleet = Fleet::default();
+        for run in runs {
+            fleet.samples_us.extend(run.samples_us);
+            fleet.calls_accepted_measured += run.calls_accepted_measured;
+            fleet.reports_sent_measured += run.reports_sent_measured;
+            accounting::merge_errors(&mut fleet.errors, run.errors);
+            accounting::merge_errors(&mut fleet.errors_whole_run, run.errors_whole_run);
+            fleet.offered_calls += run.offered.calls;
+            fleet.held_calls += run.held.calls;
+            fleet.interval_sum_ms += run.interval_ms;
+            fleet.interval_max_ms = fleet.interval_max_ms.max(run.interval_ms);
+        }
+        fleet
+    }
+}
+
+/// Waits until the leader's applied calls stop growing for 2 s (the last ticks are committed),
+/// at most 30 s; returns them.
+async fn drain(leader_http: &str) -> anyhow::Result<u64> {
+    progress("draining: waiting for the last ticks to apply");
+    let mut last = accounting::calls_applied(leader_http).await?;
+    let mut unchanged = 0;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = accounting::calls_applied(leader_http).await?;
+        unchanged = if now == last { unchanged + 1 } else { 0 };
+        last = now;
+        if unchanged == 4 {
+            break;
+        }
+    }
+    Ok(last)
+}
