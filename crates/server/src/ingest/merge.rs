@@ -46,22 +46,36 @@ pub fn merge(deltas: Vec<Delta>) -> Vec<Delta> {
 /// by (key, instance) strings, ties in arrival order.
 fn rank_order(deltas: &[Delta]) -> (Vec<(u32, u32)>, Vec<usize>) {
     // Dense ids in order of first appearance, then each id's rank among the distinct strings.
+    // A report's deltas share its instance, and SDKs list their breakers in the same order
+    // report after report: the instance of the previous delta, and the key at the same
+    // position of the previous report, are tried before a hash lookup.
     let mut key_ids: HashMap<&str, u32> = HashMap::new();
+    let mut key_of: Vec<&str> = Vec::new();
     let mut instance_ids: HashMap<&str, u32> = HashMap::new();
     let mut ids: Vec<(u32, u32)> = Vec::with_capacity(deltas.len());
     let mut previous_instance: Option<(&str, u32)> = None;
+    let mut previous_run: Vec<u32> = Vec::new();
+    let mut run: Vec<u32> = Vec::new();
     for d in deltas {
-        let next = key_ids.len() as u32;
-        let key = *key_ids.entry(d.key.as_str()).or_insert(next);
         let instance = match previous_instance {
             Some((name, id)) if name == d.instance.as_str() => id,
             _ => {
                 let next = instance_ids.len() as u32;
                 let id = *instance_ids.entry(d.instance.as_str()).or_insert(next);
                 previous_instance = Some((d.instance.as_str(), id));
+                std::mem::swap(&mut previous_run, &mut run);
+                run.clear();
                 id
             }
         };
+        let key = match previous_run.get(run.len()) {
+            Some(&id) if key_of[id as usize] == d.key.as_str() => id,
+            _ => *key_ids.entry(d.key.as_str()).or_insert_with(|| {
+                key_of.push(d.key.as_str());
+                key_of.len() as u32 - 1
+            }),
+        };
+        run.push(key);
         ids.push((key, instance));
     }
     let (keys, instances) = (key_ids.len(), instance_ids.len());
@@ -129,6 +143,32 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_fleet_listing_its_breakers_in_one_order_merges_as_a_string_sort_does() {
+        // Every instance lists the same breakers in the same order (the key guessed from the
+        // previous report is right), except one that lists them reversed and one that skips.
+        let mut deltas = Vec::new();
+        for i in 0..30 {
+            let mut keys: Vec<u32> = (0..8).collect();
+            if i == 7 {
+                keys.reverse();
+            }
+            if i == 11 {
+                keys.retain(|k| k % 3 != 0);
+            }
+            for k in keys {
+                deltas.push(delta(&format!("s/b{k}"), &format!("pod-{}", i % 20), 2, 1));
+            }
+        }
+        let merged = merge(deltas.clone());
+        let expected = merge_by_string_sort(deltas);
+        let view = |d: &Delta| (d.key.to_string(), d.instance.to_string(), d.calls);
+        assert_eq!(
+            merged.iter().map(view).collect::<Vec<_>>(),
+            expected.iter().map(view).collect::<Vec<_>>()
+        );
     }
 
     #[test]
