@@ -21,13 +21,14 @@ use switchyard_core::plant::{Plant, planted};
 use crate::TypeConfig;
 use crate::codec;
 use crate::disk::{Disk, Op, TreeId};
-use crate::entry_cache::EntryCache;
+use crate::entry_cache::{self, EntryCache};
 
 const KEY_VOTE: &[u8] = b"vote";
 const KEY_COMMITTED: &[u8] = b"committed";
 const KEY_LAST_PURGED: &[u8] = b"last_purged";
 
-/// Bytes of encoded entries the log store's entry cache keeps at most.
+/// Bytes the log store's entry cache keeps at most, as the memory its entries hold (a fleet
+/// tick's decoded deltas, not its packed bytes).
 pub const ENTRY_CACHE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 /// Entries the log store's entry cache keeps at most, whatever their size.
@@ -293,7 +294,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut sizes = Vec::with_capacity(entries.len());
         for entry in &entries {
             let bytes = codec::encode(entry);
-            sizes.push(bytes.len());
+            sizes.push((bytes.len(), entry_cache::weight(entry, bytes.len())));
             ops.push(Op::Put(index_key(entry.index()), bytes));
         }
         if let Err(e) = self.disk.apply_off_executor(TreeId::Log, ops).await {
@@ -301,10 +302,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             self.cache().clear();
             return Err(e);
         }
-        let bytes: usize = sizes.iter().sum();
+        let bytes: usize = sizes.iter().map(|(encoded, _)| encoded).sum();
         self.appended_bytes
             .fetch_add(bytes as u64, Ordering::Relaxed);
-        self.cache().extend(entries.into_iter().zip(sizes));
+        self.cache().extend(
+            entries
+                .into_iter()
+                .zip(sizes.into_iter().map(|(_, weight)| weight)),
+        );
         // Flush before telling openraft the entries are durable: openraft acknowledges appends
         // to the leader (and the leader commits) only after this callback.
         if planted(Plant::AckBeforeFlush) {

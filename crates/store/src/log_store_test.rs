@@ -185,3 +185,59 @@ async fn the_cache_is_bounded_by_entries_and_bytes_and_older_reads_go_to_disk() 
     assert_eq!(cache.entries.len(), 2);
     assert!(cache.bytes <= 2 * size, "{} > {}", cache.bytes, 2 * size);
 }
+
+/// A fleet tick of `deltas` deltas (one breaker, distinct instances) at `index`.
+fn tick_entry(index: u64, deltas: u32) -> EntryOf<TypeConfig> {
+    use switchyard_core::{Actor, BreakerKey, Command, Delta, Envelope, InstanceId};
+    let deltas: Vec<Delta> = (0..deltas)
+        .map(|i| {
+            let mut latency = switchyard_core::LatencySketch::default();
+            latency.record_n(2_000, 10);
+            Delta {
+                key: BreakerKey::parse("fleet/b0").unwrap(),
+                instance: InstanceId::parse(&format!("pod-{i}")).unwrap(),
+                calls: 10,
+                failures: 0,
+                slow: 0,
+                rejected: 0,
+                latency,
+                first_attempts: 0,
+                retries: 0,
+            }
+        })
+        .collect();
+    let request = crate::Request {
+        stamped_ms: 1,
+        envelope: Arc::new(Envelope::new(
+            Actor::Node(1),
+            Command::Tick {
+                deltas: deltas.into(),
+            },
+        )),
+    };
+    EntryOf::<TypeConfig>::new_normal(
+        openraft::testing::log_id::<TypeConfig>(1, 1, index),
+        request,
+    )
+}
+
+#[tokio::test]
+async fn the_cache_bounds_a_fleet_tick_by_its_decoded_deltas_not_its_packed_bytes() {
+    let encoded = codec::encode(&tick_entry(1, 1_000)).len();
+    let decoded = entry_cache::weight(&tick_entry(1, 1_000), encoded);
+    // Packed, a delta is a few bytes; decoded, it is a whole `Delta` plus its strings.
+    assert!(encoded < 20 * 1_000, "{encoded} bytes packed");
+    assert!(
+        decoded >= 1_000 * std::mem::size_of::<switchyard_core::Delta>(),
+        "{decoded}"
+    );
+    // Room for 20 ticks by their packed size holds only as many as fit by their deltas.
+    let disk: Arc<dyn Disk> = Arc::new(MemDisk::default());
+    let mut store = LogStore::with_cache_limits(disk.clone(), 20 * encoded, usize::MAX);
+    append(&mut store, (1..=20).map(|i| tick_entry(i, 1_000)).collect()).await;
+    let cache = store.cache();
+    assert_eq!(cache.entries.len(), 20 * encoded / decoded);
+    assert!(cache.bytes <= 20 * encoded);
+    // Entries without deltas weigh what they encode to.
+    assert_eq!(entry_cache::weight(&entry(1, 1), 42), 42);
+}
