@@ -39,8 +39,9 @@
 //! **Per-instance table.** Each breaker remembers, per instance, the window position of its
 //! last report and of its last failure and slow call. Entries that fell out of the window are
 //! pruned at every evaluation; the table is also bounded by `max_instances_per_breaker` and
-//! when it is full the instance with the oldest report is evicted (it is the one least likely
-//! to still be in the window). The table also marks each instance's last first attempt of a
+//! when it is full the oldest eighth of it by last report is evicted at once (those least
+//! likely to still be in the window; one at a time made a fleet larger than the table cost a
+//! walk of the table per delta). The table also marks each instance's last first attempt of a
 //! retry-budgeted call: the retrying instances of [`crate::FleetRetries`]. An instance joins
 //! the table by its completed calls only, so retry figures never change the trip rule's `live`.
 //! A breaker stored before fine window positions has its marks rescaled as it loads (see
