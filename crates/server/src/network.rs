@@ -67,6 +67,25 @@ fn keep_within_bytes(
     entries.last().map(|entry| entry.log_id())
 }
 
+/// Bytes per microsecond an AppendEntries call's deadline allows for its entries, beyond
+/// openraft's deadline (4 MB/s: a busy follower decodes, writes and flushes them).
+const APPEND_ENTRIES_BYTES_PER_US: u64 = 4;
+
+/// The deadline of an AppendEntries call carrying `bytes` of entries.
+///
+/// openraft gives every AppendEntries call the heartbeat interval (50 ms) as its deadline,
+/// whatever it carries. A heartbeat or a small entry meets it; a batch of fleet ticks may not:
+/// a follower must decode, write and flush it, and a new leader's first ticks carry the buffers
+/// the old one handed over (up to `max_deltas_per_tick`, 200 000 deltas, each). A call that
+/// can never finish in time is retried forever: under twice the rated ingest load a leader
+/// change left the log stuck behind such an entry, every append timing out, and nothing was
+/// applied again. A call gets openraft's deadline plus time for its bytes (a 4 MiB call, the
+/// most one carries, about a second more); a small one keeps practically openraft's, so a
+/// call to an unreachable follower still fails as fast as before.
+fn append_deadline(openraft_deadline: Duration, bytes: u64) -> Duration {
+    openraft_deadline + Duration::from_micros(bytes / APPEND_ENTRIES_BYTES_PER_US)
+}
+
 /// Size of one snapshot chunk on the wire.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 
@@ -193,6 +212,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let sent_up_to = keep_within_bytes(&mut rpc.entries, APPEND_ENTRIES_BYTES_MAX);
+        let bytes: u64 = rpc.entries.iter().map(codec::encoded_len).sum();
+        let option = RPCOption::new(append_deadline(option.hard_ttl(), bytes));
         let reply = self
             .call(
                 "append entries response",
@@ -378,5 +399,16 @@ mod tests {
 
         let mut none = entries(0);
         assert_eq!(keep_within_bytes(&mut none, 1), None);
+    }
+
+    #[test]
+    fn an_append_with_entries_gets_time_for_its_bytes_and_a_heartbeat_keeps_its_deadline() {
+        let heartbeat = Duration::from_millis(50);
+        assert_eq!(append_deadline(heartbeat, 0), heartbeat);
+        // A small entry: practically the heartbeat deadline.
+        assert!(append_deadline(heartbeat, 2_000) < Duration::from_millis(51));
+        // A full call (4 MiB) gets about a second more.
+        let full = append_deadline(heartbeat, APPEND_ENTRIES_BYTES_MAX);
+        assert_eq!(full.as_millis(), 50 + 1_048);
     }
 }
