@@ -62,9 +62,13 @@ pub struct IngestResult {
     pub calls_offered: u64,
     /// Of those, calls the instances still held at the end: never accepted by the cluster.
     pub calls_unsent: u64,
-    /// Calls the leader's state machine applied over the whole run, end to end (after a drain).
+    /// Calls the state machine applied over the whole run, end to end (after a drain; the most
+    /// any node applied).
     /// Equal to `calls_offered - calls_unsent` when nothing acknowledged was lost.
     pub calls_applied: u64,
+    /// Seconds from the end of the fleet until the calls applied stopped growing: the backlog
+    /// the nodes' buffers held.
+    pub drain_s: f64,
     /// Deltas the nodes lost or refused, by reason, over the whole run.
     pub node_losses: accounting::NodeLosses,
     /// Leader CPU in the measured seconds, percent of one core.
@@ -183,8 +187,8 @@ pub async fn measure(args: &IngestArgs, spec: PointSpec) -> anyhow::Result<Inges
     // The leader now: under overload leadership may have moved, and a deposed leader may lag.
     let (leader_end, _) = cluster.wait_leader(Duration::from_secs(30)).await?;
     let leader_http = cluster.nodes[(leader_end - 1) as usize].http_addr.clone();
-    let calls_applied = drain(&leader_http).await?;
     let http_addrs: Vec<String> = cluster.nodes.iter().map(|n| n.http_addr.clone()).collect();
+    let (calls_applied, drain_time) = drain(&http_addrs).await?;
     let node_losses = accounting::node_losses(&http_addrs).await?;
     let state = accounting::state_size(&leader_http).await?;
     let end = (leader_end - 1) as usize;
@@ -215,6 +219,7 @@ pub async fn measure(args: &IngestArgs, spec: PointSpec) -> anyhow::Result<Inges
         calls_offered: fleet.offered_calls * breakers,
         calls_unsent: fleet.held_calls * breakers,
         calls_applied,
+        drain_s: drain_time.as_secs_f64(),
         node_losses,
         leader_cpu_percent: node_cpu
             .iter()
@@ -264,20 +269,38 @@ impl Fleet {
     }
 }
 
-/// Waits until the leader's applied calls stop growing for 2 s (the last ticks are committed),
-/// at most 30 s; returns them.
-async fn drain(leader_http: &str) -> anyhow::Result<u64> {
-    progress("draining: waiting for the last ticks to apply");
-    let mut last = accounting::calls_applied(leader_http).await?;
-    let mut unchanged = 0;
-    for _ in 0..60 {
+/// How long the applied calls must stay unchanged before the drain ends.
+const DRAIN_QUIET: Duration = Duration::from_secs(5);
+
+/// The longest drain: an overloaded cluster ends a run with every node's buffers full
+/// (`pending_deltas_max` each) and may elect a new leader on the way.
+const DRAIN_MAX: Duration = Duration::from_secs(180);
+
+/// Waits until the calls applied stop growing for [`DRAIN_QUIET`] (the buffers are empty and
+/// the last ticks applied), at most [`DRAIN_MAX`]; returns them (the most any node applied:
+/// every node applies the same log, and leadership may move during the drain) and the time it
+/// took.
+async fn drain(http_addrs: &[String]) -> anyhow::Result<(u64, Duration)> {
+    progress("draining: waiting for the buffered reports to apply");
+    let started = Instant::now();
+    let applied = || async {
+        let mut most = 0;
+        for addr in http_addrs {
+            if let Ok(n) = accounting::calls_applied(addr).await {
+                most = most.max(n);
+            }
+        }
+        most
+    };
+    let mut last = applied().await;
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < DRAIN_QUIET && started.elapsed() < DRAIN_MAX {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = accounting::calls_applied(leader_http).await?;
-        unchanged = if now == last { unchanged + 1 } else { 0 };
-        last = now;
-        if unchanged == 4 {
-            break;
+        let now = applied().await;
+        if now != last {
+            last = now;
+            quiet_since = Instant::now();
         }
     }
-    Ok(last)
+    Ok((last, started.elapsed().saturating_sub(DRAIN_QUIET)))
 }

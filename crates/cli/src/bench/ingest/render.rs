@@ -88,7 +88,8 @@ pub fn fields(r: &IngestResult) -> Fields {
     .add(
         "  accepted, not applied",
         format!("{}", sent as i64 - r.calls_applied as i64),
-    );
+    )
+    .add("drained in", format!("{:.1} s", r.drain_s));
     let whole_run: Vec<String> = r
         .errors_by_code_whole_run
         .iter()
