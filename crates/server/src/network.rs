@@ -47,24 +47,21 @@ use crate::transport::ChannelPool;
 pub const APPEND_ENTRIES_BYTES_MAX: u64 = 4 * 1024 * 1024;
 
 /// Keeps the longest prefix of `entries` (at least one) whose records fit in `bytes_max`;
-/// returns the log id of the last entry kept if any were dropped.
+/// returns the log id of the last entry kept if any were dropped, and the bytes kept.
 fn keep_within_bytes(
     entries: &mut Vec<EntryOf<TypeConfig>>,
     bytes_max: u64,
-) -> Option<LogIdOf<TypeConfig>> {
+) -> (Option<LogIdOf<TypeConfig>>, u64) {
     let mut total = 0u64;
-    let keep = entries
-        .iter()
-        .position(|entry| {
-            total += codec::encoded_len(entry);
-            total > bytes_max
-        })?
-        .max(1);
-    if keep >= entries.len() {
-        return None;
+    for (at, entry) in entries.iter().enumerate() {
+        let size = codec::encoded_len(entry);
+        if at > 0 && total + size > bytes_max {
+            entries.truncate(at);
+            return (entries.last().map(|entry| entry.log_id()), total);
+        }
+        total += size;
     }
-    entries.truncate(keep);
-    entries.last().map(|entry| entry.log_id())
+    (None, total)
 }
 
 /// Bytes per microsecond an AppendEntries call's deadline allows for its entries, beyond
@@ -211,8 +208,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let sent_up_to = keep_within_bytes(&mut rpc.entries, APPEND_ENTRIES_BYTES_MAX);
-        let bytes: u64 = rpc.entries.iter().map(codec::encoded_len).sum();
+        let (sent_up_to, bytes) = keep_within_bytes(&mut rpc.entries, APPEND_ENTRIES_BYTES_MAX);
         let option = RPCOption::new(append_deadline(option.hard_ttl(), bytes));
         let reply = self
             .call(
@@ -380,16 +376,22 @@ mod tests {
     fn an_append_keeps_the_entries_that_fit_and_at_least_one() {
         let one = codec::encoded_len(&entries(1)[0]);
         let mut all = entries(10);
-        assert_eq!(keep_within_bytes(&mut all, 10 * one), None, "all fit");
+        assert_eq!(
+            keep_within_bytes(&mut all, 10 * one),
+            (None, 10 * one),
+            "all fit"
+        );
         assert_eq!(all.len(), 10);
 
         let mut some = entries(10);
-        let last = keep_within_bytes(&mut some, 4 * one + one / 2);
+        let (last, bytes) = keep_within_bytes(&mut some, 4 * one + one / 2);
         assert_eq!(some.len(), 4);
+        assert_eq!(bytes, 4 * one);
         assert_eq!(last.map(|id| id.index()), Some(4));
 
         let mut first = entries(10);
-        let last = keep_within_bytes(&mut first, 1);
+        let (last, bytes) = keep_within_bytes(&mut first, 1);
+        assert_eq!(bytes, one);
         assert_eq!(
             first.len(),
             1,
@@ -398,7 +400,7 @@ mod tests {
         assert_eq!(last.map(|id| id.index()), Some(1));
 
         let mut none = entries(0);
-        assert_eq!(keep_within_bytes(&mut none, 1), None);
+        assert_eq!(keep_within_bytes(&mut none, 1), (None, 0));
     }
 
     #[test]

@@ -186,32 +186,15 @@ async fn the_cache_is_bounded_by_entries_and_bytes_and_older_reads_go_to_disk() 
     assert!(cache.bytes <= 2 * size, "{} > {}", cache.bytes, 2 * size);
 }
 
-/// A fleet tick of `deltas` deltas (one breaker, distinct instances) at `index`.
-fn tick_entry(index: u64, deltas: u32) -> EntryOf<TypeConfig> {
-    use switchyard_core::{Actor, BreakerKey, Command, Delta, Envelope, InstanceId};
-    let deltas: Vec<Delta> = (0..deltas)
-        .map(|i| {
-            let mut latency = switchyard_core::LatencySketch::default();
-            latency.record_n(2_000, 10);
-            Delta {
-                key: BreakerKey::parse("fleet/b0").unwrap(),
-                instance: InstanceId::parse(&format!("pod-{i}")).unwrap(),
-                calls: 10,
-                failures: 0,
-                slow: 0,
-                rejected: 0,
-                latency,
-                first_attempts: 0,
-                retries: 0,
-            }
-        })
-        .collect();
+/// A fleet tick of `instances` deltas (one breaker) at `index`.
+fn tick_entry(index: u64, instances: u32) -> EntryOf<TypeConfig> {
+    use switchyard_core::{Actor, Command, Envelope};
     let request = crate::Request {
         stamped_ms: 1,
         envelope: Arc::new(Envelope::new(
             Actor::Node(1),
             Command::Tick {
-                deltas: deltas.into(),
+                deltas: crate::types::fleet_tick(instances, 1).into(),
             },
         )),
     };

@@ -58,34 +58,38 @@ pub struct Response {
     pub outcome: Result<Applied, CommandError>,
 }
 
+/// A fleet tick for tests: `instances` × `breakers` deltas of 10 calls, one instance in ten
+/// failing once, in merged order (breaker, then instance).
+#[cfg(test)]
+pub(crate) fn fleet_tick(instances: u32, breakers: u32) -> Vec<switchyard_core::Delta> {
+    let mut deltas = Vec::new();
+    for b in 0..breakers {
+        for i in 0..instances {
+            let mut latency = switchyard_core::LatencySketch::default();
+            latency.record_n(2_000, 10);
+            deltas.push(switchyard_core::Delta {
+                key: switchyard_core::BreakerKey::parse(&format!("fleet/b{b}")).unwrap(),
+                instance: switchyard_core::InstanceId::parse(&format!("bench-{i}")).unwrap(),
+                calls: 10,
+                failures: u64::from(i % 10 == 0),
+                slow: 0,
+                rejected: 0,
+                latency,
+                first_attempts: 0,
+                retries: 0,
+            });
+        }
+    }
+    deltas
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Serialize;
-    use switchyard_core::{Actor, BreakerKey, Command, Delta, Envelope, InstanceId, LatencySketch};
+    use switchyard_core::{Actor, BreakerKey, Command, Delta, Envelope};
 
+    use super::fleet_tick;
     use crate::codec;
-
-    fn fleet_tick(instances: u32, breakers: u32) -> Vec<Delta> {
-        let mut deltas = Vec::new();
-        for b in 0..breakers {
-            for i in 0..instances {
-                let mut latency = LatencySketch::default();
-                latency.record_n(2_000, 10);
-                deltas.push(Delta {
-                    key: BreakerKey::parse(&format!("fleet/b{b}")).unwrap(),
-                    instance: InstanceId::parse(&format!("bench-{i}")).unwrap(),
-                    calls: 10,
-                    failures: u64::from(i % 10 == 0),
-                    slow: 0,
-                    rejected: 0,
-                    latency,
-                    first_attempts: 0,
-                    retries: 0,
-                });
-            }
-        }
-        deltas
-    }
 
     /// The command layout of builds before packed ticks: `Tick` was variant 0.
     #[derive(Serialize)]
