@@ -34,6 +34,29 @@ fn policy_entry(key: &str, min_calls: u32) -> apb::PolicyEntry {
     apb::PolicyEntry::from((&target, &policy))
 }
 
+/// Makes the idempotent write `write` until no node answers UNAVAILABLE, for at most
+/// `ELECTION`. On a loaded machine a leader just found can lose its term before the write
+/// arrives; the node then knows no leader for a moment and says so.
+async fn once_a_leader_is_known<T, F, Fut>(what: &str, mut write: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let deadline = std::time::Instant::now() + ELECTION;
+    loop {
+        match write().await {
+            Ok(answer) => return answer.into_inner(),
+            Err(status)
+                if status.code() == tonic::Code::Unavailable
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(status) => panic!("{what}: {status:?}"),
+        }
+    }
+}
+
 async fn put_policy(addr: &str, key: &str, min_calls: u32) -> Result<u64, tonic::Status> {
     let mut admin = admin(addr).await;
     let request = apb::PutPoliciesRequest {
@@ -400,14 +423,17 @@ async fn timed_transitions_happen_with_no_traffic_at_all() {
         open_jitter_percent: 0,
         ..Policy::default()
     };
-    admin(&addr)
-        .await
-        .put_policies(apb::PutPoliciesRequest {
-            policies: vec![apb::PolicyEntry::from((&target, &policy))],
-            reason: "test".into(),
-        })
-        .await
-        .unwrap();
+    let entry = apb::PolicyEntry::from((&target, &policy));
+    once_a_leader_is_known("the policy write", || async {
+        admin(&addr)
+            .await
+            .put_policies(apb::PutPoliciesRequest {
+                policies: vec![entry.clone()],
+                reason: "test".into(),
+            })
+            .await
+    })
+    .await;
 
     // phase: two instances report failures; the breaker trips
     let mut sdk = client(&addr).await;
@@ -452,16 +478,18 @@ async fn timed_transitions_happen_with_no_traffic_at_all() {
     .await;
 
     // phase: an override with an expiry ends by itself
-    admin(&addr)
-        .await
-        .set_override(apb::SetOverrideRequest {
-            key: key.into(),
-            mode: apb::OverrideMode::ForcedOpen as i32,
-            reason: "maintenance".into(),
-            for_ms: Some(1_000),
-        })
-        .await
-        .unwrap();
+    once_a_leader_is_known("the override", || async {
+        admin(&addr)
+            .await
+            .set_override(apb::SetOverrideRequest {
+                key: key.into(),
+                mode: apb::OverrideMode::ForcedOpen as i32,
+                reason: "maintenance".into(),
+                for_ms: Some(1_000),
+            })
+            .await
+    })
+    .await;
     assert_eq!(
         state(addr.clone()).await,
         Some(pb::BreakerState::ForcedOpen as i32)
