@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -12,8 +13,11 @@ pub const INSTANCE_ID_MAX_BYTES: usize = 128;
 
 /// Identifies one SDK instance (a service replica): 1 to 128 bytes of `[A-Za-z0-9._:/@-]`,
 /// so host names, `pod@node` and `host:port` forms all fit.
+///
+/// Shared, not copied: a report's deltas (one per breaker) and the instance tables of every
+/// breaker it touches all hold the same id, so a clone is a reference count.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct InstanceId(String);
+pub struct InstanceId(Arc<str>);
 
 impl InstanceId {
     /// Parses and validates an instance id.
@@ -36,7 +40,7 @@ impl InstanceId {
                 format!("must be [A-Za-z0-9._:/@-], got `{}`", s.escape_debug()),
             ));
         }
-        Ok(Self(s.to_owned()))
+        Ok(Self(Arc::from(s)))
     }
 
     /// The id as a string.

@@ -25,6 +25,22 @@ pub(crate) fn is_name_byte(b: u8) -> bool {
 impl BreakerKey {
     /// Parses and validates `scope/name`.
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        let slash = Self::slash_of(s)?;
+        Ok(Self {
+            full: s.to_owned(),
+            slash,
+        })
+    }
+
+    /// [`Self::parse`], keeping the allocation of `s` (a report's keys arrive as owned strings,
+    /// one per delta).
+    pub fn parse_owned(s: String) -> Result<Self, ValidationError> {
+        let slash = Self::slash_of(&s)?;
+        Ok(Self { full: s, slash })
+    }
+
+    /// Validates `scope/name` and returns the position of its `/`.
+    fn slash_of(s: &str) -> Result<usize, ValidationError> {
         let err = |rule: String| ValidationError::new("key", rule);
         if s.is_empty() || s.len() > BREAKER_KEY_MAX_BYTES {
             return Err(err(format!(
@@ -47,10 +63,7 @@ impl BreakerKey {
             }
         }
         match slash {
-            Some(i) if i > 0 && i + 1 < s.len() => Ok(Self {
-                full: s.to_owned(),
-                slash: i,
-            }),
+            Some(i) if i > 0 && i + 1 < s.len() => Ok(i),
             Some(_) => Err(err(format!(
                 "scope and name must both be non-empty, got `{s}`"
             ))),
@@ -126,6 +139,9 @@ mod tests {
             ("payments", "ml-fraud", "payments/ml-fraud")
         );
         assert_eq!(k.scope_id().as_str(), "payments");
+        let owned = BreakerKey::parse_owned("payments/ml-fraud".to_owned()).unwrap();
+        assert_eq!((owned.scope(), owned.name()), ("payments", "ml-fraud"));
+        assert_eq!(owned, k);
         assert_eq!(k.to_string(), "payments/ml-fraud");
         assert_eq!(serde_json::to_string(&k).unwrap(), "\"payments/ml-fraud\"");
     }
@@ -145,6 +161,8 @@ mod tests {
         ] {
             let e = BreakerKey::parse(bad).unwrap_err();
             assert_eq!(e.field, "key", "{bad:?}");
+            let owned = BreakerKey::parse_owned(bad.to_owned()).unwrap_err();
+            assert_eq!((owned.field, owned.rule), (e.field, e.rule), "{bad:?}");
         }
         assert!(
             serde_json::from_str::<BreakerKey>("\"A/b\"").is_err(),

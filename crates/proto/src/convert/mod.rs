@@ -83,6 +83,11 @@ pub(crate) fn parse_key(value: &str, field: &str) -> Result<BreakerKey, Validati
     BreakerKey::parse(value).map_err(|e| at(e, field))
 }
 
+/// [`parse_key`] for an owned string, keeping its allocation.
+pub(crate) fn parse_key_owned(value: String, field: &str) -> Result<BreakerKey, ValidationError> {
+    BreakerKey::parse_owned(value).map_err(|e| at(e, field))
+}
+
 /// Parses a scope, naming `field` on error.
 pub(crate) fn parse_scope(value: &str, field: &str) -> Result<Scope, ValidationError> {
     Scope::parse(value).map_err(|e| at(e, field))

@@ -2,7 +2,7 @@
 
 use switchyard_core::{DELTA_COUNT_MAX, Delta, InstanceId, LatencySketch, ValidationError};
 
-use super::{at, parse_instance, parse_key, within};
+use super::{at, parse_instance, parse_key_owned, within};
 use crate::client as pb;
 
 /// A validated `ReportRequest`: one instance's deltas, keys unique, every
@@ -92,7 +92,7 @@ pub fn delta_from_wire(
     delta: pb::BreakerDelta,
     instance: InstanceId,
 ) -> Result<Delta, ValidationError> {
-    let key = parse_key(&delta.key, "key")?;
+    let key = parse_key_owned(delta.key, "key")?;
     let latency = latency_from_wire(delta.latency).map_err(|e| within(e, "latency"))?;
     let delta = Delta {
         key,
@@ -140,34 +140,41 @@ pub fn latency_from_wire(
     buckets: Vec<pb::LatencyBucket>,
 ) -> Result<LatencySketch, ValidationError> {
     let max = LatencySketch::max_bucket_index();
-    let mut out: Vec<(u16, u64)> = Vec::with_capacity(buckets.len());
-    for (j, bucket) in buckets.into_iter().enumerate() {
-        let index = u16::try_from(bucket.index)
-            .ok()
-            .filter(|index| *index <= max)
-            .ok_or_else(|| {
-                ValidationError::new(
+    let mut previous: Option<u16> = None;
+    // Collected in place: a wire bucket and a sketch bucket have the same size, so the
+    // request's allocation is reused (this runs for every delta of every report).
+    let out: Vec<(u16, u64)> = buckets
+        .into_iter()
+        .enumerate()
+        .map(|(j, bucket)| {
+            let index = u16::try_from(bucket.index)
+                .ok()
+                .filter(|index| *index <= max)
+                .ok_or_else(|| {
+                    ValidationError::new(
+                        format!("[{j}].index"),
+                        format!("must be at most {max}, got {}", bucket.index),
+                    )
+                })?;
+            if bucket.count == 0 {
+                return Err(ValidationError::new(
+                    format!("[{j}].count"),
+                    "must not be zero",
+                ));
+            }
+            if let Some(previous) = previous
+                && previous >= index
+            {
+                return Err(ValidationError::new(
                     format!("[{j}].index"),
-                    format!("must be at most {max}, got {}", bucket.index),
-                )
-            })?;
-        if bucket.count == 0 {
-            return Err(ValidationError::new(
-                format!("[{j}].count"),
-                "must not be zero",
-            ));
-        }
-        if let Some(&(previous, _)) = out.last()
-            && previous >= index
-        {
-            return Err(ValidationError::new(
-                format!("[{j}].index"),
-                format!(
-                    "buckets must be sorted by strictly increasing index, got {index} after {previous}"
-                ),
-            ));
-        }
-        out.push((index, bucket.count));
-    }
+                    format!(
+                        "buckets must be sorted by strictly increasing index, got {index} after {previous}"
+                    ),
+                ));
+            }
+            previous = Some(index);
+            Ok((index, bucket.count))
+        })
+        .collect::<Result<_, _>>()?;
     LatencySketch::from_buckets(out).map_err(|e| at(e, ""))
 }
