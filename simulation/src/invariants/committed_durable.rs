@@ -10,8 +10,11 @@
 //!   the leader would quietly send it again;
 //! - when it crashes, every entry it acknowledged as flushed (the leader's `matched` for it)
 //!   survives: a store that acknowledges before its flush completes is caught there;
-//! - the leader with the greatest vote holds every committed entry of earlier terms above its
-//!   purge point (Raft's leader completeness).
+//! - the leader with the greatest vote holds every entry committed in an earlier term above
+//!   its purge point (Raft's leader completeness). An entry is committed in the term of the
+//!   leader that commits it, which may be later than the entry's own term (a new leader
+//!   commits an old leader's entries with its first entry); the check uses the lowest term of
+//!   a node seen holding it committed, a bound on that term from above.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +26,9 @@ use super::{DurableLog, LogEntryId, NodeView, StoredLog, Violation};
 #[derive(Debug, Default)]
 pub struct CommittedDurable {
     committed: BTreeMap<u64, LogEntryId>,
+    /// Per committed index: the lowest current term of a node seen holding it committed. The
+    /// entry was committed in that term or an earlier one.
+    committed_by_term: BTreeMap<u64, u64>,
     /// Per node: the highest committed index it has held durably.
     held: BTreeMap<u64, u64>,
     evaluated: u64,
@@ -46,6 +52,8 @@ impl CommittedDurable {
             // of its log I/O (it may still be replacing a stale tail it is about to overwrite),
             // while an applied entry was read back from its log.
             for (index, entry) in log.range(..=view.commit_index.min(view.applied_index)) {
+                let by_term = self.committed_by_term.entry(*index).or_insert(view.term);
+                *by_term = (*by_term).min(view.term);
                 match self.committed.get(index) {
                     None => {
                         self.committed.insert(*index, entry.clone());
@@ -154,13 +162,14 @@ impl CommittedDurable {
             return;
         };
         let first_kept = log.keys().next().copied().unwrap_or(u64::MAX);
-        // A leader of a later term than the entry's must hold it; a stale leader of the same
-        // or an earlier term (still leading on its side of a partition) need not.
-        for (index, known) in self
-            .committed
-            .range(first_kept..)
-            .filter(|(_, known)| known.term() < leader.term)
-        {
+        // A leader of a later term than the one the entry was committed in must hold it; a
+        // stale leader of that or an earlier term (still leading on its side of a partition)
+        // need not, even when the entry itself is older than its term.
+        for (index, known) in self.committed.range(first_kept..).filter(|(index, _)| {
+            self.committed_by_term
+                .get(index)
+                .is_some_and(|by_term| *by_term < leader.term)
+        }) {
             let what = match log.get(index) {
                 Some(entry) if entry == known => continue,
                 Some(entry) => format!(
@@ -226,6 +235,65 @@ mod tests {
         assert!(out.is_empty(), "{out:?}");
         assert_eq!(check.committed_max(), 5);
         assert_eq!(check.evaluated(), 3);
+    }
+
+    /// Seed 9978 of the soak: node 3 won term 2 and was cut off holding entry 8 of its own
+    /// term; node 1, leader of term 1 again elected in term 3, committed its own term-1 entry
+    /// 8 with its first term-3 entry. With node 1 crashed, node 3 (restarted, still leading
+    /// term 2 alone) is the only leader: it need not hold an entry committed in term 3, but a
+    /// leader of term 4 must.
+    #[test]
+    fn leader_completeness_counts_from_the_term_an_entry_was_committed_in() {
+        let mut check = CommittedDurable::default();
+        let mut out = Vec::new();
+        let committed: StoredLog = (1..=9)
+            .map(|i| {
+                (
+                    i,
+                    if i <= 8 {
+                        entry(1, 1, i)
+                    } else {
+                        entry(3, 1, i)
+                    },
+                )
+            })
+            .collect();
+        let mut term_3 = node(1, ServerState::Leader, (3, 1, true));
+        (term_3.term, term_3.commit_index, term_3.applied_index) = (3, 9, 9);
+        check.observe(&[term_3], &[(1, committed.clone())], 10, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+
+        let mut stale: StoredLog = committed
+            .range(..=7)
+            .map(|(i, e)| (*i, e.clone()))
+            .collect();
+        stale.insert(8, entry(2, 3, 8));
+        let mut term_2 = node(3, ServerState::Leader, (2, 3, true));
+        (term_2.term, term_2.commit_index, term_2.applied_index) = (2, 7, 7);
+        check.observe(&[term_2.clone()], &[(3, stale.clone())], 20, &mut out);
+        assert!(
+            out.is_empty(),
+            "a stale term-2 leader is not bound: {out:?}"
+        );
+
+        let mut term_4 = term_2;
+        term_4.term = 4;
+        term_4.vote = (4, 3, true);
+        check.observe(&[term_4], &[(3, stale)], 30, &mut out);
+        assert!(
+            matches!(
+                &out[..],
+                [
+                    Violation::CommittedDurable {
+                        node: 3,
+                        index: 8,
+                        ..
+                    },
+                    ..
+                ]
+            ),
+            "a term-4 leader must hold entry 8: {out:?}"
+        );
     }
 
     #[test]
