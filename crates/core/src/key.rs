@@ -18,16 +18,21 @@ pub struct BreakerKey {
     slash: usize,
 }
 
-pub(crate) const fn is_name_byte(b: u8) -> bool {
-    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+/// Whether `b` may appear in a scope or a breaker name: `[a-z0-9._-]`.
+pub(crate) fn is_name_byte(b: u8) -> bool {
+    NAME_BYTES[usize::from(b)]
 }
 
-/// [`is_name_byte`] as a table: one load per byte, for the key of every delta of every report.
+/// The rule of [`is_name_byte`] as a table, one load per byte: it runs for the key of every
+/// delta of every report.
 const NAME_BYTES: [bool; 256] = {
     let mut table = [false; 256];
     let mut b = 0;
     while b < 256 {
-        table[b] = is_name_byte(b as u8);
+        let byte = b as u8;
+        table[b] = byte.is_ascii_lowercase()
+            || byte.is_ascii_digit()
+            || matches!(byte, b'.' | b'_' | b'-');
         b += 1;
     }
     table
@@ -66,7 +71,7 @@ impl BreakerKey {
                     return Err(err(format!("must contain exactly one '/', got `{s}`")));
                 }
                 slash = Some(i);
-            } else if !NAME_BYTES[usize::from(b)] {
+            } else if !is_name_byte(b) {
                 return Err(err(format!(
                     "must be `scope/name` of lowercase [a-z0-9._-], got `{}`",
                     s.escape_debug()
