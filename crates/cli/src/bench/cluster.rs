@@ -74,35 +74,61 @@ pub enum Ports {
     LocalCluster,
 }
 
+/// One spec per node id `1..=n`, listening on `ports`, with no wrapper or extra arguments.
+fn specs_on(n: u8, ports: Ports) -> anyhow::Result<Vec<NodeSpec>> {
+    (1..=u64::from(n))
+        .map(|id| {
+            let (grpc, http) = match ports {
+                Ports::Free => (free_port()?, free_port()?),
+                Ports::LocalCluster => (7070 + u16::from(id as u8), 7080 + u16::from(id as u8)),
+            };
+            Ok(NodeSpec {
+                grpc_addr: format!("127.0.0.1:{grpc}"),
+                http_addr: format!("127.0.0.1:{http}"),
+                wrapper: Vec::new(),
+                extra_args: Vec::new(),
+            })
+        })
+        .collect()
+}
+
 impl BenchCluster {
     /// Starts `n` nodes on free ports that form one cluster, and waits for a leader.
     pub async fn start(n: u8) -> anyhow::Result<Self> {
         Self::start_on(n, Ports::Free).await
     }
 
+    /// Starts `n` nodes on free ports that form one cluster, each reading `config_toml` as its
+    /// config file (`serve --config`, below the flags the launcher passes), and waits for a
+    /// leader. The file lives in the cluster's directory, so a restarted node reads it again.
+    pub async fn start_configured(n: u8, config_toml: &str) -> anyhow::Result<Self> {
+        Self::launch(specs_on(n, Ports::Free)?, Some(config_toml)).await
+    }
+
     /// Starts `n` nodes listening on `ports`, and waits for a leader.
     pub async fn start_on(n: u8, ports: Ports) -> anyhow::Result<Self> {
-        let specs = (1..=u64::from(n))
-            .map(|id| {
-                let (grpc, http) = match ports {
-                    Ports::Free => (free_port()?, free_port()?),
-                    Ports::LocalCluster => (7070 + u16::from(id as u8), 7080 + u16::from(id as u8)),
-                };
-                Ok(NodeSpec {
-                    grpc_addr: format!("127.0.0.1:{grpc}"),
-                    http_addr: format!("127.0.0.1:{http}"),
-                    wrapper: Vec::new(),
-                    extra_args: Vec::new(),
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        Self::start_with(specs).await
+        Self::start_with(specs_on(n, ports)?).await
     }
 
     /// Starts one node per spec (ids 1, 2, ...) that form one cluster, and waits for a leader.
     pub async fn start_with(specs: Vec<NodeSpec>) -> anyhow::Result<Self> {
+        Self::launch(specs, None).await
+    }
+
+    async fn launch(specs: Vec<NodeSpec>, config_toml: Option<&str>) -> anyhow::Result<Self> {
         let n = specs.len();
         let dir = tempfile::Builder::new().prefix("switchyard-").tempdir()?;
+        let config_args = match config_toml {
+            Some(text) => {
+                let path = dir.path().join("node.toml");
+                std::fs::write(&path, text).context("cannot write the nodes' config file")?;
+                let path = path
+                    .to_str()
+                    .context("the cluster directory is not UTF-8")?;
+                vec!["--config".to_string(), path.to_string()]
+            }
+            None => Vec::new(),
+        };
         let nodes: Vec<BenchNode> = specs
             .into_iter()
             .zip(1u64..)
@@ -114,7 +140,11 @@ impl BenchCluster {
                 log_file: dir.path().join(format!("node-{id}.log")),
                 child: None,
                 wrapper: spec.wrapper,
-                extra_args: spec.extra_args,
+                extra_args: config_args
+                    .iter()
+                    .chain(&spec.extra_args)
+                    .cloned()
+                    .collect(),
             })
             .collect();
         let peers = if n > 1 {
