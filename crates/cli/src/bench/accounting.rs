@@ -113,9 +113,10 @@ pub async fn calls_applied(http_addr: &str) -> anyhow::Result<u64> {
 /// A node exposes no live size of its state; what it does expose is the encoded size of the
 /// state machine in its latest snapshot (`switchyard_snapshot_size_bytes`): exactly the bytes a
 /// snapshot writes, flushes and sends to a lagging follower. A snapshot is built once the log
-/// since the last one reaches `snapshot_every_entries` (5 000) entries or
-/// `snapshot_log_bytes_max` (64 MiB) and is at least as large as that snapshot, so a short run
-/// at a small fleet may end with none yet (0), and the figure is the state at
+/// since the last one reaches `snapshot_every_entries` entries (a node's default 5 000; `bench
+/// ingest` starts its nodes with `--snapshot-every-entries`, default 100) or
+/// `snapshot_log_bytes_max` (64 MiB) and is at least as large as that snapshot, so a run
+/// shorter than that schedule ends with none yet (0), and the figure is the state at
 /// `snapshot_index`, not at `applied_index`.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct StateSize {

@@ -77,6 +77,8 @@ pub struct IngestResult {
     pub node_cpu: Vec<NodeCpu>,
     /// Encoded bytes of a tick entry per delta it carries.
     pub tick_bytes_per_delta: accounting::TickBytes,
+    /// Log entries between snapshots on every node (`--snapshot-every-entries`).
+    pub snapshot_every_entries: u64,
     /// The end leader's state size after the drain (its latest snapshot; see [`StateSize`]).
     pub state: StateSize,
     /// The end leader's resident memory right after the first leader was elected, MiB.
@@ -92,6 +94,11 @@ impl IngestResult {
     /// Calls applied, percent of the calls offered.
     pub fn calls_applied_percent(&self) -> f64 {
         self.calls_applied as f64 * 100.0 / self.calls_offered.max(1) as f64
+    }
+
+    /// The state size per 1 000 instances, bytes (0 before the first snapshot).
+    pub fn state_bytes_per_1k_instances(&self) -> f64 {
+        self.state.snapshot_bytes as f64 * 1000.0 / f64::from(self.instances.max(1))
     }
 
     /// Calls held unsent at the end, percent of the calls offered.
@@ -119,7 +126,8 @@ fn rss_mib(cluster: &BenchCluster) -> Vec<f64> {
 /// Measures one point on a fresh cluster.
 pub async fn measure(args: &IngestArgs, spec: PointSpec) -> anyhow::Result<IngestResult> {
     progress(format!("starting a {}-node cluster", args.common.nodes));
-    let cluster = BenchCluster::start(args.common.nodes).await?;
+    let config = format!("snapshot_every_entries = {}\n", args.snapshot_every_entries);
+    let cluster = BenchCluster::start_configured(args.common.nodes, &config).await?;
     let (leader_id, _) = cluster.wait_leader(Duration::from_secs(30)).await?;
     // Every node's: the leader may change under load, and its growth is what counts.
     let rss_baseline_mib = rss_mib(&cluster);
@@ -229,6 +237,7 @@ pub async fn measure(args: &IngestArgs, spec: PointSpec) -> anyhow::Result<Inges
         tick_bytes_per_delta: accounting::tick_bytes_per_delta(spec.instances, |i| {
             instance::report(i, args.breakers, Evidence::of_interval(0))
         })?,
+        snapshot_every_entries: args.snapshot_every_entries,
         state,
         leader_rss_baseline_mib: rss_baseline_mib,
         leader_rss_mib: rss_mib,

@@ -3,15 +3,49 @@
 use super::point::IngestResult;
 use crate::output::{Fields, Table};
 
+/// `bytes` for people: B, KiB, MiB or GiB (1 024-based).
+fn human_bytes(bytes: f64) -> String {
+    const KIB: f64 = 1024.0;
+    if bytes < KIB {
+        format!("{bytes:.0} B")
+    } else if bytes < KIB * KIB {
+        format!("{:.1} KiB", bytes / KIB)
+    } else if bytes < KIB * KIB * KIB {
+        format!("{:.1} MiB", bytes / (KIB * KIB))
+    } else {
+        format!("{:.2} GiB", bytes / (KIB * KIB * KIB))
+    }
+}
+
+/// Whether the end leader had built a snapshot.
+fn has_snapshot(r: &IngestResult) -> bool {
+    r.state.snapshot_index > 0 && r.state.snapshot_bytes > 0
+}
+
 /// The state size column: the leader's latest snapshot, or `-` when it has none yet.
 fn state_size(r: &IngestResult) -> String {
-    let bytes = r.state.snapshot_bytes;
-    if r.state.snapshot_index == 0 || bytes == 0 {
-        "-".to_string()
-    } else if bytes >= 1024 * 1024 {
-        format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+    if has_snapshot(r) {
+        human_bytes(r.state.snapshot_bytes as f64)
     } else {
-        format!("{:.0} KiB", bytes as f64 / 1024.0)
+        "-".to_string()
+    }
+}
+
+/// The state size per 1 000 instances, or `-`.
+fn state_per_1k(r: &IngestResult) -> String {
+    if has_snapshot(r) {
+        human_bytes(r.state_bytes_per_1k_instances())
+    } else {
+        "-".to_string()
+    }
+}
+
+/// The log index the state size is at, and the leader's applied index after the drain.
+fn snapshot_at(r: &IngestResult) -> String {
+    if has_snapshot(r) {
+        format!("{}/{}", r.state.snapshot_index, r.state.applied_index)
+    } else {
+        format!("-/{}", r.state.applied_index)
     }
 }
 
@@ -135,16 +169,27 @@ pub fn fields(r: &IngestResult) -> Fields {
     )
     .add(
         "state size (latest snapshot)",
-        if r.state.snapshot_index == 0 {
-            "- (no snapshot yet)".to_string()
-        } else {
+        if has_snapshot(r) {
             format!(
-                "{} at index {} (applied {})",
+                "{} at log index {} (applied {}), {} per 1k instances",
                 state_size(r),
                 r.state.snapshot_index,
-                r.state.applied_index
+                r.state.applied_index,
+                state_per_1k(r)
+            )
+        } else {
+            format!(
+                "- (no snapshot by applied index {}; one every {} entries)",
+                r.state.applied_index, r.snapshot_every_entries
             )
         },
+    )
+    .add(
+        "  snapshots",
+        format!(
+            "every {} log entries on every node, built during the run",
+            r.snapshot_every_entries
+        ),
     )
     .add(
         "leader RSS",
@@ -154,6 +199,16 @@ pub fn fields(r: &IngestResult) -> Fields {
         ),
     );
     kv
+}
+
+/// What the state columns of [`curve_table`] are, printed under it.
+pub fn curve_note(snapshot_every_entries: u64) -> String {
+    format!(
+        "STATE SIZE: the encoded state in the end leader's latest snapshot, built during the \
+         run (every node snapshots every {snapshot_every_entries} log entries, \
+         --snapshot-every-entries); SNAPSHOT AT: the log index it covers / the leader's \
+         applied index after the drain; `-`: no snapshot yet.\n"
+    )
 }
 
 /// A curve, one row per point.
@@ -169,6 +224,8 @@ pub fn curve_table(points: &[IngestResult]) -> Table {
         "CALLS APPLIED %",
         "LEADER CPU %",
         "STATE SIZE",
+        "STATE PER 1K INSTANCES",
+        "SNAPSHOT AT",
         "LEADER RSS MIB",
         "MIB PER 1K INSTANCES",
     ]);
@@ -184,9 +241,25 @@ pub fn curve_table(points: &[IngestResult]) -> Table {
             calls_applied(r),
             format!("{:.0}", r.leader_cpu_percent),
             state_size(r),
+            state_per_1k(r),
+            snapshot_at(r),
             format!("{:.1}", r.leader_rss_mib),
             format!("{:.2}", r.memory_mib_per_1k_instances),
         ]);
     }
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn bytes_are_shown_in_the_largest_unit_below_them() {
+        assert_eq!(human_bytes(0.0), "0 B");
+        assert_eq!(human_bytes(1023.0), "1023 B");
+        assert_eq!(human_bytes(1536.0), "1.5 KiB");
+        assert_eq!(human_bytes(3.5 * 1024.0 * 1024.0), "3.5 MiB");
+        assert_eq!(human_bytes(2.0 * 1024.0 * 1024.0 * 1024.0), "2.00 GiB");
+    }
 }
