@@ -1,5 +1,7 @@
 //! `switchyard bench ingest --curve` end to end on a tiny grid, so the capacity curve cannot
-//! rot: a fresh real cluster per point, a paced fleet, and the accounting in calls as JSON.
+//! rot: a fresh real cluster per point, a paced fleet, the accounting in calls and the state
+//! size from a snapshot built during the run, as JSON; and its flags refused before any
+//! cluster starts.
 
 use std::process::Command;
 
@@ -11,10 +13,13 @@ use crate::support;
 fn bench_ingest_curve_prints_one_point_per_grid_entry_and_accounts_for_every_call() {
     // goal: a 1 x 2 grid (50 instances at 100 ms and at 1 000 ms, 1 s warm-up and 1 s measured
     // each) prints one JSON point per entry, and every call the fleet made was either applied
-    // by the state machine or is still held unsent by its instance
+    // by the state machine or is still held unsent by its instance; with the nodes told to
+    // snapshot every 5 entries (a 2 s point writes about 20 ticks), every point's state size
+    // is a real snapshot's
     let out = Command::new(support::binary())
         .args(["bench", "ingest", "--curve", "--curve-instances", "50"])
         .args(["--duration-s", "1", "--warmup-s", "1", "--json"])
+        .args(["--snapshot-every-entries", "5"])
         .output()
         .expect("run switchyard bench ingest --curve");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -50,9 +55,37 @@ fn bench_ingest_curve_prints_one_point_per_grid_entry_and_accounts_for_every_cal
         assert!(point["effective_interval_mean_ms"].as_f64().unwrap() >= interval_ms as f64);
         assert!(field("effective_interval_max_ms") >= interval_ms);
         assert!(point["leader_rss_mib"].as_f64().unwrap() > 0.0, "{point}");
+        assert_eq!(field("snapshot_every_entries"), 5, "{point}");
+        let state = |name: &str| {
+            point["state"][name]
+                .as_u64()
+                .unwrap_or_else(|| panic!("state.{name}: {point}"))
+        };
+        // The nodes' default (5 000 entries) would leave no snapshot: 0 bytes at index 0.
+        assert!(state("snapshot_bytes") > 0, "no snapshot built: {point}");
         assert!(
-            point["state"]["applied_index"].as_u64().unwrap() > 0,
+            (5..=state("applied_index")).contains(&state("snapshot_index")),
             "{point}"
         );
     }
+}
+
+#[test]
+fn bench_ingest_refuses_a_zero_snapshot_interval_before_starting_a_cluster() {
+    // goal: `--snapshot-every-entries 0` is refused by name and rule, before any node starts
+    let out = Command::new(support::binary())
+        .args(["bench", "ingest", "--snapshot-every-entries", "0"])
+        .output()
+        .expect("run switchyard bench ingest");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--snapshot-every-entries: at least 1"),
+        "names the flag and its rule: {stderr}"
+    );
+    assert!(
+        !stderr.contains("starting a"),
+        "refused before a cluster started: {stderr}"
+    );
+    assert!(out.stdout.is_empty(), "nothing measured");
 }
