@@ -1,7 +1,10 @@
 //! Breaker keys: `scope/name`.
 
+use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -11,11 +14,44 @@ use crate::{Scope, ValidationError};
 pub const BREAKER_KEY_MAX_BYTES: usize = 128;
 
 /// Identifies one breaker: `scope/name`, lowercase `[a-z0-9._-]`, exactly one `/`, both parts
-/// non-empty, at most 128 bytes. Stored as one string so `as_str` and ordering are free.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// non-empty, at most 128 bytes. Stored as one shared string so `as_str` and ordering are
+/// free, and a clone is a reference count: a node reads the same few keys in every report, and
+/// shares one copy of each among the deltas that carry it (see `switchyard_proto`'s
+/// `ReportWire`). Compared, ordered and hashed by the string alone.
+#[derive(Clone, Debug)]
 pub struct BreakerKey {
-    full: String,
+    full: Arc<str>,
     slash: usize,
+}
+
+impl PartialEq for BreakerKey {
+    fn eq(&self, other: &Self) -> bool {
+        // One copy shared: equal without reading the bytes.
+        Arc::ptr_eq(&self.full, &other.full) || self.full == other.full
+    }
+}
+
+impl Eq for BreakerKey {}
+
+impl Ord for BreakerKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        if Arc::ptr_eq(&self.full, &other.full) {
+            return Ordering::Equal;
+        }
+        self.full.cmp(&other.full)
+    }
+}
+
+impl PartialOrd for BreakerKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Hash for BreakerKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.full.hash(state);
+    }
 }
 
 /// Whether `b` may appear in a scope or a breaker name: `[a-z0-9._-]`.
@@ -43,16 +79,9 @@ impl BreakerKey {
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
         let slash = Self::slash_of(s)?;
         Ok(Self {
-            full: s.to_owned(),
+            full: Arc::from(s),
             slash,
         })
-    }
-
-    /// [`Self::parse`], keeping the allocation of `s` (a report's keys arrive as owned strings,
-    /// one per delta).
-    pub fn parse_owned(s: String) -> Result<Self, ValidationError> {
-        let slash = Self::slash_of(&s)?;
-        Ok(Self { full: s, slash })
     }
 
     /// Validates `scope/name` and returns the position of its `/`.
@@ -111,7 +140,7 @@ impl BreakerKey {
     /// `scope` (keys sharing the `scope/` prefix are contiguous), so it bounds range scans.
     pub(crate) fn scope_lower_bound(scope: &Scope) -> Self {
         Self {
-            full: format!("{scope}/"),
+            full: Arc::from(format!("{scope}/")),
             slash: scope.as_str().len(),
         }
     }
@@ -155,11 +184,28 @@ mod tests {
             ("payments", "ml-fraud", "payments/ml-fraud")
         );
         assert_eq!(k.scope_id().as_str(), "payments");
-        let owned = BreakerKey::parse_owned("payments/ml-fraud".to_owned()).unwrap();
-        assert_eq!((owned.scope(), owned.name()), ("payments", "ml-fraud"));
-        assert_eq!(owned, k);
         assert_eq!(k.to_string(), "payments/ml-fraud");
         assert_eq!(serde_json::to_string(&k).unwrap(), "\"payments/ml-fraud\"");
+    }
+
+    #[test]
+    fn keys_compare_by_their_text_whether_or_not_they_share_a_copy() {
+        use std::collections::hash_map::RandomState;
+        use std::hash::BuildHasher;
+        let a = BreakerKey::parse("pay/a").unwrap();
+        let shared = a.clone();
+        let copy = BreakerKey::parse("pay/a").unwrap();
+        let b = BreakerKey::parse("pay/b").unwrap();
+        assert!(Arc::ptr_eq(&a.full, &shared.full) && !Arc::ptr_eq(&a.full, &copy.full));
+        assert_eq!((a == shared, a == copy, a == b), (true, true, false));
+        assert_eq!(a.cmp(&shared), Ordering::Equal);
+        assert_eq!(a.cmp(&copy), Ordering::Equal);
+        assert_eq!(
+            (a.cmp(&b), b.cmp(&copy)),
+            (Ordering::Less, Ordering::Greater)
+        );
+        let hasher = RandomState::new();
+        assert_eq!(hasher.hash_one(&a), hasher.hash_one(&copy));
     }
 
     #[test]
@@ -177,8 +223,6 @@ mod tests {
         ] {
             let e = BreakerKey::parse(bad).unwrap_err();
             assert_eq!(e.field, "key", "{bad:?}");
-            let owned = BreakerKey::parse_owned(bad.to_owned()).unwrap_err();
-            assert_eq!((owned.field, owned.rule), (e.field, e.rule), "{bad:?}");
         }
         assert!(
             serde_json::from_str::<BreakerKey>("\"A/b\"").is_err(),

@@ -22,6 +22,7 @@
 //! Modules, one per area of the contract:
 //! - `policy`: `Policy`, `PolicyTarget`, `PolicyEntry`, `PutPoliciesRequest`.
 //! - `report`: `ReportRequest`, `BreakerDelta`, latency buckets.
+//! - `report_wire`: `ReportRequest` decoded from its bytes in one pass (the node's hot path).
 //! - `state`: `BreakerState`, `OverrideMode`, `ProbeOutcome`.
 //! - `decision`: `BreakerView`/`ScopeView` to decisions and infos, and the
 //!   SDK's `DecisionUpdate`/`ScopeUpdate`.
@@ -35,6 +36,7 @@ mod audit;
 mod decision;
 mod policy;
 mod report;
+mod report_wire;
 mod request;
 mod settings;
 mod sla;
@@ -43,6 +45,7 @@ mod tier;
 
 pub use decision::{DecisionUpdate, ScopeUpdate, WatchUpdate, WatchedEvent};
 pub use report::{Report, delta_from_wire, latency_from_wire, latency_to_wire};
+pub use report_wire::{ReportWire, ReportWireError};
 pub use request::*;
 pub use sla::sla_window_from_wire;
 pub use state::{
@@ -81,11 +84,6 @@ pub(crate) fn required<T>(value: Option<T>, field: &str) -> Result<T, Validation
 /// Parses a breaker key, naming `field` on error.
 pub(crate) fn parse_key(value: &str, field: &str) -> Result<BreakerKey, ValidationError> {
     BreakerKey::parse(value).map_err(|e| at(e, field))
-}
-
-/// [`parse_key`] for an owned string, keeping its allocation.
-pub(crate) fn parse_key_owned(value: String, field: &str) -> Result<BreakerKey, ValidationError> {
-    BreakerKey::parse_owned(value).map_err(|e| at(e, field))
 }
 
 /// Parses a scope, naming `field` on error.

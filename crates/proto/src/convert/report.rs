@@ -1,8 +1,10 @@
 //! `ReportRequest` and `BreakerDelta`: outcomes reported by an SDK instance.
 
-use switchyard_core::{DELTA_COUNT_MAX, Delta, InstanceId, LatencySketch, ValidationError};
+use switchyard_core::{
+    BreakerKey, DELTA_COUNT_MAX, Delta, InstanceId, LatencySketch, ValidationError,
+};
 
-use super::{at, parse_instance, parse_key_owned, within};
+use super::{at, parse_instance, parse_key, within};
 use crate::client as pb;
 
 /// A validated `ReportRequest`: one instance's deltas, keys unique, every
@@ -36,10 +38,7 @@ impl TryFrom<pb::ReportRequest> for Report {
             match delta_from_wire(delta, instance.clone()) {
                 Ok(delta) => deltas.push(delta),
                 // The first error in request order: a repeated key before this delta first.
-                Err(e) => {
-                    return Err(first_duplicate(&deltas)
-                        .unwrap_or_else(|| within(e, &format!("deltas[{i}]"))));
-                }
+                Err(e) => return Err(delta_error(&deltas, i, e)),
             }
         }
         match first_duplicate(&deltas) {
@@ -53,7 +52,7 @@ impl TryFrom<pb::ReportRequest> for Report {
 ///
 /// Sorting borrowed keys costs no allocation, unlike a set of owned keys: this runs for every
 /// report the cluster receives.
-fn first_duplicate(deltas: &[Delta]) -> Option<ValidationError> {
+pub(crate) fn first_duplicate(deltas: &[Delta]) -> Option<ValidationError> {
     let mut keys: Vec<(&str, usize)> = deltas
         .iter()
         .enumerate()
@@ -92,21 +91,62 @@ pub fn delta_from_wire(
     delta: pb::BreakerDelta,
     instance: InstanceId,
 ) -> Result<Delta, ValidationError> {
-    let key = parse_key_owned(delta.key, "key")?;
-    let latency = latency_from_wire(delta.latency).map_err(|e| within(e, "latency"))?;
+    let key = parse_key(&delta.key, "key")?;
+    let latency = latency_from_wire(delta.latency);
+    finish_delta(
+        key,
+        instance,
+        latency,
+        WireCounts {
+            calls: delta.calls,
+            failures: delta.failures,
+            slow: delta.slow,
+            rejected: delta.rejected,
+            first_attempts: delta.first_attempts,
+            retries: delta.retries,
+        },
+    )
+}
+
+/// The scalar fields of a wire delta, as they arrive.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct WireCounts {
+    pub calls: u64,
+    pub failures: u64,
+    pub slow: u64,
+    pub rejected: u64,
+    pub first_attempts: u64,
+    pub retries: u64,
+}
+
+/// A delta from its parsed key and latency, checked in the order every decoder of a
+/// `BreakerDelta` reports its first error: key, then latency, then the counters.
+pub(crate) fn finish_delta(
+    key: BreakerKey,
+    instance: InstanceId,
+    latency: Result<LatencySketch, ValidationError>,
+    counts: WireCounts,
+) -> Result<Delta, ValidationError> {
+    let latency = latency.map_err(|e| within(e, "latency"))?;
     let delta = Delta {
         key,
         instance,
-        calls: delta.calls,
-        failures: delta.failures,
-        slow: delta.slow,
-        rejected: delta.rejected,
+        calls: counts.calls,
+        failures: counts.failures,
+        slow: counts.slow,
+        rejected: counts.rejected,
         latency,
-        first_attempts: retry_count(delta.first_attempts, "first_attempts")?,
-        retries: retry_count(delta.retries, "retries")?,
+        first_attempts: retry_count(counts.first_attempts, "first_attempts")?,
+        retries: retry_count(counts.retries, "retries")?,
     };
     delta.validate()?;
     Ok(delta)
+}
+
+/// The error that refuses a report whose delta `i` is invalid (`error`, relative to the
+/// delta), given the deltas before it: a key repeated among those comes first.
+pub(crate) fn delta_error(before: &[Delta], i: usize, error: ValidationError) -> ValidationError {
+    first_duplicate(before).unwrap_or_else(|| within(error, &format!("deltas[{i}]")))
 }
 
 /// A retry figure of a wire delta: at most [`DELTA_COUNT_MAX`] (so it fits the domain's `u32`).
@@ -139,7 +179,6 @@ pub fn latency_to_wire(sketch: &LatencySketch) -> Vec<pb::LatencyBucket> {
 pub fn latency_from_wire(
     buckets: Vec<pb::LatencyBucket>,
 ) -> Result<LatencySketch, ValidationError> {
-    let max = LatencySketch::max_bucket_index();
     let mut previous: Option<u16> = None;
     // Collected in place: a wire bucket and a sketch bucket have the same size, so the
     // request's allocation is reused (this runs for every delta of every report).
@@ -147,34 +186,54 @@ pub fn latency_from_wire(
         .into_iter()
         .enumerate()
         .map(|(j, bucket)| {
-            let index = u16::try_from(bucket.index)
-                .ok()
-                .filter(|index| *index <= max)
-                .ok_or_else(|| {
-                    ValidationError::new(
-                        format!("[{j}].index"),
-                        format!("must be at most {max}, got {}", bucket.index),
-                    )
-                })?;
-            if bucket.count == 0 {
-                return Err(ValidationError::new(
-                    format!("[{j}].count"),
-                    "must not be zero",
-                ));
-            }
-            if let Some(previous) = previous
-                && previous >= index
-            {
-                return Err(ValidationError::new(
-                    format!("[{j}].index"),
-                    format!(
-                        "buckets must be sorted by strictly increasing index, got {index} after {previous}"
-                    ),
-                ));
-            }
+            let index = check_bucket(j, bucket.index, bucket.count, previous)?;
             previous = Some(index);
             Ok((index, bucket.count))
         })
         .collect::<Result<_, _>>()?;
-    LatencySketch::from_buckets(out).map_err(|e| at(e, ""))
+    sketch_from_checked(out)
+}
+
+/// Checks wire bucket `j` (`index`, `count`) after the bucket index `previous`: index in
+/// range and above `previous`, count non-zero. Returns the index.
+pub(crate) fn check_bucket(
+    j: usize,
+    index: u32,
+    count: u64,
+    previous: Option<u16>,
+) -> Result<u16, ValidationError> {
+    let max = LatencySketch::max_bucket_index();
+    let checked = u16::try_from(index)
+        .ok()
+        .filter(|index| *index <= max)
+        .ok_or_else(|| {
+            ValidationError::new(
+                format!("[{j}].index"),
+                format!("must be at most {max}, got {index}"),
+            )
+        })?;
+    if count == 0 {
+        return Err(ValidationError::new(
+            format!("[{j}].count"),
+            "must not be zero",
+        ));
+    }
+    if let Some(previous) = previous
+        && previous >= checked
+    {
+        return Err(ValidationError::new(
+            format!("[{j}].index"),
+            format!(
+                "buckets must be sorted by strictly increasing index, got {checked} after {previous}"
+            ),
+        ));
+    }
+    Ok(checked)
+}
+
+/// The sketch of buckets that passed [`check_bucket`] one by one.
+pub(crate) fn sketch_from_checked(
+    buckets: Vec<(u16, u64)>,
+) -> Result<LatencySketch, ValidationError> {
+    LatencySketch::from_buckets(buckets).map_err(|e| at(e, ""))
 }
