@@ -8,8 +8,8 @@
 //! ```
 //!
 //! What it counts, per tick of `INSTANCES` reports of `BREAKERS` deltas each (the bench's
-//! 1 000 instances × 20 breakers every 100 ms): every report's protobuf decode, its
-//! validation into core deltas, and its offer to the leader's report buffer; then the tick:
+//! 1 000 instances × 20 breakers every 100 ms): every report's protobuf decode and its
+//! validation into core deltas (`ReportWire`, as the node reads Report RPCs), and its offer to the leader's report buffer; then the tick:
 //! taking the buffer, one log entry encoded as the log and the replication stream store it,
 //! and its apply to the replicated state. Left out: gRPC and HTTP/2 framing, Raft's own
 //! bookkeeping and the disk write, which do not depend on the tick layout.
@@ -24,7 +24,7 @@ use std::sync::Arc;
 use prost::Message;
 use switchyard_core::{Actor, ApplyContext, Command, CoordinatorState, Envelope};
 use switchyard_proto::client as pb;
-use switchyard_proto::convert::Report;
+use switchyard_proto::convert::ReportWire;
 use switchyard_server::ingest::Ingest;
 use switchyard_store::Request;
 
@@ -67,8 +67,9 @@ fn leader_work(
     for (tick, wire) in reports.iter().enumerate() {
         let now_ms = T0 + (tick as u64 + 1) * TICK_MS;
         for bytes in wire {
-            let request = pb::ReportRequest::decode(bytes.as_slice()).expect("decodes");
-            let report = Report::try_from(request).expect("valid");
+            let report = ReportWire::parse(bytes)
+                .and_then(|wire| wire.decode())
+                .expect("valid");
             ingest
                 .offer(report.instance.as_str(), report.deltas, now_ms)
                 .expect("within limits");

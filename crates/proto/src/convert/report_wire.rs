@@ -1,0 +1,377 @@
+//! A `ReportRequest` decoded from its wire bytes in one pass, straight into a validated
+//! [`Report`]: [`ReportWire`].
+//!
+//! Reports are the one message a node receives by the ten thousand a second, and decoding them
+//! with the generated code was a third of a leader's instructions per report: prost allocates
+//! the request, grows its list of deltas one push at a time, and allocates every delta's key and
+//! latency list before [`Report::try_from`] walks it all again. This decoder counts the deltas
+//! first (one allocation of the right size), reads keys and instance ids in place, and builds
+//! each delta's sketch as it reads its buckets.
+//!
+//! **The contract is that of the generated code.** For any bytes, [`ReportWire::decode`]
+//! accepts exactly what `pb::ReportRequest::decode` followed by `Report::try_from` accepts, with
+//! the same report, and refuses the rest with the same validation error; bytes that are not a
+//! well-formed `ReportRequest` are [`ReportWireError::Malformed`] (prost's decode error). That
+//! includes prost's leniencies: unknown fields (groups too) are skipped, a repeated scalar
+//! field keeps its last value, a `uint32` keeps the low 32 bits of its varint. A differential
+//! test over arbitrary and mutated bytes holds the two to each other (`report_wire_test.rs`).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use switchyard_core::{BreakerKey, Delta, InstanceId, ValidationError};
+
+use super::report::{
+    WireCounts, check_bucket, delta_error, finish_delta, first_duplicate, sketch_from_checked,
+};
+use super::{Report, at, parse_instance};
+
+/// Why the bytes of a report were refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportWireError {
+    /// Not a well-formed `ReportRequest`: what prost would fail to decode, and why.
+    Malformed(String),
+    /// Well-formed but invalid: the first error `Report::try_from` would return.
+    Invalid(ValidationError),
+}
+
+impl std::fmt::Display for ReportWireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Malformed(why) => write!(f, "malformed ReportRequest: {why}"),
+            Self::Invalid(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ReportWireError {}
+
+impl From<ValidationError> for ReportWireError {
+    fn from(e: ValidationError) -> Self {
+        Self::Invalid(e)
+    }
+}
+
+/// A well-formed `ReportRequest` at its top level, read without allocating: the node's cheap
+/// refusals (the instance's report rate, the number of deltas) need no more.
+/// [`Self::decode`] then reads the deltas.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportWire<'a> {
+    bytes: &'a [u8],
+    /// The `instance` field (its last occurrence, as prost keeps it), not yet validated.
+    pub instance: &'a str,
+    /// The number of `deltas`.
+    pub deltas: usize,
+}
+
+/// Field numbers and wire types of `ReportRequest`, `BreakerDelta` and `LatencyBucket`.
+const VARINT: u8 = 0;
+const FIXED64: u8 = 1;
+const LEN: u8 = 2;
+const GROUP_START: u8 = 3;
+const GROUP_END: u8 = 4;
+const FIXED32: u8 = 5;
+
+/// prost's nesting budget: a top-level field is read with 100, each message or group level
+/// inside costs one, and a field met with none left is refused.
+const DEPTH: u32 = 100;
+
+impl<'a> ReportWire<'a> {
+    /// Reads the top level of `bytes`: every field well-formed, `instance` valid UTF-8.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, ReportWireError> {
+        let mut wire = Wire(bytes);
+        let mut instance = "";
+        let mut deltas = 0;
+        while !wire.0.is_empty() {
+            let (field, kind) = wire.key()?;
+            match field {
+                1 => instance = utf8(wire.len_delimited(kind)?)?,
+                2 => {
+                    wire.len_delimited(kind)?;
+                    deltas += 1;
+                }
+                _ => wire.skip(field, kind, DEPTH)?,
+            }
+        }
+        Ok(Self {
+            bytes,
+            instance,
+            deltas,
+        })
+    }
+
+    /// The whole report, validated (see the module's contract).
+    pub fn decode(&self) -> Result<Report, ReportWireError> {
+        // Validation errors wait for the whole message to be read: bytes that are also
+        // malformed further on are refused as malformed, as prost refuses them before any
+        // validation runs.
+        let mut first_error = None;
+        let instance = match parse_instance(self.instance, "instance") {
+            Ok(instance) => Some(instance),
+            Err(e) => {
+                first_error = Some(e);
+                None
+            }
+        };
+        let mut deltas: Vec<Delta> = Vec::with_capacity(self.deltas);
+        let mut wire = Wire(self.bytes);
+        let mut i = 0;
+        while !wire.0.is_empty() {
+            let (field, kind) = wire.key()?;
+            match field {
+                1 => {
+                    wire.len_delimited(kind)?;
+                }
+                2 => {
+                    let read = read_delta(wire.len_delimited(kind)?)?;
+                    if let (None, Some(instance)) = (&first_error, &instance) {
+                        match read.into_delta(instance.clone()) {
+                            Ok(delta) => deltas.push(delta),
+                            Err(e) => first_error = Some(delta_error(&deltas, i, e)),
+                        }
+                    }
+                    i += 1;
+                }
+                _ => wire.skip(field, kind, DEPTH)?,
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e.into());
+        }
+        if let Some(e) = first_duplicate(&deltas) {
+            return Err(e.into());
+        }
+        let instance = instance.expect("an invalid instance is a first error");
+        Ok(Report { instance, deltas })
+    }
+}
+
+/// One `BreakerDelta` as read: the key not yet parsed, the latency already checked.
+struct ReadDelta<'a> {
+    key: &'a str,
+    counts: WireCounts,
+    latency: Result<Vec<(u16, u64)>, ValidationError>,
+}
+
+impl ReadDelta<'_> {
+    fn into_delta(self, instance: InstanceId) -> Result<Delta, ValidationError> {
+        let key = shared_key(self.key)?;
+        let latency = self.latency.and_then(sketch_from_checked);
+        finish_delta(key, instance, latency, self.counts)
+    }
+}
+
+/// How many keys a thread keeps in [`KEYS`]; full, it starts over.
+pub(crate) const KEY_CACHE_MAX: usize = 4_096;
+
+thread_local! {
+    /// The keys this thread has read, by their text. A node reads the same few keys in every
+    /// report: each is validated and allocated once, and its deltas share one copy (a clone is
+    /// a reference count), so comparing two is a pointer comparison. Hashed with the standard
+    /// keyed hasher: the keys are chosen by clients.
+    static KEYS: RefCell<HashMap<Box<str>, BreakerKey>> = RefCell::new(HashMap::new());
+}
+
+/// The key `text`, validated (the error names `key`), from this thread's [`KEYS`].
+fn shared_key(text: &str) -> Result<BreakerKey, ValidationError> {
+    KEYS.with(|keys| {
+        let mut keys = keys.borrow_mut();
+        if let Some(key) = keys.get(text) {
+            return Ok(key.clone());
+        }
+        let key = BreakerKey::parse(text).map_err(|e| at(e, "key"))?;
+        if keys.len() >= KEY_CACHE_MAX {
+            keys.clear();
+        }
+        keys.insert(text.into(), key.clone());
+        Ok(key)
+    })
+}
+
+/// The number of keys in this thread's [`KEYS`].
+#[cfg(test)]
+fn cached_keys() -> usize {
+    KEYS.with(|keys| keys.borrow().len())
+}
+
+/// Reads one `BreakerDelta` (the bytes inside its length prefix).
+fn read_delta(bytes: &[u8]) -> Result<ReadDelta<'_>, ReportWireError> {
+    let depth = DEPTH - 1;
+    let mut wire = Wire(bytes);
+    let mut key = "";
+    let mut counts = WireCounts::default();
+    let mut buckets = Vec::new();
+    let mut latency_error = None;
+    let mut previous = None;
+    let mut j = 0;
+    while !wire.0.is_empty() {
+        let (field, kind) = wire.key()?;
+        let counter = match field {
+            1 => {
+                key = utf8(wire.len_delimited(kind)?)?;
+                continue;
+            }
+            6 => {
+                let (index, count) = read_bucket(wire.len_delimited(kind)?, depth - 1)?;
+                if latency_error.is_none() {
+                    match check_bucket(j, index, count, previous) {
+                        Ok(index) => {
+                            previous = Some(index);
+                            buckets.push((index, count));
+                        }
+                        Err(e) => latency_error = Some(e),
+                    }
+                }
+                j += 1;
+                continue;
+            }
+            2 => &mut counts.calls,
+            3 => &mut counts.failures,
+            4 => &mut counts.slow,
+            5 => &mut counts.rejected,
+            7 => &mut counts.first_attempts,
+            8 => &mut counts.retries,
+            _ => {
+                wire.skip(field, kind, depth)?;
+                continue;
+            }
+        };
+        *counter = wire.varint_field(kind)?;
+    }
+    Ok(ReadDelta {
+        key,
+        counts,
+        latency: latency_error.map_or(Ok(buckets), Err),
+    })
+}
+
+/// Reads one `LatencyBucket`: `(index, count)`.
+fn read_bucket(bytes: &[u8], depth: u32) -> Result<(u32, u64), ReportWireError> {
+    let mut wire = Wire(bytes);
+    let (mut index, mut count) = (0, 0);
+    while !wire.0.is_empty() {
+        let (field, kind) = wire.key()?;
+        match field {
+            // A `uint32` keeps the low 32 bits of its varint, as prost reads it.
+            1 => index = wire.varint_field(kind)? as u32,
+            2 => count = wire.varint_field(kind)?,
+            _ => wire.skip(field, kind, depth)?,
+        }
+    }
+    Ok((index, count))
+}
+
+fn malformed(why: &str) -> ReportWireError {
+    ReportWireError::Malformed(why.to_owned())
+}
+
+fn utf8(bytes: &[u8]) -> Result<&str, ReportWireError> {
+    std::str::from_utf8(bytes).map_err(|_| malformed("a string field is not valid UTF-8"))
+}
+
+/// The unread rest of a message's bytes.
+struct Wire<'a>(&'a [u8]);
+
+impl<'a> Wire<'a> {
+    /// A base-128 varint of at most 10 bytes, the tenth at most 1 (prost's rule).
+    #[inline]
+    fn varint(&mut self) -> Result<u64, ReportWireError> {
+        // Most varints of a report (keys, lengths, small counts) are one byte.
+        if let Some((&byte, rest)) = self.0.split_first()
+            && byte < 0x80
+        {
+            self.0 = rest;
+            return Ok(u64::from(byte));
+        }
+        let mut value = 0u64;
+        for (i, &byte) in self.0.iter().take(10).enumerate() {
+            if i == 9 && byte > 1 {
+                break;
+            }
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte < 0x80 {
+                self.0 = &self.0[i + 1..];
+                return Ok(value);
+            }
+        }
+        Err(malformed("invalid varint"))
+    }
+
+    /// A field key: `(field number, wire type)`.
+    fn key(&mut self) -> Result<(u32, u8), ReportWireError> {
+        let key = self.varint()?;
+        let field = u32::try_from(key).map_err(|_| malformed("invalid key value"))? >> 3;
+        let kind = (key & 7) as u8;
+        if kind > FIXED32 {
+            return Err(malformed("invalid wire type value"));
+        }
+        if field == 0 {
+            return Err(malformed("invalid tag value: 0"));
+        }
+        Ok((field, kind))
+    }
+
+    fn take(&mut self, len: u64) -> Result<&'a [u8], ReportWireError> {
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|len| *len <= self.0.len())
+            .ok_or_else(|| malformed("buffer underflow"))?;
+        let (taken, rest) = self.0.split_at(len);
+        self.0 = rest;
+        Ok(taken)
+    }
+
+    /// The bytes of a length-delimited field whose key had wire type `kind`.
+    fn len_delimited(&mut self, kind: u8) -> Result<&'a [u8], ReportWireError> {
+        if kind != LEN {
+            return Err(malformed("invalid wire type for a length-delimited field"));
+        }
+        let len = self.varint()?;
+        self.take(len)
+    }
+
+    /// The value of a varint field whose key had wire type `kind`.
+    fn varint_field(&mut self, kind: u8) -> Result<u64, ReportWireError> {
+        if kind != VARINT {
+            return Err(malformed("invalid wire type for a varint field"));
+        }
+        self.varint()
+    }
+
+    /// Skips an unknown field, with `depth` nesting levels left (see [`DEPTH`]).
+    fn skip(&mut self, field: u32, kind: u8, depth: u32) -> Result<(), ReportWireError> {
+        if depth == 0 {
+            return Err(malformed("recursion limit reached"));
+        }
+        match kind {
+            VARINT => {
+                self.varint()?;
+            }
+            FIXED64 => {
+                self.take(8)?;
+            }
+            FIXED32 => {
+                self.take(4)?;
+            }
+            LEN => {
+                self.len_delimited(kind)?;
+            }
+            GROUP_START => loop {
+                let (inner, inner_kind) = self.key()?;
+                if inner_kind == GROUP_END {
+                    if inner != field {
+                        return Err(malformed("unexpected end group tag"));
+                    }
+                    break;
+                }
+                self.skip(inner, inner_kind, depth - 1)?;
+            },
+            _ => return Err(malformed("unexpected end group tag")),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "report_wire_test.rs"]
+mod tests;
