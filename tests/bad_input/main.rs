@@ -6,6 +6,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod malformed_report;
+
 use std::process::Command;
 use std::time::Duration;
 

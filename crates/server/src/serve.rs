@@ -12,7 +12,7 @@ use tonic::transport::server::Connected;
 use crate::http;
 use crate::node::{Node, NodeDeps};
 use crate::response_date::ResponseDateLayer;
-use crate::services::{AdminService, ClientService, RaftService};
+use crate::services::{AdminService, ClientRoutes, ClientService, RaftService};
 use crate::tls::TlsState;
 use crate::tls::accept::{TlsListener, tls_incoming};
 use crate::{config::NodeConfig, error::NodeError};
@@ -168,11 +168,7 @@ where
             std::sync::Arc::clone(node.request_ids()),
         ))
         .add_service(health_service)
-        .add_service(
-            ClientServer::new(ClientService::new(node.clone()))
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
-        )
+        .add_service(ClientRoutes::new(ClientService::new(node.clone()), limit))
         .add_service(
             AdminServer::new(AdminService::new(node.clone()))
                 .max_decoding_message_size(limit)

@@ -35,8 +35,51 @@ impl ClientService {
         Self { node, rate }
     }
 
-    fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
+    pub(super) fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
         self.node.tokens().check(Role::Client, request.metadata())
+    }
+
+    /// An authorized Report call from `instance` with `deltas` deltas, whatever decoded its top
+    /// level; `decode` validates the whole report. Cheapest refusals first: a flooding instance
+    /// costs one hash lookup (see `ReportRateGate`), an oversized batch one comparison, and
+    /// neither decodes a delta.
+    pub(super) async fn accept_report(
+        &self,
+        instance: &str,
+        deltas: usize,
+        decode: impl FnOnce() -> Result<Report, Status>,
+    ) -> Result<Response<pb::ReportResponse>, Status> {
+        let now_ms = self.node.clock().now_ms();
+        let refused = &self.node.counters().deltas_refused;
+        let calls_this_second = match self.rate.admit(instance, now_ms) {
+            Ok(calls) => calls,
+            Err(e) => {
+                refused.add_error(&e, deltas as u64);
+                return Err(e.into());
+            }
+        };
+        let limit = self.node.config().limits.report_deltas_max as usize;
+        if deltas > limit {
+            refused.add(LimitName::ReportDeltasMax, deltas as u64);
+            return Err(Status::resource_exhausted(format!(
+                "`deltas`: {deltas} deltas in one report, over the limit of {limit} \
+                 (`limits.report_deltas_max`)"
+            )));
+        }
+        let report = decode()?;
+        let accepted = self
+            .node
+            .report(report.instance.to_string(), report.deltas)
+            .await?;
+        let rate_max = self.node.config().limits.report_rate_per_instance_max;
+        Ok(Response::new(pb::ReportResponse {
+            accepted_deltas: accepted,
+            leader_id: self.node.current_leader().unwrap_or(0),
+            report_interval_ms: self
+                .node
+                .report_interval_advice_ms()
+                .max(report_pacing::rate_advice_ms(calls_this_second, rate_max)),
+        }))
     }
 }
 
@@ -60,45 +103,19 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + S
 
 #[tonic::async_trait]
 impl client_server::Client for ClientService {
+    /// Report through the generated codec: what serves it in a node is `ClientRoutes`, which
+    /// reads the same message with `ReportWire` and answers it the same way.
     async fn report(
         &self,
         request: Request<pb::ReportRequest>,
     ) -> Result<Response<pb::ReportResponse>, Status> {
         self.authorize(&request)?;
-        // Cheapest refusals first: a flooding instance costs one hash lookup (see
-        // `ReportRateGate`), an oversized batch one comparison.
-        let now_ms = self.node.clock().now_ms();
-        let deltas = request.get_ref().deltas.len();
-        let refused = &self.node.counters().deltas_refused;
-        let calls_this_second = match self.rate.admit(&request.get_ref().instance, now_ms) {
-            Ok(calls) => calls,
-            Err(e) => {
-                refused.add_error(&e, deltas as u64);
-                return Err(e.into());
-            }
-        };
-        let limit = self.node.config().limits.report_deltas_max as usize;
-        if deltas > limit {
-            refused.add(LimitName::ReportDeltasMax, deltas as u64);
-            return Err(Status::resource_exhausted(format!(
-                "`deltas`: {deltas} deltas in one report, over the limit of {limit} \
-                 (`limits.report_deltas_max`)"
-            )));
-        }
-        let report = Report::try_from(request.into_inner()).map_err(|e| invalid(&e))?;
-        let accepted = self
-            .node
-            .report(report.instance.to_string(), report.deltas)
-            .await?;
-        let rate_max = self.node.config().limits.report_rate_per_instance_max;
-        Ok(Response::new(pb::ReportResponse {
-            accepted_deltas: accepted,
-            leader_id: self.node.current_leader().unwrap_or(0),
-            report_interval_ms: self
-                .node
-                .report_interval_advice_ms()
-                .max(report_pacing::rate_advice_ms(calls_this_second, rate_max)),
-        }))
+        let request = request.into_inner();
+        let (instance, deltas) = (request.instance.clone(), request.deltas.len());
+        self.accept_report(&instance, deltas, move || {
+            Report::try_from(request).map_err(|e| invalid(&e))
+        })
+        .await
     }
 
     type WatchStream = WatchStream;
