@@ -114,7 +114,7 @@ pub async fn calls_applied(http_addr: &str) -> anyhow::Result<u64> {
 /// state machine in its latest snapshot (`switchyard_snapshot_size_bytes`): exactly the bytes a
 /// snapshot writes, flushes and sends to a lagging follower. A snapshot is built once the log
 /// since the last one reaches `snapshot_every_entries` entries (a node's default 5 000; `bench
-/// ingest` starts its nodes with `--snapshot-every-entries`, default 100) or
+/// ingest` starts its nodes with `--snapshot-every-entries`, default 20) or
 /// `snapshot_log_bytes_max` (64 MiB) and is at least as large as that snapshot, so a run
 /// shorter than that schedule ends with none yet (0), and the figure is the state at
 /// `snapshot_index`, not at `applied_index`.
