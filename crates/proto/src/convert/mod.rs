@@ -36,6 +36,7 @@ mod audit;
 mod decision;
 mod policy;
 mod report;
+mod report_keys;
 mod report_wire;
 mod request;
 mod settings;

@@ -6,7 +6,7 @@
 //! the request, grows its list of deltas one push at a time, and allocates every delta's key and
 //! latency list before [`Report::try_from`] walks it all again. This decoder counts the deltas
 //! first (one allocation of the right size), reads keys and instance ids in place, and builds
-//! each delta's sketch as it reads its buckets.
+//! each delta's sketch as it reads its buckets; keys come from a per-thread [`KeyCache`].
 //!
 //! **The contract is that of the generated code.** For any bytes, [`ReportWire::decode`]
 //! accepts exactly what `pb::ReportRequest::decode` followed by `Report::try_from` accepts, with
@@ -17,14 +17,14 @@
 //! test over arbitrary and mutated bytes holds the two to each other (`report_wire_test.rs`).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 
-use switchyard_core::{BreakerKey, Delta, InstanceId, ValidationError};
+use switchyard_core::{Delta, InstanceId, ValidationError};
 
 use super::report::{
     WireCounts, check_bucket, delta_error, finish_delta, first_duplicate, sketch_from_checked,
 };
-use super::{Report, at, parse_instance};
+use super::report_keys::{KeyCache, KeyRead};
+use super::{Report, parse_instance};
 
 /// Why the bytes of a report were refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +102,11 @@ impl<'a> ReportWire<'a> {
 
     /// The whole report, validated (see the module's contract).
     pub fn decode(&self) -> Result<Report, ReportWireError> {
+        KEYS.with(|keys| self.decode_with(&mut keys.borrow_mut()))
+    }
+
+    fn decode_with(&self, keys: &mut KeyCache) -> Result<Report, ReportWireError> {
+        keys.start_report();
         // Validation errors wait for the whole message to be read: bytes that are also
         // malformed further on are refused as malformed, as prost refuses them before any
         // validation runs.
@@ -123,9 +128,9 @@ impl<'a> ReportWire<'a> {
                     wire.len_delimited(kind)?;
                 }
                 2 => {
-                    let read = read_delta(wire.len_delimited(kind)?)?;
+                    let read = read_delta(wire.len_delimited(kind)?, keys)?;
                     if let (None, Some(instance)) = (&first_error, &instance) {
-                        match read.into_delta(instance.clone()) {
+                        match read.into_delta(instance.clone(), keys) {
                             Ok(delta) => deltas.push(delta),
                             Err(e) => first_error = Some(delta_error(&deltas, i, e)),
                         }
@@ -138,69 +143,51 @@ impl<'a> ReportWire<'a> {
         if let Some(e) = first_error {
             return Err(e.into());
         }
-        if let Some(e) = first_duplicate(&deltas) {
+        if !keys.known_distinct()
+            && let Some(e) = first_duplicate(&deltas)
+        {
             return Err(e.into());
         }
+        keys.finish_report(deltas.iter().map(|d| &d.key));
         let instance = instance.expect("an invalid instance is a first error");
         Ok(Report { instance, deltas })
     }
 }
 
-/// One `BreakerDelta` as read: the key not yet parsed, the latency already checked.
+/// One `BreakerDelta` as read: the key known or not yet parsed, the latency already checked.
 struct ReadDelta<'a> {
-    key: &'a str,
+    key: KeyRead<'a>,
     counts: WireCounts,
     latency: Result<Vec<(u16, u64)>, ValidationError>,
 }
 
 impl ReadDelta<'_> {
-    fn into_delta(self, instance: InstanceId) -> Result<Delta, ValidationError> {
-        let key = shared_key(self.key)?;
+    fn into_delta(
+        self,
+        instance: InstanceId,
+        keys: &mut KeyCache,
+    ) -> Result<Delta, ValidationError> {
+        let key = match self.key {
+            KeyRead::Known(key) => key,
+            KeyRead::Text(text) => keys.parse(text)?,
+        };
         let latency = self.latency.and_then(sketch_from_checked);
         finish_delta(key, instance, latency, self.counts)
     }
 }
 
-/// How many keys a thread keeps in [`KEYS`]; full, it starts over.
-pub(crate) const KEY_CACHE_MAX: usize = 4_096;
-
 thread_local! {
-    /// The keys this thread has read, by their text. A node reads the same few keys in every
-    /// report: each is validated and allocated once, and its deltas share one copy (a clone is
-    /// a reference count), so comparing two is a pointer comparison. Hashed with the standard
-    /// keyed hasher: the keys are chosen by clients.
-    static KEYS: RefCell<HashMap<Box<str>, BreakerKey>> = RefCell::new(HashMap::new());
-}
-
-/// The key `text`, validated (the error names `key`), from this thread's [`KEYS`].
-fn shared_key(text: &str) -> Result<BreakerKey, ValidationError> {
-    KEYS.with(|keys| {
-        let mut keys = keys.borrow_mut();
-        if let Some(key) = keys.get(text) {
-            return Ok(key.clone());
-        }
-        let key = BreakerKey::parse(text).map_err(|e| at(e, "key"))?;
-        if keys.len() >= KEY_CACHE_MAX {
-            keys.clear();
-        }
-        keys.insert(text.into(), key.clone());
-        Ok(key)
-    })
-}
-
-/// The number of keys in this thread's [`KEYS`].
-#[cfg(test)]
-fn cached_keys() -> usize {
-    KEYS.with(|keys| keys.borrow().len())
+    /// The keys this thread has read (see [`KeyCache`]).
+    static KEYS: RefCell<KeyCache> = RefCell::new(KeyCache::default());
 }
 
 /// Reads one `BreakerDelta` (the bytes inside its length prefix).
-fn read_delta(bytes: &[u8]) -> Result<ReadDelta<'_>, ReportWireError> {
+fn read_delta<'a>(bytes: &'a [u8], keys: &mut KeyCache) -> Result<ReadDelta<'a>, ReportWireError> {
     let depth = DEPTH - 1;
     let mut wire = Wire(bytes);
-    let mut key = "";
+    let mut key: Option<&[u8]> = None;
     let mut counts = WireCounts::default();
-    let mut buckets = Vec::new();
+    let mut buckets = Buckets::default();
     let mut latency_error = None;
     let mut previous = None;
     let mut j = 0;
@@ -208,7 +195,10 @@ fn read_delta(bytes: &[u8]) -> Result<ReadDelta<'_>, ReportWireError> {
         let (field, kind) = wire.key()?;
         let counter = match field {
             1 => {
-                key = utf8(wire.len_delimited(kind)?)?;
+                // prost checks every occurrence; the last one is checked with the key below.
+                if let Some(replaced) = key.replace(wire.len_delimited(kind)?) {
+                    utf8(replaced)?;
+                }
                 continue;
             }
             6 => {
@@ -238,11 +228,46 @@ fn read_delta(bytes: &[u8]) -> Result<ReadDelta<'_>, ReportWireError> {
         };
         *counter = wire.varint_field(kind)?;
     }
+    let key = keys
+        .read(key.unwrap_or_default())
+        .ok_or_else(|| malformed(NOT_UTF8))?;
     Ok(ReadDelta {
         key,
         counts,
-        latency: latency_error.map_or(Ok(buckets), Err),
+        latency: latency_error.map_or_else(|| Ok(buckets.into_vec()), Err),
     })
+}
+
+/// A delta's latency buckets while they are read: a delta carries a few, and a vector grown
+/// a push at a time would allocate twice as many slots through its slow path; these are
+/// copied into one allocation of the right size at the end.
+#[derive(Default)]
+struct Buckets {
+    few: [(u16, u64); 4],
+    len: usize,
+    more: Vec<(u16, u64)>,
+}
+
+impl Buckets {
+    fn push(&mut self, bucket: (u16, u64)) {
+        if self.len < self.few.len() {
+            self.few[self.len] = bucket;
+            self.len += 1;
+        } else {
+            if self.more.is_empty() {
+                self.more.extend_from_slice(&self.few);
+            }
+            self.more.push(bucket);
+        }
+    }
+
+    fn into_vec(self) -> Vec<(u16, u64)> {
+        if self.more.is_empty() {
+            self.few[..self.len].to_vec()
+        } else {
+            self.more
+        }
+    }
 }
 
 /// Reads one `LatencyBucket`: `(index, count)`.
@@ -265,8 +290,10 @@ fn malformed(why: &str) -> ReportWireError {
     ReportWireError::Malformed(why.to_owned())
 }
 
+const NOT_UTF8: &str = "a string field is not valid UTF-8";
+
 fn utf8(bytes: &[u8]) -> Result<&str, ReportWireError> {
-    std::str::from_utf8(bytes).map_err(|_| malformed("a string field is not valid UTF-8"))
+    std::str::from_utf8(bytes).map_err(|_| malformed(NOT_UTF8))
 }
 
 /// The unread rest of a message's bytes.

@@ -6,6 +6,7 @@ use switchyard_core::ValidationError;
 
 use super::*;
 use crate::client as pb;
+use crate::convert::report_keys::KEY_CACHE_MAX;
 
 /// What a decoder made of some bytes: the report, or the validation error (`Some`), or a
 /// refusal of malformed bytes (`None`).
@@ -74,6 +75,16 @@ fn a_valid_report_decodes_to_what_the_generated_code_gives() {
 }
 
 #[test]
+fn a_long_latency_list_keeps_every_bucket_in_order() {
+    let buckets: Vec<(u32, u64)> = (1..=9).map(|i| (i * 3, u64::from(i))).collect();
+    let bytes = request("pod-1", vec![delta("pay/charge", 45, 0, &buckets)]);
+    let report = ours(&bytes).expect("valid");
+    let expected: Vec<(u16, u64)> = buckets.iter().map(|&(i, n)| (i as u16, n)).collect();
+    assert_eq!(report.deltas[0].latency.buckets(), expected.as_slice());
+    agree(&bytes);
+}
+
+#[test]
 fn each_rule_is_refused_with_the_generated_codes_error() {
     let too_many = DELTA_COUNT_MAX_PLUS_ONE;
     let cases = [
@@ -129,6 +140,13 @@ fn malformed_bytes_are_refused_as_malformed_even_after_an_invalid_field() {
         vec![0xff; 11],                                // a varint of more than 10 bytes
         [vec![0x18], vec![0xff; 9], vec![2]].concat(), // an unknown varint whose tenth byte is above 1
         vec![0x12, 0x05, 0x0a],                        // a delta longer than the message
+        // A key given twice, the first not UTF-8: prost checks every occurrence.
+        [
+            request("pod-1", vec![]),
+            vec![0x12, 0x0b, 0x0a, 0x02, 0xff, 0xfe, 0x0a, 0x05],
+            b"pay/a".to_vec(),
+        ]
+        .concat(),
     ] {
         assert_eq!(ours(&bytes), Err(None), "{bytes:02x?}");
         agree(&bytes);
@@ -204,8 +222,18 @@ fn groups_nest_as_deep_as_prost_allows_and_no_deeper() {
     agree(&too_deep);
 }
 
+fn with_cache(cache: &mut KeyCache, bytes: &[u8]) -> Outcome {
+    ReportWire::parse(bytes)
+        .and_then(|wire| wire.decode_with(cache))
+        .map_err(|e| match e {
+            ReportWireError::Malformed(_) => None,
+            ReportWireError::Invalid(e) => Some(e),
+        })
+}
+
 #[test]
 fn the_key_cache_is_bounded_and_loses_no_key() {
+    let mut cache = KeyCache::default();
     let bytes = request(
         "pod-1",
         vec![
@@ -213,22 +241,54 @@ fn the_key_cache_is_bounded_and_loses_no_key() {
             delta("pay/refund", 1, 0, &[]),
         ],
     );
-    let first = ours(&bytes).expect("valid");
-    let again = ours(&bytes).expect("valid");
-    assert_eq!(first, again);
+    let first = with_cache(&mut cache, &bytes).expect("valid");
+    assert_eq!(with_cache(&mut cache, &bytes), Ok(first.clone()));
+    assert_eq!(cache.len(), 2);
     // Invalid keys are not kept.
-    let before = cached_keys();
-    assert!(ours(&request("pod-1", vec![delta("Bad/key", 1, 0, &[])])).is_err());
-    assert_eq!(cached_keys(), before);
+    let bad = request("pod-1", vec![delta("Bad/key", 1, 0, &[])]);
+    assert_eq!(with_cache(&mut cache, &bad), reference(&bad));
+    assert_eq!(cache.len(), 2);
     // Past the limit the cache starts over, and keys still decode.
     for n in 0..=KEY_CACHE_MAX {
         let key = format!("fill/k{n}");
-        let report = ours(&request("pod-1", vec![delta(&key, 1, 0, &[])])).expect("valid");
-        assert_eq!(report.deltas[0].key.as_str(), key);
-        assert!(cached_keys() <= KEY_CACHE_MAX);
+        let report = with_cache(&mut cache, &request("pod-1", vec![delta(&key, 1, 0, &[])]));
+        assert_eq!(report.expect("valid").deltas[0].key.as_str(), key);
+        assert!(cache.len() <= KEY_CACHE_MAX);
     }
-    assert!(cached_keys() < KEY_CACHE_MAX, "it started over");
-    assert_eq!(ours(&bytes).expect("valid"), first);
+    assert!(cache.len() < KEY_CACHE_MAX, "it started over");
+    assert_eq!(with_cache(&mut cache, &bytes), Ok(first));
+}
+
+#[test]
+fn keys_repeated_from_the_last_report_are_still_checked_for_duplicates() {
+    let mut cache = KeyCache::default();
+    let keys = ["pay/a", "pay/b", "pay/c", "pay/d"];
+    let report =
+        |keys: &[&str]| request("pod-1", keys.iter().map(|k| delta(k, 1, 0, &[])).collect());
+    with_cache(&mut cache, &report(&keys)).expect("valid");
+    // In order, with gaps: found in the last report's keys.
+    for sent in [&keys[..], &["pay/a", "pay/c"], &["pay/b", "pay/d"], &[]] {
+        let bytes = report(sent);
+        assert_eq!(
+            with_cache(&mut cache, &bytes),
+            reference(&bytes),
+            "{sent:?}"
+        );
+    }
+    // Every key known, but repeated or out of order: the duplicate is still refused.
+    for sent in [
+        &["pay/a", "pay/a"][..],
+        &["pay/b", "pay/a", "pay/b"],
+        &["pay/d", "pay/d"],
+    ] {
+        let bytes = report(sent);
+        let refused = with_cache(&mut cache, &bytes);
+        assert!(
+            matches!(&refused, Err(Some(e)) if e.rule.contains("duplicate")),
+            "{sent:?}"
+        );
+        assert_eq!(refused, reference(&bytes), "{sent:?}");
+    }
 }
 
 fn wire_delta() -> impl Strategy<Value = pb::BreakerDelta> {
@@ -254,7 +314,7 @@ fn wire_delta() -> impl Strategy<Value = pb::BreakerDelta> {
         key,
         (count.clone(), count.clone(), count.clone(), count.clone()),
         (count.clone(), count),
-        proptest::collection::vec(bucket, 0..4),
+        proptest::collection::vec(bucket, 0..7),
     )
         .prop_map(
             |(key, (calls, failures, slow, rejected), (first_attempts, retries), latency)| {
