@@ -40,12 +40,12 @@ fn policy_entry(key: &str, min_calls: u32) -> apb::PolicyEntry {
 async fn once_a_leader_is_known<T, F, Fut>(what: &str, mut write: F) -> T
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
 {
     let deadline = std::time::Instant::now() + ELECTION;
     loop {
         match write().await {
-            Ok(answer) => return answer.into_inner(),
+            Ok(answer) => return answer,
             Err(status)
                 if status.code() == tonic::Code::Unavailable
                     && std::time::Instant::now() < deadline =>
@@ -618,9 +618,10 @@ async fn a_member_that_lost_its_disk_rejoins_with_join_and_initializes_nothing()
     let new_leader = cluster.wait_leader(ELECTION).await;
     assert_ne!(new_leader, 1);
     let leader_addr = cluster.nodes[&new_leader].grpc.clone();
-    put_policy(&leader_addr, "svc/while-away", 42)
-        .await
-        .unwrap();
+    once_a_leader_is_known("the write while node 1 is away", || {
+        put_policy(&leader_addr, "svc/while-away", 42)
+    })
+    .await;
 
     // phase: restarted empty with --join, it waits: no membership, no log, no leadership
     let node1 = cluster.nodes.get_mut(&1).unwrap();

@@ -197,15 +197,30 @@ pub async fn run(args: FleetArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Puts the row's policy. The write is idempotent, and made again while the node answers that
+/// it knows no leader (on a loaded machine a leader just found can lose its term before the
+/// write arrives), for at most 30 s.
 async fn install(leader: &str, key: &str, policy: &Policy) -> anyhow::Result<()> {
     let target = PolicyTarget::Key(BreakerKey::parse(key)?);
-    AdminClient::new(connect(leader).await?)
-        .put_policies(apb::PutPoliciesRequest {
-            policies: vec![apb::PolicyEntry::from((&target, policy))],
-            reason: "bench fleet".into(),
-        })
-        .await?;
-    Ok(())
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let written = AdminClient::new(connect(leader).await?)
+            .put_policies(apb::PutPoliciesRequest {
+                policies: vec![apb::PolicyEntry::from((&target, policy))],
+                reason: "bench fleet".into(),
+            })
+            .await;
+        match written {
+            Ok(_) => return Ok(()),
+            Err(status)
+                if status.code() == tonic::Code::Unavailable
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(status) => return Err(status.into()),
+        }
+    }
 }
 
 /// One run: builds the fleet, runs the schedule, and measures.
