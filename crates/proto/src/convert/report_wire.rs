@@ -182,7 +182,7 @@ thread_local! {
 }
 
 /// Reads one `BreakerDelta` (the bytes inside its length prefix).
-fn read_delta<'a>(bytes: &'a [u8], keys: &mut KeyCache) -> Result<ReadDelta<'a>, ReportWireError> {
+fn read_delta<'a>(bytes: &'a [u8], keys: &mut KeyCache) -> Result<ReadDelta<'a>, Fault> {
     let depth = DEPTH - 1;
     let mut wire = Wire(bytes);
     let mut key: Option<&[u8]> = None;
@@ -228,9 +228,7 @@ fn read_delta<'a>(bytes: &'a [u8], keys: &mut KeyCache) -> Result<ReadDelta<'a>,
         };
         *counter = wire.varint_field(kind)?;
     }
-    let key = keys
-        .read(key.unwrap_or_default())
-        .ok_or_else(|| malformed(NOT_UTF8))?;
+    let key = keys.read(key.unwrap_or_default()).ok_or(Fault::NotUtf8)?;
     Ok(ReadDelta {
         key,
         counts,
@@ -271,7 +269,7 @@ impl Buckets {
 }
 
 /// Reads one `LatencyBucket`: `(index, count)`.
-fn read_bucket(bytes: &[u8], depth: u32) -> Result<(u32, u64), ReportWireError> {
+fn read_bucket(bytes: &[u8], depth: u32) -> Result<(u32, u64), Fault> {
     let mut wire = Wire(bytes);
     let (mut index, mut count) = (0, 0);
     while !wire.0.is_empty() {
@@ -286,14 +284,44 @@ fn read_bucket(bytes: &[u8], depth: u32) -> Result<(u32, u64), ReportWireError> 
     Ok((index, count))
 }
 
-fn malformed(why: &str) -> ReportWireError {
-    ReportWireError::Malformed(why.to_owned())
+/// Why bytes are not a well-formed message: the rules of prost's decode. One byte, so the
+/// results of the readers below fit in registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    Varint,
+    KeyValue,
+    WireTypeValue,
+    TagZero,
+    Underflow,
+    WantLen,
+    WantVarint,
+    Recursion,
+    EndGroup,
+    NotUtf8,
 }
 
-const NOT_UTF8: &str = "a string field is not valid UTF-8";
+impl From<Fault> for ReportWireError {
+    fn from(fault: Fault) -> Self {
+        Self::Malformed(
+            match fault {
+                Fault::Varint => "invalid varint",
+                Fault::KeyValue => "invalid key value",
+                Fault::WireTypeValue => "invalid wire type value",
+                Fault::TagZero => "invalid tag value: 0",
+                Fault::Underflow => "buffer underflow",
+                Fault::WantLen => "invalid wire type for a length-delimited field",
+                Fault::WantVarint => "invalid wire type for a varint field",
+                Fault::Recursion => "recursion limit reached",
+                Fault::EndGroup => "unexpected end group tag",
+                Fault::NotUtf8 => "a string field is not valid UTF-8",
+            }
+            .to_owned(),
+        )
+    }
+}
 
-fn utf8(bytes: &[u8]) -> Result<&str, ReportWireError> {
-    std::str::from_utf8(bytes).map_err(|_| malformed(NOT_UTF8))
+fn utf8(bytes: &[u8]) -> Result<&str, Fault> {
+    std::str::from_utf8(bytes).map_err(|_| Fault::NotUtf8)
 }
 
 /// The unread rest of a message's bytes.
@@ -302,7 +330,7 @@ struct Wire<'a>(&'a [u8]);
 impl<'a> Wire<'a> {
     /// A base-128 varint of at most 10 bytes, the tenth at most 1 (prost's rule).
     #[inline]
-    fn varint(&mut self) -> Result<u64, ReportWireError> {
+    fn varint(&mut self) -> Result<u64, Fault> {
         // Most varints of a report (keys, lengths, small counts) are one byte.
         if let Some((&byte, rest)) = self.0.split_first()
             && byte < 0x80
@@ -321,54 +349,58 @@ impl<'a> Wire<'a> {
                 return Ok(value);
             }
         }
-        Err(malformed("invalid varint"))
+        Err(Fault::Varint)
     }
 
     /// A field key: `(field number, wire type)`.
-    fn key(&mut self) -> Result<(u32, u8), ReportWireError> {
+    #[inline]
+    fn key(&mut self) -> Result<(u32, u8), Fault> {
         let key = self.varint()?;
-        let field = u32::try_from(key).map_err(|_| malformed("invalid key value"))? >> 3;
+        let field = u32::try_from(key).map_err(|_| Fault::KeyValue)? >> 3;
         let kind = (key & 7) as u8;
         if kind > FIXED32 {
-            return Err(malformed("invalid wire type value"));
+            return Err(Fault::WireTypeValue);
         }
         if field == 0 {
-            return Err(malformed("invalid tag value: 0"));
+            return Err(Fault::TagZero);
         }
         Ok((field, kind))
     }
 
-    fn take(&mut self, len: u64) -> Result<&'a [u8], ReportWireError> {
+    #[inline]
+    fn take(&mut self, len: u64) -> Result<&'a [u8], Fault> {
         let len = usize::try_from(len)
             .ok()
             .filter(|len| *len <= self.0.len())
-            .ok_or_else(|| malformed("buffer underflow"))?;
+            .ok_or(Fault::Underflow)?;
         let (taken, rest) = self.0.split_at(len);
         self.0 = rest;
         Ok(taken)
     }
 
     /// The bytes of a length-delimited field whose key had wire type `kind`.
-    fn len_delimited(&mut self, kind: u8) -> Result<&'a [u8], ReportWireError> {
+    #[inline]
+    fn len_delimited(&mut self, kind: u8) -> Result<&'a [u8], Fault> {
         if kind != LEN {
-            return Err(malformed("invalid wire type for a length-delimited field"));
+            return Err(Fault::WantLen);
         }
         let len = self.varint()?;
         self.take(len)
     }
 
     /// The value of a varint field whose key had wire type `kind`.
-    fn varint_field(&mut self, kind: u8) -> Result<u64, ReportWireError> {
+    #[inline]
+    fn varint_field(&mut self, kind: u8) -> Result<u64, Fault> {
         if kind != VARINT {
-            return Err(malformed("invalid wire type for a varint field"));
+            return Err(Fault::WantVarint);
         }
         self.varint()
     }
 
     /// Skips an unknown field, with `depth` nesting levels left (see [`DEPTH`]).
-    fn skip(&mut self, field: u32, kind: u8, depth: u32) -> Result<(), ReportWireError> {
+    fn skip(&mut self, field: u32, kind: u8, depth: u32) -> Result<(), Fault> {
         if depth == 0 {
-            return Err(malformed("recursion limit reached"));
+            return Err(Fault::Recursion);
         }
         match kind {
             VARINT => {
@@ -387,13 +419,13 @@ impl<'a> Wire<'a> {
                 let (inner, inner_kind) = self.key()?;
                 if inner_kind == GROUP_END {
                     if inner != field {
-                        return Err(malformed("unexpected end group tag"));
+                        return Err(Fault::EndGroup);
                     }
                     break;
                 }
                 self.skip(inner, inner_kind, depth - 1)?;
             },
-            _ => return Err(malformed("unexpected end group tag")),
+            _ => return Err(Fault::EndGroup),
         }
         Ok(())
     }
