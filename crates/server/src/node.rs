@@ -338,7 +338,7 @@ impl Node {
     }
 
     /// Accepts a fleet report: on the leader into the next tick, elsewhere forwarded to it.
-    pub async fn report(&self, instance: String, deltas: Vec<Delta>) -> Result<u32, NodeError> {
+    pub async fn report(&self, instance: &str, deltas: Vec<Delta>) -> Result<u32, NodeError> {
         let limit = self.inner.config.limits.report_deltas_max;
         if deltas.len() > limit as usize {
             self.inner
@@ -353,13 +353,13 @@ impl Node {
         }
         let n = deltas.len() as u64;
         let result = if self.is_leader() {
-            self.accept_report(&instance, deltas)
+            self.accept_report(instance, deltas)
         } else {
             // Buffered here and handed to the leader in one batch per forward interval: one
             // Forward RPC per follower per interval instead of one per SDK report.
             self.inner
                 .forward_buffer
-                .offer(&instance, deltas, self.inner.clock.now_ms())
+                .offer(instance, deltas, self.inner.clock.now_ms())
         };
         let counters = &self.inner.counters;
         match &result {

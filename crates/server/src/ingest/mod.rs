@@ -125,8 +125,15 @@ impl Ingest {
                 max: self.pending_deltas_max as u64,
             });
         }
-        *pending.rate.entry(instance.to_string()).or_insert(0) += 1;
-        *pending.calls.entry(instance.to_string()).or_insert(0) += 1;
+        // The window's map holds the instance but for its first call each second; the tick's
+        // map is new each tick, and an instance reports about once a tick.
+        match pending.rate.get_mut(instance) {
+            Some(n) => *n += 1,
+            None => {
+                pending.rate.insert(instance.to_owned(), 1);
+            }
+        }
+        *pending.calls.entry(instance.to_owned()).or_insert(0) += 1;
         let accepted = u32::try_from(deltas.len()).unwrap_or(u32::MAX);
         pending.deltas.extend(deltas);
         Ok(accepted)

@@ -69,7 +69,7 @@ impl ClientService {
         let report = decode()?;
         let accepted = self
             .node
-            .report(report.instance.to_string(), report.deltas)
+            .report(report.instance.as_str(), report.deltas)
             .await?;
         let rate_max = self.node.config().limits.report_rate_per_instance_max;
         Ok(Response::new(pb::ReportResponse {
