@@ -31,7 +31,7 @@
 //! 5 000, which a 12 s point never reaches), each snapshot after the first once the log since
 //! the last one is also at least as large as it. A leader that keeps up writes about 10 tick
 //! entries a second (about 120 in a default point: several snapshots, the latest near the
-//! end); an overloaded one writes fewer, larger ticks (26 to 33 in a default point at 20 000
+//! end); an overloaded one writes fewer, larger ticks (26 to 35 in a default point at 20 000
 //! instances on 2 cores), so 20 is what still leaves every point of the default curve with a
 //! snapshot. The state size is therefore real, given with the log index it covers against the
 //! leader's applied index, and its cost (copying, encoding and writing the state on every
@@ -114,7 +114,7 @@ pub struct IngestArgs {
 }
 
 /// The default of `--snapshot-every-entries`: every point of the default curve builds a
-/// snapshot during its run, the overloaded ones too (they write 26 to 33 entries; see above).
+/// snapshot during its run, the overloaded ones too (they write 26 to 35 entries; see above).
 pub const SNAPSHOT_EVERY_ENTRIES: u64 = 20;
 
 fn validate_point(spec: PointSpec, curve: bool) -> anyhow::Result<()> {
