@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use switchyard_core::Delta;
+use switchyard_core::{BreakerKey, Delta, InstanceId};
 
 /// Merges deltas of the same (breaker, instance), summing counts and latency sketches, in
 /// (breaker, instance) order.
@@ -50,28 +50,30 @@ fn rank_order(deltas: &[Delta]) -> (Vec<(u32, u32)>, Vec<usize>) {
     // report after report: the instance of the previous delta, and the key at the same
     // position of the previous report, are tried before a hash lookup.
     let mut key_ids: HashMap<&str, u32> = HashMap::new();
-    let mut key_of: Vec<&str> = Vec::new();
+    // Compared as ids, not strings: deltas that share an id's allocation (a report's deltas
+    // share its instance, and keys come from the reader's cache) are equal without a `memcmp`.
+    let mut key_of: Vec<&BreakerKey> = Vec::new();
     let mut instance_ids: HashMap<&str, u32> = HashMap::new();
     let mut ids: Vec<(u32, u32)> = Vec::with_capacity(deltas.len());
-    let mut previous_instance: Option<(&str, u32)> = None;
+    let mut previous_instance: Option<(&InstanceId, u32)> = None;
     let mut previous_run: Vec<u32> = Vec::new();
     let mut run: Vec<u32> = Vec::new();
     for d in deltas {
         let instance = match previous_instance {
-            Some((name, id)) if name == d.instance.as_str() => id,
+            Some((previous, id)) if *previous == d.instance => id,
             _ => {
                 let next = instance_ids.len() as u32;
                 let id = *instance_ids.entry(d.instance.as_str()).or_insert(next);
-                previous_instance = Some((d.instance.as_str(), id));
+                previous_instance = Some((&d.instance, id));
                 std::mem::swap(&mut previous_run, &mut run);
                 run.clear();
                 id
             }
         };
         let key = match previous_run.get(run.len()) {
-            Some(&id) if key_of[id as usize] == d.key.as_str() => id,
+            Some(&id) if *key_of[id as usize] == d.key => id,
             _ => *key_ids.entry(d.key.as_str()).or_insert_with(|| {
-                key_of.push(d.key.as_str());
+                key_of.push(&d.key);
                 key_of.len() as u32 - 1
             }),
         };
