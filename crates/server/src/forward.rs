@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use switchyard_core::{Delta, Envelope};
 use switchyard_store::Response;
 
+mod deltas;
+
 /// A request only the leader can serve.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ForwardRequest {
@@ -23,6 +25,8 @@ pub enum ForwardRequest {
         /// against each instance's rate, so the limit holds across the cluster.
         calls: Vec<(String, u32)>,
         /// The deltas, merged per (breaker, instance) (already validated by the receiving node).
+        /// Read with each distinct id parsed once per batch (see `deltas`).
+        #[serde(deserialize_with = "deltas::deserialize")]
         deltas: Vec<Delta>,
     },
     /// Add a learner.
