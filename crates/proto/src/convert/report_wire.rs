@@ -72,6 +72,9 @@ const GROUP_START: u8 = 3;
 const GROUP_END: u8 = 4;
 const FIXED32: u8 = 5;
 
+/// The most deltas allocated for before they are read (see [`ReportWire::decode`]).
+const PREALLOCATED_MAX: usize = 16_384;
+
 /// prost's nesting budget: a top-level field is read with 100, each message or group level
 /// inside costs one, and a field met with none left is refused.
 const DEPTH: u32 = 100;
@@ -118,7 +121,10 @@ impl<'a> ReportWire<'a> {
                 None
             }
         };
-        let mut deltas: Vec<Delta> = Vec::with_capacity(self.deltas);
+        // The count is the bytes' own: a caller checks it against its limit first (the node
+        // refuses a report over `report_deltas_max` before decoding it), and at most
+        // `PREALLOCATED_MAX` deltas are allocated for ahead of reading them in any case.
+        let mut deltas: Vec<Delta> = Vec::with_capacity(self.deltas.min(PREALLOCATED_MAX));
         let mut wire = Wire(self.bytes);
         let mut i = 0;
         while !wire.0.is_empty() {

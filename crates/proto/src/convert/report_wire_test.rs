@@ -75,6 +75,23 @@ fn a_valid_report_decodes_to_what_the_generated_code_gives() {
 }
 
 #[test]
+fn more_deltas_than_are_allocated_ahead_are_all_read() {
+    let n = PREALLOCATED_MAX + 3;
+    let deltas = (0..n)
+        .map(|i| delta(&format!("many/k{i}"), 1, 0, &[]))
+        .collect();
+    let bytes = request("pod-1", deltas);
+    let wire = ReportWire::parse(&bytes).expect("well-formed");
+    assert_eq!(wire.deltas, n);
+    let report = wire.decode().expect("valid");
+    assert_eq!(report.deltas.len(), n);
+    assert_eq!(
+        report.deltas[n - 1].key.as_str(),
+        format!("many/k{}", n - 1)
+    );
+}
+
+#[test]
 fn a_long_latency_list_keeps_every_bucket_in_order() {
     let buckets: Vec<(u32, u64)> = (1..=9).map(|i| (i * 3, u64::from(i))).collect();
     let bytes = request("pod-1", vec![delta("pay/charge", 45, 0, &buckets)]);
