@@ -2,7 +2,8 @@
 //!
 //! Each function takes raw fuzzer bytes and drives one input boundary exactly as the node does:
 //! decode, then validate. None may panic, whatever the bytes: bad input is a `Result` (DESIGN
-//! §8). The first byte of an input selects which message or format the rest is read as, so one
+//! §8). The Report harness also holds the node's own Report reader to the generated codec and
+//! panics where they differ: that difference is a bug too. The first byte of an input selects which message or format the rest is read as, so one
 //! target covers a whole service and its corpus can be seeded from real encodings of every
 //! message (see `examples/seeds.rs`).
 //!
@@ -50,7 +51,7 @@ pub fn client_request(data: &[u8]) {
         return;
     };
     match selector % CLIENT_KINDS {
-        0 => decode_then(body, |r: pb::ReportRequest| convert::Report::try_from(r)),
+        0 => report(body),
         1 => decode_then(body, |r: pb::WatchRequest| convert::watch_scopes(&r)),
         2 => decode_then(body, |r: pb::AcquireProbeRequest| {
             convert::AcquireProbe::try_from(r)
@@ -58,6 +59,22 @@ pub fn client_request(data: &[u8]) {
         _ => decode_then(body, |r: pb::ReleaseProbeRequest| {
             convert::ReleaseProbe::try_from(r)
         }),
+    }
+}
+
+/// A Report body as the node reads it ([`convert::ReportWire`]), held to the generated codec's
+/// reading: the same report, or the same validation error, and malformed exactly where prost's
+/// decode fails. A difference panics, so the fuzzer reports it.
+fn report(body: &[u8]) {
+    let ours = convert::ReportWire::parse(body).and_then(|wire| wire.decode());
+    let reference = pb::ReportRequest::decode(body).map(convert::Report::try_from);
+    match (ours, reference) {
+        (Ok(a), Ok(Ok(b))) => assert_eq!(a, b, "the same report"),
+        (Err(convert::ReportWireError::Invalid(a)), Ok(Err(b))) => {
+            assert_eq!(a, b, "the same validation error")
+        }
+        (Err(convert::ReportWireError::Malformed(_)), Err(_)) => {}
+        (ours, reference) => panic!("ReportWire read {ours:?} where prost read {reference:?}"),
     }
 }
 
