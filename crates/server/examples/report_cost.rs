@@ -9,9 +9,9 @@
 //!
 //! What it counts, per tick of `INSTANCES` reports of `BREAKERS` deltas each (the bench's
 //! 1 000 instances × 20 breakers every 100 ms): every report's protobuf decode and its
-//! validation into core deltas (`ReportWire`, as the node reads Report RPCs), and its offer to the leader's report buffer; then the tick:
-//! taking the buffer, one log entry encoded as the log and the replication stream store it,
-//! and its apply to the replicated state. Left out: gRPC and HTTP/2 framing, Raft's own
+//! validation into core deltas (`ReportWire`, as the node reads Report RPCs), and its offer
+//! to the leader's report buffer; then the tick: taking the buffer, one log entry encoded as
+//! the log and the replication stream store it, and its apply to the replicated state. Left out: gRPC and HTTP/2 framing, Raft's own
 //! bookkeeping and the disk write, which do not depend on the tick layout.
 //!
 //! `packed` writes ticks as today; `unpacked` in the field-by-field layout written before
