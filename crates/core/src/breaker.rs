@@ -47,11 +47,10 @@
 //! A breaker stored before fine window positions has its marks rescaled as it loads (see
 //! `window_serde`).
 
+mod instance_table;
 mod open_duration;
 mod record;
 mod trip_rule;
-
-use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -120,7 +119,8 @@ pub struct Breaker {
     probe_successes: u32,
     leases: Vec<ProbeLease>,
     window: Window,
-    instances: BTreeMap<InstanceId, InstanceMarks>,
+    #[serde(serialize_with = "instance_table::serialize_in_id_order")]
+    instances: instance_table::InstanceTable,
 }
 
 impl Serialize for Breaker {
@@ -160,7 +160,7 @@ impl Breaker {
             probe_successes: 0,
             leases: Vec::new(),
             window,
-            instances: BTreeMap::new(),
+            instances: instance_table::InstanceTable::default(),
         }
     }
 

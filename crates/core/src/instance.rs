@@ -2,8 +2,9 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -17,15 +18,74 @@ pub const INSTANCE_ID_MAX_BYTES: usize = 128;
 ///
 /// Shared, not copied: a report's deltas (one per breaker) and the instance tables of every
 /// breaker it touches all hold the same id, so a clone is a reference count.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct InstanceId(Arc<str>);
+///
+/// An id carries its hash, computed once as it is parsed, so the instance table of every
+/// breaker a report touches finds it without hashing its bytes again (see
+/// [`InstanceIdHasher`]). The hash is SipHash under a key drawn at random once per process:
+/// ids are chosen by clients, and nobody outside the process can choose ids that collide.
+/// Hashes therefore differ between processes and are never stored or sent; equal ids have
+/// equal hashes within a process, which is all a hash map needs.
+#[derive(Clone)]
+pub struct InstanceId {
+    name: Arc<str>,
+    hash: u64,
+}
+
+/// The per-process key of instance id hashes.
+fn hash_key() -> &'static RandomState {
+    static KEY: OnceLock<RandomState> = OnceLock::new();
+    KEY.get_or_init(RandomState::new)
+}
+
+impl PartialEq for InstanceId {
+    fn eq(&self, other: &Self) -> bool {
+        // Different hashes are different ids; a shared allocation is the same id.
+        self.hash == other.hash && (Arc::ptr_eq(&self.name, &other.name) || self.name == other.name)
+    }
+}
+
+impl Eq for InstanceId {}
+
+impl Hash for InstanceId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl fmt::Debug for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("InstanceId").field(&self.name).finish()
+    }
+}
+
+/// The hasher of maps keyed by [`InstanceId`]: it takes the hash the id carries as it is.
+/// An id's hash is already keyed SipHash, so hashing it again would only cost time.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InstanceIdHasher(u64);
+
+impl Hasher for InstanceIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+
+    /// Only [`InstanceId`] keys belong in these maps; anything else is still spread (FNV-1a).
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
 
 /// Byte order, as `str`'s (ids are ASCII), but eight bytes at a time and without a call to
 /// `memcmp`: every delta of every tick finds its instance in an ordered table, a dozen
 /// comparisons of short ids.
 impl Ord for InstanceId {
     fn cmp(&self, other: &Self) -> Ordering {
-        byte_order(self.0.as_bytes(), other.0.as_bytes())
+        byte_order(self.name.as_bytes(), other.name.as_bytes())
     }
 }
 
@@ -85,18 +145,21 @@ impl InstanceId {
                 format!("must be [A-Za-z0-9._:/@-], got `{}`", s.escape_debug()),
             ));
         }
-        Ok(Self(Arc::from(s)))
+        Ok(Self {
+            name: Arc::from(s),
+            hash: hash_key().hash_one(s.as_bytes()),
+        })
     }
 
     /// The id as a string.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.name
     }
 }
 
 impl fmt::Display for InstanceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.name)
     }
 }
 
@@ -109,7 +172,7 @@ impl FromStr for InstanceId {
 
 impl Serialize for InstanceId {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
+        serializer.serialize_str(&self.name)
     }
 }
 
@@ -153,7 +216,37 @@ mod tests {
         }
     }
 
+    #[test]
+    fn ids_parsed_apart_are_equal_and_found_under_their_carried_hash() {
+        use std::collections::HashMap;
+        use std::hash::BuildHasherDefault;
+        let mut table: HashMap<InstanceId, usize, BuildHasherDefault<InstanceIdHasher>> =
+            HashMap::default();
+        let names: Vec<String> = (0..500).map(|i| format!("payments-api-{i:04}")).collect();
+        for (n, name) in names.iter().enumerate() {
+            table.insert(id(name), n);
+        }
+        for (n, name) in names.iter().enumerate() {
+            // A separate parse: another allocation, the same id.
+            let again = id(name);
+            assert!(!Arc::ptr_eq(&again.name, &id(name).name));
+            assert_eq!(table.get(&again), Some(&n), "{name}");
+        }
+        assert_eq!(table.get(&id("payments-api-0500")), None);
+        assert_ne!(id("payments-api-0001"), id("payments-api-0002"));
+    }
+
     proptest! {
+        #[test]
+        fn equality_and_hash_follow_the_string(a in "[a-c]{1,10}", b in "[a-c]{1,10}") {
+            let (x, y) = (id(&a), id(&b));
+            prop_assert_eq!(x == y, a == b);
+            prop_assert_eq!(x.cmp(&y), a.cmp(&b));
+            if a == b {
+                prop_assert_eq!(x.hash, y.hash);
+            }
+        }
+
         #[test]
         fn byte_order_matches_slice_order(
             a in proptest::collection::vec(any::<u8>(), 0..40),

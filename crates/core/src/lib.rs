@@ -91,7 +91,7 @@ pub use error::{
     check_required_reason,
 };
 pub use fleet_retries::{FLEET_RETRIES_REPUSH_MS, FleetRetries};
-pub use instance::{INSTANCE_ID_MAX_BYTES, InstanceId};
+pub use instance::{INSTANCE_ID_MAX_BYTES, InstanceId, InstanceIdHasher};
 pub use key::{BREAKER_KEY_MAX_BYTES, BreakerKey};
 pub use local::LocalBreaker;
 pub use policy::{COUNT_MAX_AGE_MS_DEFAULT, Policy, WindowSpec, limits as policy_limits};
