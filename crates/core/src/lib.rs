@@ -103,7 +103,7 @@ pub use request_trace::{
 pub use scope::{SCOPE_MAX_BYTES, Scope};
 pub use scope_tier::ScopeTier;
 pub use settings::{ClusterSettings, Slo};
-pub use sketch::{LatencySketch, SKETCH_RELATIVE_ACCURACY};
+pub use sketch::{LatencySketch, SKETCH_RELATIVE_ACCURACY, SketchBuckets};
 pub use sla::{OpenEpisode, SLA_OBJECTIVES, SlaBreach, SlaReport};
 pub use sla_window::SlaWindow;
 pub use state::{

@@ -6,8 +6,14 @@
 //! sorted by index: merging two sketches is a sorted merge, sketches from different
 //! instances merge exactly, and an empty sketch allocates nothing. All of `u64` µs fits in
 //! fewer than 500 buckets, so the index is a `u16`.
+//!
+//! One bucket is held inline, in the space a vector's pointer and length take: a breaker
+//! called a few times between two reports of an instance often has all its calls in one
+//! bucket, and every delta of every report carries a sketch. Such a delta is read, merged,
+//! logged and dropped without an allocation.
 
 use serde::{Deserialize, Deserializer, Serialize};
+use smallvec::SmallVec;
 
 use crate::ValidationError;
 
@@ -22,8 +28,12 @@ fn gamma() -> f64 {
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct LatencySketch {
-    buckets: Vec<(u16, u64)>,
+    buckets: SketchBuckets,
 }
+
+/// A sketch's `(index, count)` buckets: the first inline, more on the heap. Serialized as a
+/// sequence, exactly as a `Vec` is.
+pub type SketchBuckets = SmallVec<[(u16, u64); 1]>;
 
 impl<'de> Deserialize<'de> for LatencySketch {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -89,33 +99,42 @@ impl LatencySketch {
             self.buckets.extend_from_slice(&other.buckets);
             return;
         }
-        // Fast path: every bucket of `other` already exists here, update in place.
+        // A single bucket (most reports' deltas): add it where it belongs.
+        if let [(index, n)] = other.buckets[..] {
+            self.add_to_bucket(index, n);
+            return;
+        }
+        // Fast path: every bucket of `other` already exists here, update in place. Worked on
+        // slices: indexing the small vector itself checks where its buckets live every time.
+        let theirs = &other.buckets[..];
+        let mine = &mut self.buckets[..];
         let mut i = 0;
         let mut all_present = true;
-        for &(index, _) in &other.buckets {
-            while i < self.buckets.len() && self.buckets[i].0 < index {
+        for &(index, _) in theirs {
+            while i < mine.len() && mine[i].0 < index {
                 i += 1;
             }
-            if i == self.buckets.len() || self.buckets[i].0 != index {
+            if i == mine.len() || mine[i].0 != index {
                 all_present = false;
                 break;
             }
         }
         if all_present {
             let mut i = 0;
-            for &(index, n) in &other.buckets {
-                while self.buckets[i].0 < index {
+            for &(index, n) in theirs {
+                while mine[i].0 < index {
                     i += 1;
                 }
-                self.buckets[i].1 = self.buckets[i].1.saturating_add(n);
+                mine[i].1 = mine[i].1.saturating_add(n);
             }
             return;
         }
-        let mut merged = Vec::with_capacity(self.buckets.len() + other.buckets.len());
+        let mine = &self.buckets[..];
+        let mut merged = SketchBuckets::with_capacity(mine.len() + theirs.len());
         let (mut a, mut b) = (0, 0);
-        while a < self.buckets.len() && b < other.buckets.len() {
-            let (ia, na) = self.buckets[a];
-            let (ib, nb) = other.buckets[b];
+        while a < mine.len() && b < theirs.len() {
+            let (ia, na) = mine[a];
+            let (ib, nb) = theirs[b];
             match ia.cmp(&ib) {
                 std::cmp::Ordering::Less => {
                     merged.push((ia, na));
@@ -132,8 +151,8 @@ impl LatencySketch {
                 }
             }
         }
-        merged.extend_from_slice(&self.buckets[a..]);
-        merged.extend_from_slice(&other.buckets[b..]);
+        merged.extend_from_slice(&mine[a..]);
+        merged.extend_from_slice(&theirs[b..]);
         self.buckets = merged;
     }
 
@@ -175,8 +194,9 @@ impl LatencySketch {
     }
 
     /// Builds a sketch from buckets (e.g. off the wire): sorted, unique, counts non-zero,
-    /// indexes in range.
-    pub fn from_buckets(buckets: Vec<(u16, u64)>) -> Result<Self, ValidationError> {
+    /// indexes in range. A `Vec` of one bucket is moved inline.
+    pub fn from_buckets(buckets: impl Into<SketchBuckets>) -> Result<Self, ValidationError> {
+        let buckets = buckets.into();
         let max = Self::max_bucket_index();
         for (pos, &(index, n)) in buckets.iter().enumerate() {
             if index > max {
@@ -249,6 +269,42 @@ mod tests {
         a.merge(&LatencySketch::default());
         assert_eq!(a, before, "merging an empty sketch changes nothing");
         assert!(LatencySketch::default().buckets().is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn merge_sums_bucket_by_bucket(
+            a in proptest::collection::btree_map(0u16..60, 1u64..5, 0..6),
+            b in proptest::collection::btree_map(0u16..60, 1u64..5, 0..6),
+        ) {
+            // Empty, one-bucket (inline) and spilled sketches on either side.
+            let sketch = |m: &std::collections::BTreeMap<u16, u64>| {
+                LatencySketch::from_buckets(m.iter().map(|(&i, &n)| (i, n)).collect::<Vec<_>>())
+                    .unwrap()
+            };
+            let mut want = a.clone();
+            for (i, n) in &b {
+                *want.entry(*i).or_insert(0) += n;
+            }
+            let mut merged = sketch(&a);
+            merged.merge(&sketch(&b));
+            proptest::prop_assert_eq!(merged, sketch(&want));
+        }
+    }
+
+    #[test]
+    fn a_sketch_is_as_small_as_a_vector_and_holds_one_bucket_inline() {
+        assert_eq!(
+            std::mem::size_of::<LatencySketch>(),
+            std::mem::size_of::<Vec<(u16, u64)>>()
+        );
+        let one = LatencySketch::from_buckets(vec![(7, 3)]).unwrap();
+        assert!(!one.buckets.spilled());
+        // The same bytes as the vector the sketch used to be.
+        assert_eq!(
+            bincode::serialize(&one).unwrap(),
+            bincode::serialize(&vec![(7u16, 3u64)]).unwrap()
+        );
     }
 
     #[test]

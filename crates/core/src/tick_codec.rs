@@ -30,7 +30,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::{BreakerKey, Delta, InstanceId, LatencySketch};
+use crate::{BreakerKey, Delta, InstanceId, LatencySketch, SketchBuckets};
 
 /// The version byte this build writes and reads.
 pub const TICK_CODEC_VERSION: u8 = 1;
@@ -357,11 +357,13 @@ fn read_latency(
         (true, true) => return r.fail("both latency forms flagged"),
         (true, false) => {
             let v = r.varint()?;
-            vec![(bucket_index(r, v)?, calls)]
+            let mut one = SketchBuckets::new();
+            one.push((bucket_index(r, v)?, calls));
+            one
         }
         (false, true) => {
             let n = r.count("latency buckets", 2)?;
-            let mut buckets = Vec::with_capacity(n);
+            let mut buckets = SketchBuckets::with_capacity(n);
             let mut last = 0u64;
             for _ in 0..n {
                 last = last.saturating_add(r.varint()?);

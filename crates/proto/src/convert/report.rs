@@ -1,7 +1,7 @@
 //! `ReportRequest` and `BreakerDelta`: outcomes reported by an SDK instance.
 
 use switchyard_core::{
-    BreakerKey, DELTA_COUNT_MAX, Delta, InstanceId, LatencySketch, ValidationError,
+    BreakerKey, DELTA_COUNT_MAX, Delta, InstanceId, LatencySketch, SketchBuckets, ValidationError,
 };
 
 use super::{at, parse_instance, parse_key, within};
@@ -181,7 +181,7 @@ pub fn latency_from_wire(
 ) -> Result<LatencySketch, ValidationError> {
     let mut previous: Option<u16> = None;
     // Collected in place: a wire bucket and a sketch bucket have the same size, so the
-    // request's allocation is reused (this runs for every delta of every report).
+    // request's allocation is reused (a single bucket then moves inline).
     let out: Vec<(u16, u64)> = buckets
         .into_iter()
         .enumerate()
@@ -191,7 +191,7 @@ pub fn latency_from_wire(
             Ok((index, bucket.count))
         })
         .collect::<Result<_, _>>()?;
-    sketch_from_checked(out)
+    sketch_from_checked(SketchBuckets::from_vec(out))
 }
 
 /// Checks wire bucket `j` (`index`, `count`) after the bucket index `previous`: index in
@@ -233,7 +233,7 @@ pub(crate) fn check_bucket(
 
 /// The sketch of buckets that passed [`check_bucket`] one by one.
 pub(crate) fn sketch_from_checked(
-    buckets: Vec<(u16, u64)>,
+    buckets: SketchBuckets,
 ) -> Result<LatencySketch, ValidationError> {
     LatencySketch::from_buckets(buckets).map_err(|e| at(e, ""))
 }

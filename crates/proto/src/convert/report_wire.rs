@@ -18,7 +18,7 @@
 
 use std::cell::RefCell;
 
-use switchyard_core::{Delta, InstanceId, ValidationError};
+use switchyard_core::{Delta, InstanceId, SketchBuckets, ValidationError};
 
 use super::report::{
     WireCounts, check_bucket, delta_error, finish_delta, first_duplicate, sketch_from_checked,
@@ -164,7 +164,7 @@ impl<'a> ReportWire<'a> {
 struct ReadDelta<'a> {
     key: KeyRead<'a>,
     counts: WireCounts,
-    latency: Result<Vec<(u16, u64)>, ValidationError>,
+    latency: Result<SketchBuckets, ValidationError>,
 }
 
 impl ReadDelta<'_> {
@@ -238,13 +238,13 @@ fn read_delta<'a>(bytes: &'a [u8], keys: &mut KeyCache) -> Result<ReadDelta<'a>,
     Ok(ReadDelta {
         key,
         counts,
-        latency: latency_error.map_or_else(|| Ok(buckets.into_vec()), Err),
+        latency: latency_error.map_or_else(|| Ok(buckets.finish()), Err),
     })
 }
 
 /// A delta's latency buckets while they are read: a delta carries a few, and a vector grown
 /// a push at a time would allocate twice as many slots through its slow path; these are
-/// copied into one allocation of the right size at the end.
+/// copied at the end inline (one bucket) or into one allocation of the right size.
 #[derive(Default)]
 struct Buckets {
     few: [(u16, u64); 4],
@@ -265,11 +265,11 @@ impl Buckets {
         }
     }
 
-    fn into_vec(self) -> Vec<(u16, u64)> {
+    fn finish(self) -> SketchBuckets {
         if self.more.is_empty() {
-            self.few[..self.len].to_vec()
+            SketchBuckets::from_slice(&self.few[..self.len])
         } else {
-            self.more
+            SketchBuckets::from_vec(self.more)
         }
     }
 }
