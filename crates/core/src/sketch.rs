@@ -12,6 +12,9 @@
 //! bucket, and every delta of every report carries a sketch. Such a delta is read, merged,
 //! logged and dropped without an allocation.
 
+use std::fmt;
+
+use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use smallvec::SmallVec;
 
@@ -37,8 +40,43 @@ pub type SketchBuckets = SmallVec<[(u16, u64); 1]>;
 
 impl<'de> Deserialize<'de> for LatencySketch {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let buckets = Vec::<(u16, u64)>::deserialize(deserializer)?;
+        // Straight into the small vector: a one-bucket sketch read off a forwarded batch or a
+        // snapshot allocates nothing.
+        let buckets = deserializer.deserialize_seq(BucketsVisitor)?;
         Self::from_buckets(buckets).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Reads a sketch's buckets. A sketch never has more buckets than there are indexes, so a
+/// declared length past that is refused before anything is reserved for it (bincode hands
+/// the length prefix over as the size hint).
+struct BucketsVisitor;
+
+impl<'de> Visitor<'de> for BucketsVisitor {
+    type Value = SketchBuckets;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "at most {} latency buckets",
+            usize::from(LatencySketch::max_bucket_index()) + 1
+        )
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<SketchBuckets, A::Error> {
+        let max = usize::from(LatencySketch::max_bucket_index()) + 1;
+        let declared = seq.size_hint().unwrap_or(0);
+        if declared > max {
+            return Err(de::Error::invalid_length(declared, &self));
+        }
+        let mut buckets = SketchBuckets::with_capacity(declared);
+        while let Some(bucket) = seq.next_element()? {
+            if buckets.len() == max {
+                return Err(de::Error::invalid_length(max + 1, &self));
+            }
+            buckets.push(bucket);
+        }
+        Ok(buckets)
     }
 }
 
@@ -305,6 +343,31 @@ mod tests {
             bincode::serialize(&one).unwrap(),
             bincode::serialize(&vec![(7u16, 3u64)]).unwrap()
         );
+    }
+
+    #[test]
+    fn reading_a_sketch_refuses_a_length_past_every_index_and_keeps_one_bucket_inline() {
+        let one: LatencySketch =
+            bincode::deserialize(&bincode::serialize(&vec![(7u16, 3u64)]).unwrap()).unwrap();
+        assert!(!one.buckets.spilled());
+        let many: Vec<(u16, u64)> = (1..40).map(|i| (i, 1)).collect();
+        let read: LatencySketch =
+            bincode::deserialize(&bincode::serialize(&many).unwrap()).unwrap();
+        assert_eq!(read.buckets(), &many[..]);
+        // A length prefix of 2^40 buckets and nothing behind it: refused by its length.
+        let mut huge = (1u64 << 40).to_le_bytes().to_vec();
+        huge.extend_from_slice(&[0; 10]);
+        let err = bincode::deserialize::<LatencySketch>(&huge)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("latency buckets"), "{err}");
+        // One bucket more than there are indexes, each valid on its own: refused too.
+        let max = usize::from(LatencySketch::max_bucket_index()) + 1;
+        let too_many: Vec<(u16, u64)> = (0..=max as u16).map(|i| (i, 1)).collect();
+        let err = bincode::deserialize::<LatencySketch>(&bincode::serialize(&too_many).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("latency buckets"), "{err}");
     }
 
     #[test]
