@@ -7,7 +7,8 @@
 //!   [`AgentState::tick`], wakes the report sender, and fires the probe RPCs it asks for;
 //! - **report**: sends queued reports oldest first, one RPC at a time, each bounded by
 //!   `rpc_timeout`; a failure leaves the report queued (the queue is bounded) and moves
-//!   to the next endpoint;
+//!   to the next endpoint. An answer from the leader moves the reports to the next endpoint
+//!   too, at most once per cooldown (see [`crate::report_route`]);
 //! - **probes** (one short task per request): `AcquireProbe` and `ReleaseProbe` go to the
 //!   reports' endpoint, and a node that is gone (`UNAVAILABLE`, a deadline, a transport error)
 //!   moves that shared endpoint on and the call is tried on the next one, at most once per
@@ -19,7 +20,7 @@
 //! All three stop when the last [`crate::Client`] clone is dropped. No application call
 //! ever waits for any of them: they only publish into atomics.
 
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -35,6 +36,7 @@ use crate::agent_state::{AgentState, Published};
 use crate::clock::{Clock, CoarseClock};
 use crate::credentials::BearerToken;
 use crate::metrics::SdkMetrics;
+use crate::report_route::ReportRoute;
 use crate::{ClientOptions, SmallRng};
 use switchyard_proto::convert;
 
@@ -52,10 +54,15 @@ pub(crate) struct Shared {
     pub(crate) channels: Vec<(String, Channel)>,
     pub(crate) report_ready: Notify,
     pub(crate) report_endpoint: AtomicUsize,
+    /// When reports last moved off the leader (clock ms; [`NEVER`]: not yet).
+    pub(crate) leader_left_at_ms: AtomicU64,
     pub(crate) rng: SmallRng,
     /// Attached to every call; `Debug` redacts it.
     pub(crate) token: BearerToken,
 }
+
+/// [`Shared::leader_left_at_ms`] before reports ever left the leader.
+pub(crate) const NEVER: u64 = u64::MAX;
 
 impl Shared {
     pub(crate) fn lock(&self) -> MutexGuard<'_, AgentState> {
@@ -72,12 +79,15 @@ impl Shared {
     /// Moves the fleet calls' shared endpoint past `endpoint`, unless a concurrent failure
     /// already moved it (so two calls failing on one node skip one endpoint, not two).
     fn rotate_past(&self, endpoint: usize) {
-        let _ = self.report_endpoint.compare_exchange(
-            endpoint,
-            endpoint.wrapping_add(1),
-            Relaxed,
-            Relaxed,
-        );
+        self.move_from(endpoint, endpoint.wrapping_add(1));
+    }
+
+    /// Moves the fleet calls' shared endpoint from `endpoint` to `next`, unless something
+    /// else moved it first.
+    fn move_from(&self, endpoint: usize, next: usize) {
+        let _ = self
+            .report_endpoint
+            .compare_exchange(endpoint, next, Relaxed, Relaxed);
     }
 }
 
@@ -157,7 +167,24 @@ async fn report_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<()>) {
                     let mut state = shared.lock();
                     state.reports.remove_sent(seq);
                     state.on_report_accepted(answer.get_ref().report_interval_ms);
+                    drop(state);
                     shared.metrics.reports_sent.inc();
+                    let now_ms = shared.clock.now_ms();
+                    let left_at_ms = match shared.leader_left_at_ms.load(Relaxed) {
+                        NEVER => None,
+                        at => Some(at),
+                    };
+                    let answer = answer.get_ref();
+                    let route = ReportRoute {
+                        node_id: answer.node_id,
+                        leader_id: answer.leader_id,
+                        endpoints: shared.channels.len(),
+                    };
+                    if route.leave_leader(left_at_ms, now_ms) {
+                        shared.leader_left_at_ms.store(now_ms, Relaxed);
+                        let next = route.next_endpoint(endpoint, shared.rng.next_u64());
+                        shared.move_from(endpoint, next);
+                    }
                 }
                 Ok(Err(status)) => {
                     tracing::debug!(code = ?status.code(), message = status.message(), "report failed");

@@ -19,7 +19,7 @@
 //! ```
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use opentelemetry::global::BoxedTracer;
@@ -364,6 +364,7 @@ impl ClientBuilder {
             channels,
             report_ready: Notify::new(),
             report_endpoint: AtomicUsize::new(0),
+            leader_left_at_ms: AtomicU64::new(crate::agent::NEVER),
             token,
         });
         let (shutdown, _) = watch::channel(());

@@ -66,6 +66,7 @@ pub mod otel;
 mod outcome;
 mod probe_ledger;
 mod report_queue;
+pub mod report_route;
 mod retry;
 mod stripe;
 mod wrapped_call;

@@ -33,6 +33,9 @@ struct FakeState {
     probes: Probes,
     acquires: u32,
     releases: Vec<pb::ReleaseProbeRequest>,
+    /// Who the fake says it is and who leads, in Report answers (0, 1: an older node).
+    node_id: u64,
+    leader_id: u64,
 }
 
 #[derive(Clone, Default)]
@@ -74,8 +77,9 @@ impl ClientService for Fake {
         s.reports.push(request.into_inner());
         Ok(Response::new(pb::ReportResponse {
             accepted_deltas,
-            leader_id: 1,
+            leader_id: if s.leader_id == 0 { 1 } else { s.leader_id },
             report_interval_ms: 0,
+            node_id: s.node_id,
         }))
     }
 
@@ -271,6 +275,90 @@ async fn serve(fake: &Fake) -> (String, tokio::task::JoinHandle<()>) {
         server.await.expect("fake serves");
     });
     (addr, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_move_off_the_leader_and_come_back_only_when_the_follower_fails() {
+    // Goal: the first endpoint answers as the leader, the second as a follower: after the
+    // first answer, reports go to the follower. When the follower goes down, they rotate
+    // back to the leader and stay there for the cooldown instead of leaving it again.
+    let (leader, follower) = (Fake::default(), Fake::default());
+    for (fake, node_id) in [(&leader, 1), (&follower, 2)] {
+        let mut s = fake.state();
+        s.node_id = node_id;
+        s.leader_id = 1;
+        drop(s);
+        fake.publish(snapshot(3, "payments/db", pb::BreakerState::Closed));
+    }
+    let (leader_addr, leader_task) = serve(&leader).await;
+    let (follower_addr, follower_task) = serve(&follower).await;
+    let clock = ManualClock::new(0);
+    let client = Client::builder()
+        .options(ClientOptions {
+            report_interval: Duration::from_millis(10),
+            rpc_timeout: Duration::from_millis(500),
+            ..ClientOptions::default()
+        })
+        .endpoints([leader_addr, follower_addr])
+        .instance_id("pod-1")
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .expect("client");
+    let db = client.breaker("payments/db").expect("breaker");
+    // One call's outcome, for the next report to carry (reports follow the client's clock).
+    let call = || {
+        let p = db.allow().expect("closed");
+        db.record(p, Outcome::Success, Duration::from_millis(1));
+        clock.advance_ms(20);
+    };
+
+    // phase: the leader answers the first report, the follower the ones after it
+    call();
+    wait_until("a report on the leader", || {
+        !leader.state().reports.is_empty()
+    })
+    .await;
+    for _ in 0..5 {
+        call();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_until("reports on the follower", || {
+        follower.state().reports.len() >= 3
+    })
+    .await;
+    assert_eq!(
+        leader.state().reports.len(),
+        1,
+        "only the first report went to the leader"
+    );
+
+    // phase: the follower goes down; reports fail there once and go back to the leader,
+    // which keeps them within the cooldown
+    follower.go_down();
+    clock.advance_ms(1_000);
+    for _ in 0..6 {
+        call();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_until("reports back on the leader", || {
+        leader.state().reports.len() >= 4
+    })
+    .await;
+    let failures = client.metrics().report_failures.get();
+    assert!(failures >= 1, "the follower refused one");
+    for _ in 0..5 {
+        call();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        client.metrics().report_failures.get(),
+        failures,
+        "no report left the leader again within the cooldown"
+    );
+
+    drop(client);
+    leader_task.abort();
+    follower_task.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -79,6 +79,7 @@ impl ClientService {
                 .node
                 .report_interval_advice_ms()
                 .max(report_pacing::rate_advice_ms(calls_this_second, rate_max)),
+            node_id: self.node.id(),
         }))
     }
 }

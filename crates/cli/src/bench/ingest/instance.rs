@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use switchyard_proto::client::client_client::ClientClient;
 use switchyard_proto::client::{BreakerDelta, LatencyBucket, ReportRequest};
+use switchyard_sdk::report_route::ReportRoute;
 use tonic::transport::Channel;
 
 use super::pacer::{Evidence, LATENCY_BUCKET, ReportPacer};
@@ -57,6 +58,8 @@ pub struct InstanceRun {
     pub calls_accepted_measured: u64,
     /// Reports started in the measured seconds (accepted or not).
     pub reports_sent_measured: u64,
+    /// Reports the leader itself answered in the measured seconds.
+    pub answered_by_leader_measured: u64,
     /// Failed reports in the measured seconds, by code.
     pub errors: ErrorsByCode,
     /// Failed reports over the whole run, by code.
@@ -70,14 +73,20 @@ pub struct InstanceRun {
 }
 
 /// Runs instance `instance` (of `breakers` breakers) on `channel` until `timeline.end`.
+/// Sends one instance's reports to `channels[start]` (one channel per node), moving on to
+/// the next node as the SDK does when the leader answers (see `switchyard_sdk::report_route`).
 pub async fn run(
-    channel: Channel,
+    channels: Vec<Channel>,
+    start: usize,
     instance: u32,
     breakers: u32,
     mut pacer: ReportPacer,
     timeline: Timeline,
 ) -> InstanceRun {
-    let mut client = ClientClient::new(channel);
+    let mut clients: Vec<ClientClient<Channel>> =
+        channels.into_iter().map(ClientClient::new).collect();
+    let mut node = start % clients.len();
+    let mut left_leader_at_ms = None;
     let mut run = InstanceRun::default();
     while let Some(due_ms) = pacer.due_ms() {
         tokio::time::sleep_until((timeline.start + Duration::from_millis(due_ms)).into()).await;
@@ -85,13 +94,29 @@ pub async fn run(
         let Some(evidence) = pacer.take(timeline.ms(sent)) else {
             continue;
         };
-        let result = client.report(report(instance, breakers, evidence)).await;
+        let result = clients[node]
+            .report(report(instance, breakers, evidence))
+            .await;
         let done = Instant::now();
         let measured = sent >= timeline.measure_from && sent < timeline.end;
         run.reports_sent_measured += u64::from(measured);
         match result {
             Ok(answer) => {
-                pacer.accepted(answer.get_ref().report_interval_ms);
+                let answer = answer.get_ref();
+                pacer.accepted(answer.report_interval_ms);
+                let by_leader = answer.node_id != 0 && answer.node_id == answer.leader_id;
+                let counted = measured && done <= timeline.end;
+                run.answered_by_leader_measured += u64::from(counted && by_leader);
+                let route = ReportRoute {
+                    node_id: answer.node_id,
+                    leader_id: answer.leader_id,
+                    endpoints: clients.len(),
+                };
+                let now_ms = timeline.ms(done);
+                if route.leave_leader(left_leader_at_ms, now_ms) {
+                    left_leader_at_ms = Some(now_ms);
+                    node = route.next_endpoint(node, u64::from(instance));
+                }
                 if measured && done <= timeline.end {
                     run.samples_us.push((done - sent).as_micros() as u64);
                     run.calls_accepted_measured += evidence.calls;

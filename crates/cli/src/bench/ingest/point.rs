@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use tonic::transport::Channel;
 
 use super::IngestArgs;
 use super::instance::{self, InstanceRun, Timeline};
@@ -40,6 +41,9 @@ pub struct IngestResult {
     pub reports_per_s: f64,
     /// Report RPCs started per instance per second in the measured seconds (accepted or not).
     pub reports_sent_per_instance_per_s: f64,
+    /// Of the reports accepted in the measured seconds, the percentage the leader answered
+    /// itself (the rest went to followers, which forward them in one batch a tick).
+    pub answered_by_leader_percent: f64,
     /// Mean of the instances' report intervals in force at the end of the measurement, ms.
     pub effective_interval_mean_ms: f64,
     /// Widest of the instances' report intervals in force at the end of the measurement, ms.
@@ -131,11 +135,14 @@ pub async fn measure(args: &IngestArgs, spec: PointSpec) -> anyhow::Result<Inges
     let (leader_id, _) = cluster.wait_leader(Duration::from_secs(30)).await?;
     // Every node's: the leader may change under load, and its growth is what counts.
     let rss_baseline_mib = rss_mib(&cluster);
-    let mut channels = Vec::new();
+    // `connections_per_node` connections to every node; an instance has its slot on each.
+    let mut channels: Vec<Vec<Channel>> = Vec::new();
     for endpoint in &cluster.endpoints() {
+        let mut node = Vec::new();
         for _ in 0..args.connections_per_node {
-            channels.push(connect(endpoint).await?);
+            node.push(connect(endpoint).await?);
         }
+        channels.push(node);
     }
     let offered_reports_per_s = f64::from(spec.instances) * 1000.0 / spec.interval_ms as f64;
     progress(format!(
@@ -152,12 +159,18 @@ pub async fn measure(args: &IngestArgs, spec: PointSpec) -> anyhow::Result<Inges
     };
     let mut tasks = Vec::new();
     for instance in 0..spec.instances {
-        let channel = channels[instance as usize % channels.len()].clone();
+        // Instances spread over the nodes and their connections, as before reports left the
+        // leader: the instance's first node, then its slot there.
+        let per_node = channels[0].len();
+        let at = instance as usize % (channels.len() * per_node);
+        let (start, slot) = (at / per_node, at % per_node);
+        let mine: Vec<Channel> = channels.iter().map(|node| node[slot].clone()).collect();
         // Spread the instances' phases over one interval, as a real fleet's would be.
         let phase_ms = spec.interval_ms * u64::from(instance) / u64::from(spec.instances);
         let pacer = ReportPacer::new(spec.interval_ms, phase_ms, end_ms);
         tasks.push(tokio::spawn(instance::run(
-            channel,
+            mine,
+            start,
             instance,
             args.breakers,
             pacer,
@@ -215,6 +228,8 @@ pub async fn measure(args: &IngestArgs, spec: PointSpec) -> anyhow::Result<Inges
         offered_reports_per_s,
         reports_per_s: samples.len() as f64 / seconds,
         reports_sent_per_instance_per_s: fleet.reports_sent_measured as f64 / instances / seconds,
+        answered_by_leader_percent: fleet.answered_by_leader_measured as f64 * 100.0
+            / samples.len().max(1) as f64,
         effective_interval_mean_ms: fleet.interval_sum_ms as f64 / instances,
         effective_interval_max_ms: fleet.interval_max_ms,
         deltas_per_s: samples.len() as f64 * breakers as f64 / seconds,
@@ -251,6 +266,7 @@ struct Fleet {
     samples_us: Vec<u64>,
     calls_accepted_measured: u64,
     reports_sent_measured: u64,
+    answered_by_leader_measured: u64,
     errors: ErrorsByCode,
     errors_whole_run: ErrorsByCode,
     /// Per breaker (every breaker of an instance makes the same calls).
@@ -267,6 +283,7 @@ impl Fleet {
             fleet.samples_us.extend(run.samples_us);
             fleet.calls_accepted_measured += run.calls_accepted_measured;
             fleet.reports_sent_measured += run.reports_sent_measured;
+            fleet.answered_by_leader_measured += run.answered_by_leader_measured;
             accounting::merge_errors(&mut fleet.errors, run.errors);
             accounting::merge_errors(&mut fleet.errors_whole_run, run.errors_whole_run);
             fleet.offered_calls += run.offered.calls;

@@ -94,6 +94,10 @@ pub fn fields(r: &IngestResult) -> Fields {
         "reports/s per instance",
         format!("{:.2}", r.reports_sent_per_instance_per_s),
     )
+    .add(
+        "answered by the leader",
+        format!("{:.1} % of accepted reports", r.answered_by_leader_percent),
+    )
     .add("deltas/s", format!("{:.0}", r.deltas_per_s))
     .add(
         "calls/s offered / reported",
