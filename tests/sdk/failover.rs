@@ -1,7 +1,7 @@
 //! The SDK's reports fail over: when the endpoint it reports to answers `UNAVAILABLE`, the next
 //! report goes to the next endpoint, so a fleet whose first endpoint is down still reaches the
 //! cluster. Probe permits (`AcquireProbe`, `ReleaseProbe`) follow the same endpoint as the
-//! reports.
+//! reports. An SDK whose reports land on the leader moves them to a follower.
 
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use switchyard_proto::admin as apb;
 use switchyard_proto::client as cpb;
 use switchyard_sdk::{Client, Outcome};
 
-use crate::support::{Cluster, admin, eventually};
+use crate::support::{Cluster, admin, eventually, metric, scrape};
 use crate::{ELECTION, REPORT_INTERVAL, policy};
 
 /// An SDK client whose endpoints are `first`, then `rest`, in that order.
@@ -77,6 +77,71 @@ async fn reports_move_to_the_next_endpoint_when_the_first_node_is_killed() {
         sdk.metrics().report_failures.get() >= 1,
         "the first report went to the killed node and failed"
     );
+}
+
+/// Report RPCs node `http` has answered (its RPC duration histogram's count).
+fn reports_answered(http: &str) -> u64 {
+    metric(
+        &scrape(http),
+        "switchyard_rpc_duration_seconds_count",
+        "Client/Report",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_leave_the_leader_for_a_follower() {
+    // Goal: every node names itself and the leader in its Report answers, and an SDK whose
+    // first endpoint is the leader sends its reports to a follower after the first answer.
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_leader(ELECTION).await;
+
+    // phase: the answers name the node that gave them and the leader
+    for (&id, node) in &cluster.nodes {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", node.grpc))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+        let answer = cpb::client_client::ClientClient::new(channel)
+            .report(cpb::ReportRequest {
+                instance: format!("names-{id}"),
+                deltas: vec![cpb::BreakerDelta {
+                    key: "payments/names".into(),
+                    calls: 1,
+                    ..Default::default()
+                }],
+            })
+            .await
+            .expect("accepted")
+            .into_inner();
+        assert_eq!(
+            (answer.node_id, answer.leader_id),
+            (id, leader),
+            "node {id}"
+        );
+    }
+
+    // phase: an SDK listing the leader first reports through a follower
+    let leader_node = &cluster.nodes[&leader];
+    let followers: Vec<String> = cluster
+        .nodes
+        .iter()
+        .filter(|(id, _)| **id != leader)
+        .map(|(_, n)| n.grpc.clone())
+        .collect();
+    let before = reports_answered(&leader_node.http);
+    let sdk = sdk(&leader_node.grpc, &followers.join(","));
+    let key = "payments/off-the-leader";
+    for round in 1..=10u64 {
+        record_calls(&sdk, key, 5);
+        wait_counted(&leader_node.grpc, key, round * 5).await;
+    }
+    let answered_by_leader = reports_answered(&leader_node.http) - before;
+    assert!(
+        answered_by_leader <= 2,
+        "the leader answered {answered_by_leader} of at least 10 reports"
+    );
+    assert_eq!(sdk.metrics().report_failures.get(), 0);
 }
 
 /// The code a one-delta report to `addr` fails with, on a fresh connection and with the SDK's
