@@ -3,12 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use switchyard_proto::client::client_client::ClientClient;
 use switchyard_proto::client::{BreakerDelta, LatencyBucket, ReportRequest};
 use switchyard_sdk::report_route::ReportRoute;
 use tonic::transport::Channel;
 
 use super::pacer::{Evidence, LATENCY_BUCKET, ReportPacer};
+use super::wire::{self, ReportTemplate};
 use crate::bench::accounting::{self, ErrorsByCode};
 
 /// The Report of `instance` carrying `evidence` for each of its `breakers`.
@@ -72,9 +72,9 @@ pub struct InstanceRun {
     pub interval_ms: u64,
 }
 
-/// Runs instance `instance` (of `breakers` breakers) on `channel` until `timeline.end`.
-/// Sends one instance's reports to `channels[start]` (one channel per node), moving on to
-/// the next node as the SDK does when the leader answers (see `switchyard_sdk::report_route`).
+/// Runs instance `instance` (of `breakers` breakers) until `timeline.end`: its reports go to
+/// `channels[start]` (one channel per node), moving to another node as the SDK does when the
+/// leader answers (see `switchyard_sdk::report_route`).
 pub async fn run(
     channels: Vec<Channel>,
     start: usize,
@@ -83,9 +83,8 @@ pub async fn run(
     mut pacer: ReportPacer,
     timeline: Timeline,
 ) -> InstanceRun {
-    let mut clients: Vec<ClientClient<Channel>> =
-        channels.into_iter().map(ClientClient::new).collect();
-    let mut node = start % clients.len();
+    let mut template = ReportTemplate::new(instance, breakers);
+    let mut node = start % channels.len();
     let mut left_leader_at_ms = None;
     let mut run = InstanceRun::default();
     while let Some(due_ms) = pacer.due_ms() {
@@ -94,9 +93,7 @@ pub async fn run(
         let Some(evidence) = pacer.take(timeline.ms(sent)) else {
             continue;
         };
-        let result = clients[node]
-            .report(report(instance, breakers, evidence))
-            .await;
+        let result = wire::send(&channels[node], template.encode(evidence)).await;
         let done = Instant::now();
         let measured = sent >= timeline.measure_from && sent < timeline.end;
         run.reports_sent_measured += u64::from(measured);
@@ -110,7 +107,7 @@ pub async fn run(
                 let route = ReportRoute {
                     node_id: answer.node_id,
                     leader_id: answer.leader_id,
-                    endpoints: clients.len(),
+                    endpoints: channels.len(),
                 };
                 let now_ms = timeline.ms(done);
                 if route.leave_leader(left_leader_at_ms, now_ms) {

@@ -51,6 +51,7 @@ mod instance;
 mod pacer;
 mod point;
 mod render;
+mod wire;
 
 use clap::Args;
 
