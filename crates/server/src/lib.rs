@@ -41,6 +41,7 @@ pub mod raft_runtime;
 pub mod report_pacing;
 pub mod response_date;
 pub mod rpc_metrics;
+pub mod runtime_lag;
 pub mod serve;
 pub mod services;
 pub mod tls;

@@ -20,7 +20,7 @@
 //! | `reports_accepted_total`, `report_deltas_{accepted,handed_over,forward_retried,dropped_forwarding,lost_in_tick}_total` | counter | |
 //! | `report_deltas_refused_total` | counter | `limit` (`report_rate_per_instance_max`, `report_deltas_max`, `pending_deltas_max`) |
 //! | `state_deltas_dropped_total`, `ticks_written_total`, `forwarded_requests_total` | counter | |
-//! | `watch_subscribers`, `watch_subscribers_max`, `report_interval_advised_seconds` | gauge | |
+//! | `watch_subscribers`, `watch_subscribers_max`, `report_interval_advised_seconds`, `runtime_lag_seconds` | gauge | |
 //! | `breakers`, `breaker_state`, `breaker_open`, `breaker_state_since_timestamp_seconds` | gauge | `key`, `state` |
 //! | `breaker_window_{calls,failures,slow,instances}`, `breaker_consecutive_opens` | gauge | `key` |
 //! | `breaker_probe_permits_in_use`, `breaker_probe_permits_max` | gauge | `key` |
@@ -269,6 +269,14 @@ fn register_ingest(registry: &mut Registry, node: &Node) {
         "report_deltas_refused",
         "Report deltas refused at a limit, by the limits field that refused them",
         refused,
+    );
+    let lag: Gauge<f64, AtomicU64> = Gauge::default();
+    lag.set(node.runtime_lag_ms() / 1000.0);
+    registry.register(
+        "runtime_lag_seconds",
+        "How late this node's runtime wakes a task that is due, smoothed over about a second \
+         (CPU saturation; see report_interval_advised_seconds)",
+        lag,
     );
     let advised: Gauge<f64, AtomicU64> = Gauge::default();
     advised.set(node.report_interval_advice_ms() as f64 / 1000.0);

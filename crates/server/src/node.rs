@@ -39,6 +39,7 @@ use crate::forward::{ForwardReply, ForwardRequest};
 use crate::ingest::{Batch, BatchRefused, DeltasRefused, Ingest};
 use crate::report_pacing::Pacing;
 use crate::rpc_metrics::RpcMetrics;
+use crate::runtime_lag::RuntimeLag;
 use crate::transport::{ChannelPool, Connector};
 
 /// How long a forwarded call may take before the caller is told to retry.
@@ -72,6 +73,8 @@ struct Inner {
     forward_pacing: Pacing,
     /// The interval the leader last asked for in answer to a forwarded batch, ms.
     leader_advice_ms: AtomicU64,
+    /// How late this node's runtime runs what is due (see [`crate::runtime_lag`]).
+    runtime_lag: RuntimeLag,
     counters: Counters,
     rpc_metrics: RpcMetrics,
     /// Ids for requests that arrive without one (see [`crate::trace_context`]).
@@ -178,6 +181,11 @@ impl Node {
     /// The node's clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
+    }
+
+    /// How late this node's runtime runs what is due, smoothed, ms.
+    pub fn runtime_lag_ms(&self) -> f64 {
+        self.inner.runtime_lag.smoothed_ms()
     }
 
     /// Resolves when the node begins shutting down.

@@ -146,6 +146,7 @@ impl Node {
                 pacing: Pacing::new(config.tick_interval_ms),
                 forward_pacing: Pacing::new(config.tick_interval_ms),
                 leader_advice_ms: Default::default(),
+                runtime_lag: Default::default(),
                 config,
                 raft,
                 sm,
@@ -162,6 +163,7 @@ impl Node {
         tokio::spawn(node.clone().tick_loop());
         tokio::spawn(node.clone().forward_loop());
         tokio::spawn(node.clone().snapshot_loop());
+        tokio::spawn(node.clone().lag_loop());
         Ok(node)
     }
 }

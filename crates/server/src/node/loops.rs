@@ -124,6 +124,22 @@ impl Node {
         }
     }
 
+    /// Measures how late the runtime wakes a task that is due (see [`crate::runtime_lag`]).
+    pub(super) async fn lag_loop(self) {
+        let mut shutdown = self.shutdown_signal();
+        loop {
+            let asleep = tokio::time::Instant::now();
+            tokio::select! {
+                _ = tokio::time::sleep(crate::runtime_lag::LAG_PROBE) => {}
+                _ = shutdown.changed() => return,
+            }
+            let late = asleep
+                .elapsed()
+                .saturating_sub(crate::runtime_lag::LAG_PROBE);
+            self.inner.runtime_lag.observe(late);
+        }
+    }
+
     /// Builds a snapshot whenever [`SnapshotSchedule`] says one is due, checked after each
     /// applied entry. Every node snapshots its own state; nothing here is replicated.
     pub(super) async fn snapshot_loop(self) {
