@@ -81,8 +81,8 @@ impl Hasher for InstanceIdHasher {
 }
 
 /// Byte order, as `str`'s (ids are ASCII), but eight bytes at a time and without a call to
-/// `memcmp`: every delta of every tick finds its instance in an ordered table, a dozen
-/// comparisons of short ids.
+/// `memcmp`: ids are sorted wherever their order shows (a tick's instance list, a snapshot's
+/// instance tables, ties between instances to evict).
 impl Ord for InstanceId {
     fn cmp(&self, other: &Self) -> Ordering {
         byte_order(self.name.as_bytes(), other.name.as_bytes())
