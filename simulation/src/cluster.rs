@@ -142,6 +142,8 @@ impl Cluster {
                     disk: Some(disk),
                     // One turmoil-driven runtime: extra threads would break determinism.
                     raft_runtime: None,
+                    // The host's CPU is not the simulated cluster's.
+                    cpu_pressure: None,
                 };
                 let node = Node::start(config, deps).await?;
                 cluster.lock().insert(id, node.clone());

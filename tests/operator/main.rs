@@ -243,6 +243,7 @@ async fn metrics_pass_promtool_and_cover_the_alert_rules_and_the_grafana_dashboa
         "switchyard_report_deltas_lost_in_tick_total",
         "switchyard_watch_subscribers",
         "switchyard_runtime_lag_seconds",
+        "switchyard_cpu_pressure_ratio",
         "switchyard_sla_breach",
         "switchyard_rpc_duration_seconds_bucket",
     ] {

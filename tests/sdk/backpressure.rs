@@ -99,3 +99,171 @@ async fn a_fleet_over_the_tick_buffer_limit_reports_less_often_and_is_never_refu
     )
     .await;
 }
+
+/// A PSI file whose `some` stall time grows by `share` of wall time while `on` holds, written
+/// every 20 ms (whole-file renames, so a node never reads half a line).
+struct FakePressure {
+    path: std::path::PathBuf,
+    share_permille: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FakePressure {
+    fn start(dir: &std::path::Path) -> Self {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let path = dir.join("cpu.pressure");
+        let share_permille = std::sync::Arc::new(AtomicU64::new(0));
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let write = |path: &std::path::Path, total_us: u64| {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(
+                &tmp,
+                format!(
+                    "some avg10=0.00 avg60=0.00 avg300=0.00 total={total_us}\n\
+                     full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+                ),
+            )
+            .unwrap();
+            std::fs::rename(&tmp, path).unwrap();
+        };
+        write(&path, 0);
+        let (p, share, halt) = (path.clone(), share_permille.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut total_us = 0u64;
+            let mut last = std::time::Instant::now();
+            while !halt.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(20));
+                let elapsed_us = last.elapsed().as_micros() as u64;
+                last = std::time::Instant::now();
+                total_us += elapsed_us * share.load(Ordering::Relaxed) / 1000;
+                write(&p, total_us);
+            }
+        });
+        Self {
+            path,
+            share_permille,
+            stop,
+        }
+    }
+
+    fn set(&self, share: f64) {
+        self.share_permille.store(
+            (share * 1000.0) as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+}
+
+impl Drop for FakePressure {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_short_of_cpu_asks_for_coarser_reports_up_to_four_ticks_and_lets_go() {
+    // Goal: CPU pressure over `cpu_pressure_max_percent` widens the fleet's interval (never
+    // past 4 ticks), loses no evidence, and the interval comes back when the pressure goes.
+    let files = tempfile::tempdir().unwrap();
+    let pressure = FakePressure::start(files.path());
+    let file = pressure.path.to_str().unwrap().to_owned();
+    let cluster = Cluster::start(
+        3,
+        &[
+            "--cpu-pressure-file",
+            &file,
+            "--limit-cpu-pressure-max-percent",
+            "50",
+        ],
+    );
+    let leader = cluster.wait_leader(Duration::from_secs(15)).await;
+    let http = cluster.nodes[&leader].http.clone();
+    let endpoints = cluster.endpoints();
+    let client = Client::builder()
+        .endpoints(endpoints.split(','))
+        .instance_id("cpu-pressed")
+        .report_interval(Duration::from_millis(100))
+        .build()
+        .expect("sdk client");
+    let breaker = client.breaker("cpu/b").unwrap();
+    let mut recorded = 0u64;
+    let mut call = |n: u64| {
+        for _ in 0..n {
+            let p = breaker.allow().expect("closed");
+            breaker.record(p, Outcome::Success, Duration::from_millis(1));
+        }
+        recorded += n;
+    };
+
+    // phase: 0.3 of the time stalled, under the limit: nothing asked for
+    pressure.set(0.3);
+    for _ in 0..20 {
+        call(5);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(client.stats().report_interval_ms, 100);
+    assert_eq!(
+        metric_f64(
+            &scrape(&http),
+            "switchyard_report_interval_advised_seconds",
+            ""
+        ),
+        0.0
+    );
+
+    // phase: 0.95 stalled for 5 s: widened, to 4 ticks at most
+    pressure.set(0.95);
+    let mut widest = 0;
+    for _ in 0..50 {
+        call(5);
+        widest = widest.max(client.stats().report_interval_ms);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(widest, 400, "CPU pressure alone stops at 4 ticks");
+    let text = scrape(&http);
+    assert!(
+        metric_f64(&text, "switchyard_cpu_pressure_ratio", "") > 0.9,
+        "{text}"
+    );
+    assert_eq!(client.stats().reports_refused, 0);
+
+    // phase: the pressure goes; within a few calm periods the SDK is back at its own interval
+    pressure.set(0.0);
+    eventually(Duration::from_secs(20), "back to 100 ms", || {
+        call(1);
+        let interval = client.stats().report_interval_ms;
+        async move { (interval == 100).then_some(()) }
+    })
+    .await;
+
+    // Every recorded call reached the state machine.
+    eventually(
+        Duration::from_secs(20),
+        "every recorded call applied",
+        || {
+            let http = http.clone();
+            async move {
+                let applied = metric(&scrape(&http), "switchyard_breaker_sla_calls", "cpu/");
+                (applied == recorded).then_some(())
+            }
+        },
+    )
+    .await;
+}
+
+#[test]
+fn a_pressure_file_that_cannot_be_read_stops_the_node_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(crate::support::binary())
+        .args(["serve", "--node-id", "1", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .arg("--cpu-pressure-file")
+        .arg(dir.path().join("missing"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("`cpu_pressure_file`"), "{stderr}");
+    assert!(!dir.path().join("data").exists(), "nothing was created");
+}

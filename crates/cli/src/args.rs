@@ -224,6 +224,14 @@ pub struct LimitArgs {
     /// Largest snapshot accepted from a leader, bytes [default: 1073741824].
     #[arg(long = "limit-snapshot-bytes-max", value_name = "BYTES")]
     pub snapshot_bytes_max: Option<u64>,
+    /// Percent of time this node's tasks may wait for a CPU before it asks the fleet for
+    /// coarser reports; 0 turns it off [default: 85].
+    #[arg(long = "limit-cpu-pressure-max-percent", value_name = "PERCENT")]
+    pub cpu_pressure_max_percent: Option<u32>,
+    /// The Linux PSI file to read CPU pressure from [default: the node's cgroup v2
+    /// cpu.pressure, else /proc/pressure/cpu].
+    #[arg(long = "cpu-pressure-file", value_name = "PATH")]
+    pub cpu_pressure_file: Option<PathBuf>,
 }
 
 /// `switchyard local-cluster`.

@@ -44,6 +44,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
 
+    let cpu_pressure = cpu_pressure_file(&config)?;
+    tracing::info!(
+        file = ?cpu_pressure,
+        max_percent = config.limits.cpu_pressure_max_percent,
+        "CPU pressure"
+    );
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
             "cannot create data_dir {} (set --data-dir)",
@@ -91,6 +97,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // The real disk: sled in `data_dir`.
         disk: None,
         raft_runtime: Some(raft_runtime.handle()),
+        cpu_pressure,
     };
     switchyard_server::run_with_tls(
         config,
@@ -104,6 +111,27 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     .context("the node stopped with an error")?;
     tracing::info!("node stopped");
     Ok(())
+}
+
+/// The PSI file the node reads its CPU pressure from: the configured one, which must be
+/// readable, or the detected one (none without PSI).
+fn cpu_pressure_file(
+    config: &switchyard_server::config::NodeConfig,
+) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let Some(file) = &config.cpu_pressure_file else {
+        return Ok(switchyard_server::cpu_pressure::detect());
+    };
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|text| switchyard_server::cpu_pressure::parse_some_total_us(&text))
+        .with_context(|| {
+            format!(
+                "invalid `cpu_pressure_file`: {} must be a readable Linux PSI file with a \
+                 `some ... total=` line",
+                file.display()
+            )
+        })?;
+    Ok(Some(file.clone()))
 }
 
 async fn bind(what: &str, flag: &str, addr: &str) -> anyhow::Result<TcpListener> {

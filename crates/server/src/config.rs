@@ -48,6 +48,10 @@ pub struct NodeConfig {
     pub log_entries_kept_after_snapshot: u64,
     /// Limits that protect the node from callers.
     pub limits: Limits,
+    /// The Linux PSI file whose `some` stall time is this node's CPU pressure (see
+    /// `cpu_pressure`); by default the node's cgroup v2 `cpu.pressure`, else
+    /// `/proc/pressure/cpu`.
+    pub cpu_pressure_file: Option<PathBuf>,
     /// Bind a non-loopback address without tokens (development only).
     pub insecure: bool,
     /// PEM certificate chain this node presents on its gRPC port (client, admin and Raft
@@ -92,6 +96,7 @@ impl Default for NodeConfig {
             tls_key: None,
             tls_ca: None,
             tls_client_ca: None,
+            cpu_pressure_file: None,
             metrics_require_token: false,
             http_plaintext: false,
         }
@@ -117,6 +122,10 @@ pub struct Limits {
     pub audit_page_max: u32,
     /// Largest snapshot accepted from a leader, in bytes.
     pub snapshot_bytes_max: u64,
+    /// Share of time (percent) this node's tasks may wait for a CPU, smoothed over about half a
+    /// second, before the node asks the fleet for coarser reports (back-pressure, never a
+    /// refusal; see `report_pacing`). 0 turns the CPU signal off.
+    pub cpu_pressure_max_percent: u32,
 }
 
 impl Default for Limits {
@@ -129,6 +138,7 @@ impl Default for Limits {
             message_bytes_max: 8 * 1024 * 1024,
             audit_page_max: switchyard_core::AUDIT_QUERY_MAX_LIMIT,
             snapshot_bytes_max: 1024 * 1024 * 1024,
+            cpu_pressure_max_percent: 85,
         }
     }
 }
@@ -295,6 +305,12 @@ impl NodeConfig {
             return Err(err(
                 "limits.audit_page_max",
                 format!("must be at most {}", switchyard_core::AUDIT_QUERY_MAX_LIMIT),
+            ));
+        }
+        if l.cpu_pressure_max_percent > 100 {
+            return Err(err(
+                "limits.cpu_pressure_max_percent",
+                "must be at most 100 (a share of time; 0 turns it off)",
             ));
         }
         if l.message_bytes_max < 64 * 1024 {

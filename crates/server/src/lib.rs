@@ -29,6 +29,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod cpu_pressure;
 pub mod deadline;
 pub mod error;
 pub mod forward;

@@ -20,7 +20,7 @@
 //! | `reports_accepted_total`, `report_deltas_{accepted,handed_over,forward_retried,dropped_forwarding,lost_in_tick}_total` | counter | |
 //! | `report_deltas_refused_total` | counter | `limit` (`report_rate_per_instance_max`, `report_deltas_max`, `pending_deltas_max`) |
 //! | `state_deltas_dropped_total`, `ticks_written_total`, `forwarded_requests_total` | counter | |
-//! | `watch_subscribers`, `watch_subscribers_max`, `report_interval_advised_seconds`, `runtime_lag_seconds` | gauge | |
+//! | `watch_subscribers`, `watch_subscribers_max`, `report_interval_advised_seconds`, `runtime_lag_seconds`, `cpu_pressure_ratio` | gauge | |
 //! | `breakers`, `breaker_state`, `breaker_open`, `breaker_state_since_timestamp_seconds` | gauge | `key`, `state` |
 //! | `breaker_window_{calls,failures,slow,instances}`, `breaker_consecutive_opens` | gauge | `key` |
 //! | `breaker_probe_permits_in_use`, `breaker_probe_permits_max` | gauge | `key` |
@@ -277,6 +277,14 @@ fn register_ingest(registry: &mut Registry, node: &Node) {
         "How late this node's runtime wakes a task that is due, smoothed over about a second \
          (CPU saturation; see report_interval_advised_seconds)",
         lag,
+    );
+    let pressure: Gauge<f64, AtomicU64> = Gauge::default();
+    pressure.set(node.cpu_pressure());
+    registry.register(
+        "cpu_pressure_ratio",
+        "Share of time this node's tasks waited for a CPU (Linux PSI `some`), smoothed over \
+         about half a second; over limits.cpu_pressure_max_percent reports are paced",
+        pressure,
     );
     let advised: Gauge<f64, AtomicU64> = Gauge::default();
     advised.set(node.report_interval_advice_ms() as f64 / 1000.0);

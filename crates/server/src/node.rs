@@ -71,6 +71,10 @@ struct Inner {
     pacing: Pacing,
     /// Back-pressure from this node's forward buffer.
     forward_pacing: Pacing,
+    /// Back-pressure from this node's CPU pressure (see [`crate::cpu_pressure`]).
+    cpu_pacing: Pacing,
+    /// This node's smoothed CPU pressure.
+    cpu_pressure: crate::cpu_pressure::Smoothed,
     /// The interval the leader last asked for in answer to a forwarded batch, ms.
     leader_advice_ms: AtomicU64,
     /// How late this node's runtime runs what is due (see [`crate::runtime_lag`]).
@@ -122,6 +126,10 @@ pub struct NodeDeps {
     /// Where the store lives: `None` opens sled in `data_dir`; the simulation passes a
     /// simulated disk that outlives the node's host.
     pub disk: Option<Arc<dyn Disk>>,
+    /// The Linux PSI file this node reads its CPU pressure from (see
+    /// [`crate::cpu_pressure`]); `None` (the simulation, a host without PSI) turns the signal
+    /// off.
+    pub cpu_pressure: Option<std::path::PathBuf>,
     /// Where Raft runs: production passes a [`crate::raft_runtime::RaftRuntime`]'s handle so
     /// request handling cannot delay heartbeats; `None` runs it on the caller's runtime (the
     /// simulation, whose single runtime is driven by turmoil).
@@ -186,6 +194,11 @@ impl Node {
     /// How late this node's runtime runs what is due, smoothed, ms.
     pub fn runtime_lag_ms(&self) -> f64 {
         self.inner.runtime_lag.smoothed_ms()
+    }
+
+    /// The share of time this node's tasks waited for a CPU, smoothed (0 when not read).
+    pub fn cpu_pressure(&self) -> f64 {
+        self.inner.cpu_pressure.get()
     }
 
     /// Resolves when the node begins shutting down.
@@ -336,13 +349,23 @@ impl Node {
     /// pacing, and on a follower also what the leader last asked for.
     pub fn report_interval_advice_ms(&self) -> u64 {
         if self.is_leader() {
-            self.inner.pacing.advice_ms()
+            self.leader_advice_ms()
         } else {
             self.inner
                 .forward_pacing
                 .advice_ms()
+                .max(self.inner.cpu_pacing.advice_ms())
                 .max(self.inner.leader_advice_ms.load(Ordering::Relaxed))
         }
+    }
+
+    /// What this node asks for as leader, of its own SDKs and of its followers' (in answer
+    /// to their forwarded batches): its tick buffer's pacing and its CPU's.
+    fn leader_advice_ms(&self) -> u64 {
+        self.inner
+            .pacing
+            .advice_ms()
+            .max(self.inner.cpu_pacing.advice_ms())
     }
 
     /// Accepts a fleet report: on the leader into the next tick, elsewhere forwarded to it.

@@ -19,6 +19,13 @@
 //!   most doubles the load, which stays under [`RAISE_AT`]);
 //! - between the two it holds.
 //!
+//! The node's CPU is a second load ([`pressure_fill`]): when the share of time its tasks waited
+//! for a core (see [`crate::cpu_pressure`]) passes `limits.cpu_pressure_max_percent`, the same
+//! rules widen the interval, by at most [`CPU_LEVEL_MAX`] doublings. Fewer, larger reports cost
+//! the node less CPU for the same evidence; past a quarter of the report rate the buffers, not
+//! the CPU, are what to watch, and a neighbour that keeps a host's cores busy should not slow
+//! the fleet's evidence more than that.
+//!
 //! Separately, an instance that uses more than half its `report_rate_per_instance_max` in a
 //! second is asked to report at most at half that rate ([`rate_advice_ms`]).
 
@@ -34,6 +41,9 @@ pub const LOWER_BELOW: f64 = 0.2;
 pub const CALM_MS: u64 = 3_000;
 /// The highest level: 2^6 = 64 tick intervals (6.4 s at the default 100 ms tick).
 pub const LEVEL_MAX: u32 = 6;
+/// The highest level CPU pressure alone asks for: 2^2 = 4 tick intervals (400 ms at the
+/// default tick).
+pub const CPU_LEVEL_MAX: u32 = 2;
 
 /// The pacing state of one buffer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -46,8 +56,15 @@ pub struct PacingState {
     pub calm_since_ms: Option<u64>,
 }
 
-/// The next state after observing `fill` at `now_ms` (see the module docs).
-pub fn next_state(state: PacingState, fill: f64, now_ms: u64, tick_ms: u64) -> PacingState {
+/// The next state after observing `fill` at `now_ms`, at most `level_max` (see the module
+/// docs).
+pub fn next_state(
+    state: PacingState,
+    fill: f64,
+    now_ms: u64,
+    tick_ms: u64,
+    level_max: u32,
+) -> PacingState {
     let mut next = state;
     if fill > RAISE_AT {
         next.calm_since_ms = None;
@@ -55,7 +72,7 @@ pub fn next_state(state: PacingState, fill: f64, now_ms: u64, tick_ms: u64) -> P
             now_ms.saturating_sub(state.raised_at_ms) >= 2 * advice_ms(state.level, tick_ms);
         if state.level == 0 || settled || fill >= URGENT_AT {
             let doublings = (fill / RAISE_AT).log2().ceil().max(1.0) as u32;
-            next.level = (state.level + doublings).min(LEVEL_MAX);
+            next.level = (state.level + doublings).min(level_max);
             if next.level != state.level {
                 next.raised_at_ms = now_ms;
             }
@@ -81,6 +98,16 @@ pub fn advice_ms(level: u32, tick_ms: u64) -> u64 {
     }
 }
 
+/// The CPU's load on the scale of a buffer's fill: `cpu_pressure_max_percent` maps to
+/// [`RAISE_AT`], so a smoothed stall share over it widens the interval and one under 40 % of it
+/// ([`LOWER_BELOW`] / [`RAISE_AT`]) for [`CALM_MS`] narrows it. 0 when the limit is 0 (off).
+pub fn pressure_fill(share: f64, max_percent: u32) -> f64 {
+    if max_percent == 0 {
+        return 0.0;
+    }
+    share * 100.0 / f64::from(max_percent) * RAISE_AT
+}
+
 /// The interval asked of an instance that made `calls` Report calls this second, against a
 /// limit of `rate_max` per second: none under half the limit, else the interval of half the
 /// limit's rate.
@@ -97,14 +124,21 @@ pub fn rate_advice_ms(calls: u32, rate_max: u32) -> u64 {
 pub struct Pacing {
     state: Mutex<PacingState>,
     tick_ms: u64,
+    level_max: u32,
 }
 
 impl Pacing {
     /// Pacing in steps of `tick_ms`.
     pub fn new(tick_ms: u64) -> Self {
+        Self::capped(tick_ms, LEVEL_MAX)
+    }
+
+    /// Pacing in steps of `tick_ms` up to `level_max` (at most [`LEVEL_MAX`]).
+    pub fn capped(tick_ms: u64, level_max: u32) -> Self {
         Self {
             state: Mutex::default(),
             tick_ms,
+            level_max: level_max.min(LEVEL_MAX),
         }
     }
 
@@ -114,9 +148,13 @@ impl Pacing {
 
     /// Observes `taken` deltas out of a buffer of `limit` at `now_ms`.
     pub fn observe(&self, taken: usize, limit: u32, now_ms: u64) {
-        let fill = taken as f64 / f64::from(limit.max(1));
+        self.observe_fill(taken as f64 / f64::from(limit.max(1)), now_ms);
+    }
+
+    /// Observes a load of `fill` (on the scale of a buffer's fill) at `now_ms`.
+    pub fn observe_fill(&self, fill: f64, now_ms: u64) {
         let mut state = self.lock();
-        *state = next_state(*state, fill, now_ms, self.tick_ms);
+        *state = next_state(*state, fill, now_ms, self.tick_ms, self.level_max);
     }
 
     /// The interval asked for now, ms (0: none).
@@ -136,7 +174,7 @@ mod tests {
         fills
             .iter()
             .map(|&(fill, at)| {
-                state = next_state(state, fill, at, TICK);
+                state = next_state(state, fill, at, TICK, LEVEL_MAX);
                 state.level
             })
             .collect()
@@ -183,15 +221,15 @@ mod tests {
             calm_since_ms: None,
         };
         let mut at = 10_000;
-        state = next_state(state, 0.1, at, TICK);
+        state = next_state(state, 0.1, at, TICK, LEVEL_MAX);
         assert_eq!(state.level, 2);
         at += CALM_MS - 1;
-        state = next_state(state, 0.1, at, TICK);
+        state = next_state(state, 0.1, at, TICK, LEVEL_MAX);
         assert_eq!(state.level, 2, "not before the calm period");
         at += 1;
-        state = next_state(state, 0.1, at, TICK);
+        state = next_state(state, 0.1, at, TICK, LEVEL_MAX);
         assert_eq!(state.level, 1);
-        state = next_state(state, 0.1, at + CALM_MS, TICK);
+        state = next_state(state, 0.1, at + CALM_MS, TICK, LEVEL_MAX);
         assert_eq!(state.level, 0);
         // A busy observation in between restarts the calm period.
         let mut state = PacingState {
@@ -199,9 +237,9 @@ mod tests {
             raised_at_ms: 0,
             calm_since_ms: None,
         };
-        state = next_state(state, 0.1, 0, TICK);
-        state = next_state(state, 0.3, CALM_MS / 2, TICK);
-        state = next_state(state, 0.1, CALM_MS, TICK);
+        state = next_state(state, 0.1, 0, TICK, LEVEL_MAX);
+        state = next_state(state, 0.3, CALM_MS / 2, TICK, LEVEL_MAX);
+        state = next_state(state, 0.1, CALM_MS, TICK, LEVEL_MAX);
         assert_eq!(state.level, 2);
     }
 
@@ -210,6 +248,27 @@ mod tests {
         let fills: Vec<(f64, u64)> = (0..100).map(|i| (100.0, i * 100_000)).collect();
         assert_eq!(run(&fills).last(), Some(&LEVEL_MAX));
         assert_eq!(advice_ms(LEVEL_MAX, TICK), 6_400);
+    }
+
+    #[test]
+    fn cpu_pressure_over_its_limit_widens_and_stops_at_its_own_maximum() {
+        // 75 %: a smoothed share of 0.8 is over it, 0.7 holds, 0.29 (under 40 % of it) calms.
+        assert!(pressure_fill(0.8, 75) > RAISE_AT);
+        assert!(pressure_fill(0.7, 75) < RAISE_AT && pressure_fill(0.7, 75) > LOWER_BELOW);
+        assert!(pressure_fill(0.29, 75) < LOWER_BELOW);
+        assert_eq!(pressure_fill(1.0, 0), 0.0, "0 turns it off");
+        // Full pressure for a minute: two doublings and no more.
+        let pacing = Pacing::capped(TICK, CPU_LEVEL_MAX);
+        for i in 0..600 {
+            pacing.observe_fill(pressure_fill(1.0, 75), i * 100);
+        }
+        assert_eq!(pacing.advice_ms(), 400);
+        // A buffer's pacing goes on to its own maximum.
+        let pacing = Pacing::new(TICK);
+        for i in 0..600 {
+            pacing.observe_fill(pressure_fill(1.0, 75), i * 100);
+        }
+        assert_eq!(pacing.advice_ms(), 6_400);
     }
 
     #[test]

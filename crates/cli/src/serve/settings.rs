@@ -233,8 +233,17 @@ fn apply_flags(config: &mut NodeConfig, args: &ServeArgs) -> anyhow::Result<()> 
     set(flags.watch_streams_max, &mut limits.watch_streams_max);
     set(flags.message_bytes_max, &mut limits.message_bytes_max);
     set(flags.audit_page_max, &mut limits.audit_page_max);
+    set(
+        flags.cpu_pressure_max_percent,
+        &mut limits.cpu_pressure_max_percent,
+    );
     if let Some(v) = flags.snapshot_bytes_max {
         limits.snapshot_bytes_max = v;
+    }
+    if flags.cpu_pressure_file.is_some() {
+        config
+            .cpu_pressure_file
+            .clone_from(&flags.cpu_pressure_file);
     }
     Ok(())
 }

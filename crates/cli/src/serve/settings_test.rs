@@ -280,6 +280,29 @@ fn tls_and_limits_come_from_env_and_flags() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("limits.message_bytes_max"), "{err}");
+    for (percent, ok) in [(100, true), (101, false), (0, true)] {
+        let args = ServeArgs {
+            limits: crate::args::LimitArgs {
+                cpu_pressure_max_percent: Some(percent),
+                cpu_pressure_file: Some("/run/psi".into()),
+                ..crate::args::LimitArgs::default()
+            },
+            ..ServeArgs::default()
+        };
+        match resolve(&args, &Env::new(), &files(&[])) {
+            Ok(s) => {
+                assert!(ok, "{percent} must be refused");
+                assert_eq!(s.config.limits.cpu_pressure_max_percent, percent);
+                assert_eq!(s.config.cpu_pressure_file, Some("/run/psi".into()));
+            }
+            Err(e) => {
+                assert!(!ok, "{percent}: {e}");
+                let e = e.to_string();
+                assert!(e.contains("limits.cpu_pressure_max_percent"), "{e}");
+                assert!(e.contains("at most 100"), "{e}");
+            }
+        }
+    }
 }
 
 #[test]

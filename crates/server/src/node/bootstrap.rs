@@ -13,7 +13,7 @@ use crate::config::NodeConfig;
 use crate::error::NodeError;
 use crate::ingest::Ingest;
 use crate::network::Network;
-use crate::report_pacing::Pacing;
+use crate::report_pacing::{self, Pacing};
 use crate::rpc_metrics::RpcMetrics;
 use crate::transport::ChannelPool;
 
@@ -24,6 +24,10 @@ impl Node {
     /// With `join`, a fresh node initializes nothing and waits to be added.
     pub async fn start(config: NodeConfig, deps: NodeDeps) -> Result<Self, NodeError> {
         config.validate()?;
+        let cpu_pressure_file = deps
+            .cpu_pressure
+            .clone()
+            .filter(|_| config.limits.cpu_pressure_max_percent > 0);
         let (log, sm) = match deps.disk {
             Some(disk) => switchyard_store::open_on(disk)?,
             None => {
@@ -145,6 +149,8 @@ impl Node {
                 forward_buffer: Ingest::new(config.limits.pending_deltas_max, u32::MAX),
                 pacing: Pacing::new(config.tick_interval_ms),
                 forward_pacing: Pacing::new(config.tick_interval_ms),
+                cpu_pacing: Pacing::capped(config.tick_interval_ms, report_pacing::CPU_LEVEL_MAX),
+                cpu_pressure: Default::default(),
                 leader_advice_ms: Default::default(),
                 runtime_lag: Default::default(),
                 config,
@@ -164,6 +170,9 @@ impl Node {
         tokio::spawn(node.clone().forward_loop());
         tokio::spawn(node.clone().snapshot_loop());
         tokio::spawn(node.clone().lag_loop());
+        if let Some(file) = cpu_pressure_file {
+            tokio::spawn(node.clone().cpu_pressure_loop(file));
+        }
         Ok(node)
     }
 }

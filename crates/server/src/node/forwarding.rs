@@ -81,7 +81,7 @@ impl Node {
                 match self.accept_forwarded_report(Batch { calls, deltas }) {
                     Ok(accepted) => ForwardReply::Reported {
                         accepted,
-                        report_interval_ms: self.inner.pacing.advice_ms(),
+                        report_interval_ms: self.leader_advice_ms(),
                     },
                     Err(refused) => failed(refused.error),
                 }

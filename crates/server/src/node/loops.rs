@@ -124,6 +124,46 @@ impl Node {
         }
     }
 
+    /// Reads the CPU pressure from `file` once per tick interval and paces reports by it (see
+    /// [`crate::cpu_pressure`]). A file that cannot be read or parsed counts as no pressure,
+    /// and is logged once.
+    pub(super) async fn cpu_pressure_loop(self, file: std::path::PathBuf) {
+        use crate::cpu_pressure::{parse_some_total_us, share};
+        let read = |file: &std::path::Path| {
+            std::fs::read_to_string(file)
+                .ok()
+                .and_then(|text| parse_some_total_us(&text))
+        };
+        let mut shutdown = self.shutdown_signal();
+        let period = std::time::Duration::from_millis(self.inner.config.tick_interval_ms);
+        let max_percent = self.inner.config.limits.cpu_pressure_max_percent;
+        let mut last = (std::time::Instant::now(), read(&file));
+        let mut warned = false;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(period) => {}
+                _ = shutdown.changed() => return,
+            }
+            let now = (std::time::Instant::now(), read(&file));
+            let reading = match (last.1, now.1) {
+                (Some(before), Some(after)) => share(before, after, now.0 - last.0),
+                _ => {
+                    if !warned {
+                        tracing::warn!(file = %file.display(), "cannot read CPU pressure");
+                        warned = true;
+                    }
+                    0.0
+                }
+            };
+            last = now;
+            let smoothed = self.inner.cpu_pressure.observe(reading);
+            let fill = crate::report_pacing::pressure_fill(smoothed, max_percent);
+            self.inner
+                .cpu_pacing
+                .observe_fill(fill, self.inner.clock.now_ms());
+        }
+    }
+
     /// Measures how late the runtime wakes a task that is due (see [`crate::runtime_lag`]).
     pub(super) async fn lag_loop(self) {
         let mut shutdown = self.shutdown_signal();
