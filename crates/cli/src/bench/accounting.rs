@@ -38,6 +38,8 @@ pub struct NodeCpu {
     pub leader: bool,
     /// Percent of one core.
     pub cpu_percent: f64,
+    /// Its runtime's lag (`switchyard_runtime_lag_seconds`), mean of one reading a second, ms.
+    pub runtime_lag_ms: f64,
 }
 
 /// Fetches `GET /metrics` from a node's HTTP address (plain HTTP/1.0, the body up to close).
@@ -135,6 +137,20 @@ fn unlabelled(text: &str, name: &str) -> u64 {
         .filter_map(|v| v.trim().parse::<f64>().ok())
         .next()
         .unwrap_or(0.0) as u64
+}
+
+/// The node's smoothed runtime lag (`switchyard_runtime_lag_seconds`), seconds.
+pub async fn runtime_lag_seconds(http_addr: &str) -> anyhow::Result<f64> {
+    let text = scrape(http_addr).await?;
+    text.lines()
+        .filter_map(|l| {
+            l.strip_prefix("switchyard_runtime_lag_seconds ")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .next()
+        .context("switchyard_runtime_lag_seconds is not in the node's /metrics")
 }
 
 /// The state size of the node at `http_addr` (see [`StateSize`]).

@@ -48,6 +48,7 @@
 //! - [`render`]: the single-run lines and the curve's table.
 
 mod instance;
+mod lag;
 mod pacer;
 mod point;
 mod render;
@@ -110,6 +111,10 @@ pub struct IngestArgs {
     /// At least 1.
     #[arg(long, value_name = "N", default_value_t = SNAPSHOT_EVERY_ENTRIES)]
     pub snapshot_every_entries: u64,
+    /// Every node's `limits.cpu_pressure_max_percent` (0 turns CPU back-pressure off); by
+    /// default the node's own default.
+    #[arg(long, value_name = "PERCENT")]
+    pub cpu_pressure_max_percent: Option<u32>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -150,6 +155,10 @@ fn points(args: &IngestArgs) -> anyhow::Result<Vec<PointSpec>> {
     anyhow::ensure!(
         args.snapshot_every_entries >= 1,
         "--snapshot-every-entries: at least 1 (log entries between two snapshots on a node)"
+    );
+    anyhow::ensure!(
+        args.cpu_pressure_max_percent.is_none_or(|p| p <= 100),
+        "--cpu-pressure-max-percent: at most 100 (0 turns it off)"
     );
     let points = if args.curve {
         anyhow::ensure!(

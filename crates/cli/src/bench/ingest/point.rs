@@ -7,6 +7,7 @@ use tonic::transport::Channel;
 
 use super::IngestArgs;
 use super::instance::{self, InstanceRun, Timeline};
+use super::lag::{self, GeneratorLag};
 use super::pacer::{CALLS_PER_INTERVAL, Evidence, ReportPacer};
 use crate::bench::accounting::{self, ErrorsByCode, NodeCpu, StateSize};
 use crate::bench::cluster::{BenchCluster, connect, cpu_seconds, rss_bytes};
@@ -77,8 +78,11 @@ pub struct IngestResult {
     pub node_losses: accounting::NodeLosses,
     /// Leader CPU in the measured seconds, percent of one core.
     pub leader_cpu_percent: f64,
-    /// Every node's CPU in the measured seconds, percent of one core.
+    /// Every node's CPU in the measured seconds, percent of one core, and its runtime lag.
     pub node_cpu: Vec<NodeCpu>,
+    /// How late the generator's own runtime ran what was due in the measured seconds: the
+    /// share of the report latency that is the harness's wait for a core.
+    pub generator_lag: GeneratorLag,
     /// Encoded bytes of a tick entry per delta it carries.
     pub tick_bytes_per_delta: accounting::TickBytes,
     /// Log entries between snapshots on every node (`--snapshot-every-entries`).
@@ -130,7 +134,10 @@ fn rss_mib(cluster: &BenchCluster) -> Vec<f64> {
 /// Measures one point on a fresh cluster.
 pub async fn measure(args: &IngestArgs, spec: PointSpec) -> anyhow::Result<IngestResult> {
     progress(format!("starting a {}-node cluster", args.common.nodes));
-    let config = format!("snapshot_every_entries = {}\n", args.snapshot_every_entries);
+    let mut config = format!("snapshot_every_entries = {}\n", args.snapshot_every_entries);
+    if let Some(percent) = args.cpu_pressure_max_percent {
+        config.push_str(&format!("[limits]\ncpu_pressure_max_percent = {percent}\n"));
+    }
     let cluster = BenchCluster::start_configured(args.common.nodes, &config).await?;
     let (leader_id, _) = cluster.wait_leader(Duration::from_secs(30)).await?;
     // Every node's: the leader may change under load, and its growth is what counts.
@@ -182,6 +189,9 @@ pub async fn measure(args: &IngestArgs, spec: PointSpec) -> anyhow::Result<Inges
         .iter()
         .filter_map(|n| Some((n.id, cluster.pid(n.id)?)))
         .collect();
+    let http_addrs: Vec<String> = cluster.nodes.iter().map(|n| n.http_addr.clone()).collect();
+    let generator_lag = lag::probe_generator(timeline.measure_from, timeline.end);
+    let nodes_lag = lag::read_nodes(http_addrs.clone(), timeline.measure_from, timeline.end);
     let cpu_all = || {
         pids.iter()
             .map(|&(id, pid)| (id, cpu_seconds(pid).unwrap_or(0.0)))
@@ -195,20 +205,25 @@ pub async fn measure(args: &IngestArgs, spec: PointSpec) -> anyhow::Result<Inges
     for task in tasks {
         runs.push(task.await?);
     }
+    let generator_lag = generator_lag.await?;
+    let nodes_lag = nodes_lag.await?;
     let seconds = args.duration_s as f64;
     let node_cpu: Vec<NodeCpu> = cpu_before
         .iter()
         .zip(&cpu_after)
-        .map(|(&(node, before), &(_, after))| NodeCpu {
-            node,
-            leader: node == leader_id,
-            cpu_percent: (after - before) / seconds * 100.0,
-        })
+        .zip(&nodes_lag)
+        .map(
+            |((&(node, before), &(_, after)), &runtime_lag_ms)| NodeCpu {
+                node,
+                leader: node == leader_id,
+                cpu_percent: (after - before) / seconds * 100.0,
+                runtime_lag_ms,
+            },
+        )
         .collect();
     // The leader now: under overload leadership may have moved, and a deposed leader may lag.
     let (leader_end, _) = cluster.wait_leader(Duration::from_secs(30)).await?;
     let leader_http = cluster.nodes[(leader_end - 1) as usize].http_addr.clone();
-    let http_addrs: Vec<String> = cluster.nodes.iter().map(|n| n.http_addr.clone()).collect();
     let (calls_applied, drain_time) = drain(&http_addrs).await?;
     let node_losses = accounting::node_losses(&http_addrs).await?;
     let state = accounting::state_size(&leader_http).await?;
@@ -249,6 +264,7 @@ pub async fn measure(args: &IngestArgs, spec: PointSpec) -> anyhow::Result<Inges
             .find(|c| c.leader)
             .map_or(0.0, |c| c.cpu_percent),
         node_cpu,
+        generator_lag,
         tick_bytes_per_delta: accounting::tick_bytes_per_delta(spec.instances, |i| {
             instance::report(i, args.breakers, Evidence::of_interval(0))
         })?,

@@ -158,9 +158,19 @@ pub fn fields(r: &IngestResult) -> Fields {
         let role = if c.leader { "leader" } else { "follower" };
         kv.add(
             &format!("node {} CPU ({role})", c.node),
-            format!("{:.0} % of one core", c.cpu_percent),
+            format!(
+                "{:.0} % of one core, runtime lag {:.1} ms",
+                c.cpu_percent, c.runtime_lag_ms
+            ),
         );
     }
+    kv.add(
+        "generator runtime lag",
+        format!(
+            "mean {:.1} ms, p99 {:.1} ms",
+            r.generator_lag.mean_ms, r.generator_lag.p99_ms
+        ),
+    );
     let tick = r.tick_bytes_per_delta;
     kv.add(
         "tick entry bytes/delta",
