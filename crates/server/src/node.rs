@@ -75,6 +75,9 @@ struct Inner {
     cpu_pacing: Pacing,
     /// This node's smoothed CPU pressure.
     cpu_pressure: crate::cpu_pressure::Smoothed,
+    /// Deltas this node took from its buffers (ticks as leader, forward batches as follower):
+    /// the report load its CPU pressure is weighed against.
+    deltas_taken: AtomicU64,
     /// The interval the leader last asked for in answer to a forwarded batch, ms.
     leader_advice_ms: AtomicU64,
     /// How late this node's runtime runs what is due (see [`crate::runtime_lag`]).

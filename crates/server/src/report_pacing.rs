@@ -22,9 +22,14 @@
 //! The node's CPU is a second load ([`pressure_fill`]): when the share of time its tasks waited
 //! for a core (see [`crate::cpu_pressure`]) passes `limits.cpu_pressure_max_percent`, the same
 //! rules widen the interval, by at most [`CPU_LEVEL_MAX`] doublings. Fewer, larger reports cost
-//! the node less CPU for the same evidence; past a quarter of the report rate the buffers, not
-//! the CPU, are what to watch, and a neighbour that keeps a host's cores busy should not slow
-//! the fleet's evidence more than that.
+//! the node less CPU for the same evidence. The cap is lower than the buffers' because the CPU
+//! signal cannot tell what keeps the cores busy: a busy neighbour should not slow the fleet's
+//! evidence past 16 ticks, enough to halve the reports of a fleet that reports every second
+//! (with the default tick). The CPU starts pacing only on a node that takes at least
+//! [`CPU_PACING_DELTAS_PER_S_MIN`]: under it, reports are too small a part of its work for
+//! coarser ones to relieve its CPU, and pacing would only delay the fleet's evidence. Once
+//! pacing, the pressure alone decides (the coarser reports take fewer deltas by design); it
+//! lets go when the pressure falls under 40 % of the limit, as a buffer's fill does.
 //!
 //! Separately, an instance that uses more than half its `report_rate_per_instance_max` in a
 //! second is asked to report at most at half that rate ([`rate_advice_ms`]).
@@ -41,9 +46,9 @@ pub const LOWER_BELOW: f64 = 0.2;
 pub const CALM_MS: u64 = 3_000;
 /// The highest level: 2^6 = 64 tick intervals (6.4 s at the default 100 ms tick).
 pub const LEVEL_MAX: u32 = 6;
-/// The highest level CPU pressure alone asks for: 2^2 = 4 tick intervals (400 ms at the
-/// default tick).
-pub const CPU_LEVEL_MAX: u32 = 2;
+/// The highest level CPU pressure alone asks for: 2^4 = 16 tick intervals (1.6 s at the
+/// default tick), so it still reaches fleets that report every second.
+pub const CPU_LEVEL_MAX: u32 = 4;
 
 /// The pacing state of one buffer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -108,6 +113,21 @@ pub fn pressure_fill(share: f64, max_percent: u32) -> f64 {
     share * 100.0 / f64::from(max_percent) * RAISE_AT
 }
 
+/// Deltas a second a node must take (into its ticks as leader, its forward batches as
+/// follower) before its CPU pressure paces reports: 1 000 a tick at the default tick, about 2 %
+/// of a core on the leader at the cost measured in docs/benchmarks.md (about 5 000 instructions
+/// a delta), so under it pacing could not relieve the CPU.
+pub const CPU_PACING_DELTAS_PER_S_MIN: f64 = 10_000.0;
+
+/// The CPU's load on a buffer's scale for a node that took `deltas_per_s`, `pacing` already
+/// or not: [`pressure_fill`], or 0 when not pacing yet under [`CPU_PACING_DELTAS_PER_S_MIN`].
+pub fn cpu_fill(share: f64, max_percent: u32, deltas_per_s: f64, pacing: bool) -> f64 {
+    if !pacing && deltas_per_s < CPU_PACING_DELTAS_PER_S_MIN {
+        return 0.0;
+    }
+    pressure_fill(share, max_percent)
+}
+
 /// The interval asked of an instance that made `calls` Report calls this second, against a
 /// limit of `rate_max` per second: none under half the limit, else the interval of half the
 /// limit's rate.
@@ -155,6 +175,11 @@ impl Pacing {
     pub fn observe_fill(&self, fill: f64, now_ms: u64) {
         let mut state = self.lock();
         *state = next_state(*state, fill, now_ms, self.tick_ms, self.level_max);
+    }
+
+    /// Whether an interval is asked for now.
+    pub fn is_pacing(&self) -> bool {
+        self.lock().level > 0
     }
 
     /// The interval asked for now, ms (0: none).
@@ -257,12 +282,17 @@ mod tests {
         assert!(pressure_fill(0.7, 75) < RAISE_AT && pressure_fill(0.7, 75) > LOWER_BELOW);
         assert!(pressure_fill(0.29, 75) < LOWER_BELOW);
         assert_eq!(pressure_fill(1.0, 0), 0.0, "0 turns it off");
-        // Full pressure for a minute: two doublings and no more.
+        // Only a node with enough reports to relieve counts its CPU.
+        assert_eq!(cpu_fill(1.0, 75, 9_999.0, false), 0.0);
+        assert_eq!(cpu_fill(1.0, 75, 10_000.0, false), pressure_fill(1.0, 75));
+        // Once pacing, coarser reports take fewer deltas by design: the pressure decides.
+        assert_eq!(cpu_fill(1.0, 75, 100.0, true), pressure_fill(1.0, 75));
+        // Full pressure for a minute: four doublings and no more.
         let pacing = Pacing::capped(TICK, CPU_LEVEL_MAX);
         for i in 0..600 {
             pacing.observe_fill(pressure_fill(1.0, 75), i * 100);
         }
-        assert_eq!(pacing.advice_ms(), 400);
+        assert_eq!(pacing.advice_ms(), 1_600);
         // A buffer's pacing goes on to its own maximum.
         let pacing = Pacing::new(TICK);
         for i in 0..600 {

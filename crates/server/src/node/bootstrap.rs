@@ -151,6 +151,7 @@ impl Node {
                 forward_pacing: Pacing::new(config.tick_interval_ms),
                 cpu_pacing: Pacing::capped(config.tick_interval_ms, report_pacing::CPU_LEVEL_MAX),
                 cpu_pressure: Default::default(),
+                deltas_taken: Default::default(),
                 leader_advice_ms: Default::default(),
                 runtime_lag: Default::default(),
                 config,

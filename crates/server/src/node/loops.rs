@@ -53,6 +53,9 @@ impl Node {
                 )
             };
             let deltas = self.inner.ingest.take();
+            self.inner
+                .deltas_taken
+                .fetch_add(deltas.len() as u64, Ordering::Relaxed);
             self.inner.pacing.observe(
                 deltas.len(),
                 self.inner.config.limits.pending_deltas_max,
@@ -124,9 +127,10 @@ impl Node {
         }
     }
 
-    /// Reads the CPU pressure from `file` once per tick interval and paces reports by it (see
-    /// [`crate::cpu_pressure`]). A file that cannot be read or parsed counts as no pressure,
-    /// and is logged once.
+    /// Reads the CPU pressure from `file` once per tick interval and paces reports by it when
+    /// this node takes enough deltas for that to help (see [`crate::cpu_pressure`] and
+    /// [`crate::report_pacing::cpu_fill`]). A file that cannot be read or parsed counts as no
+    /// pressure, and is logged once.
     pub(super) async fn cpu_pressure_loop(self, file: std::path::PathBuf) {
         use crate::cpu_pressure::{parse_some_total_us, share};
         let read = |file: &std::path::Path| {
@@ -137,16 +141,18 @@ impl Node {
         let mut shutdown = self.shutdown_signal();
         let period = std::time::Duration::from_millis(self.inner.config.tick_interval_ms);
         let max_percent = self.inner.config.limits.cpu_pressure_max_percent;
-        let mut last = (std::time::Instant::now(), read(&file));
+        let taken = || self.inner.deltas_taken.load(Ordering::Relaxed);
+        let mut last = (std::time::Instant::now(), read(&file), taken());
         let mut warned = false;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(period) => {}
                 _ = shutdown.changed() => return,
             }
-            let now = (std::time::Instant::now(), read(&file));
+            let now = (std::time::Instant::now(), read(&file), taken());
+            let elapsed = now.0 - last.0;
             let reading = match (last.1, now.1) {
-                (Some(before), Some(after)) => share(before, after, now.0 - last.0),
+                (Some(before), Some(after)) => share(before, after, elapsed),
                 _ => {
                     if !warned {
                         tracing::warn!(file = %file.display(), "cannot read CPU pressure");
@@ -155,9 +161,11 @@ impl Node {
                     0.0
                 }
             };
+            let deltas_per_s = (now.2 - last.2) as f64 / elapsed.as_secs_f64().max(1e-3);
             last = now;
             let smoothed = self.inner.cpu_pressure.observe(reading);
-            let fill = crate::report_pacing::pressure_fill(smoothed, max_percent);
+            let pacing = self.inner.cpu_pacing.is_pacing();
+            let fill = crate::report_pacing::cpu_fill(smoothed, max_percent, deltas_per_s, pacing);
             self.inner
                 .cpu_pacing
                 .observe_fill(fill, self.inner.clock.now_ms());
@@ -268,6 +276,9 @@ impl Node {
     }
 
     fn observe_forwarded(&self, taken: usize) {
+        self.inner
+            .deltas_taken
+            .fetch_add(taken as u64, Ordering::Relaxed);
         let limit = self.inner.config.limits.pending_deltas_max;
         let now_ms = self.inner.clock.now_ms();
         self.inner.forward_pacing.observe(taken, limit, now_ms);
