@@ -83,6 +83,8 @@ pub struct IngestResult {
     /// How late the generator's own runtime ran what was due in the measured seconds: the
     /// share of the report latency that is the harness's wait for a core.
     pub generator_lag: GeneratorLag,
+    /// The generator's own CPU in the measured seconds (this process), percent of one core.
+    pub generator_cpu_percent: f64,
     /// Encoded bytes of a tick entry per delta it carries.
     pub tick_bytes_per_delta: accounting::TickBytes,
     /// Log entries between snapshots on every node (`--snapshot-every-entries`).
@@ -198,9 +200,12 @@ pub async fn measure(args: &IngestArgs, spec: PointSpec) -> anyhow::Result<Inges
             .collect::<Vec<_>>()
     };
     tokio::time::sleep_until(timeline.measure_from.into()).await;
+    let generator_pid = std::process::id();
+    let generator_cpu_before = cpu_seconds(generator_pid).unwrap_or(0.0);
     let cpu_before = cpu_all();
     tokio::time::sleep_until(timeline.end.into()).await;
     let cpu_after = cpu_all();
+    let generator_cpu_after = cpu_seconds(generator_pid).unwrap_or(0.0);
     let mut runs = Vec::new();
     for task in tasks {
         runs.push(task.await?);
@@ -265,6 +270,7 @@ pub async fn measure(args: &IngestArgs, spec: PointSpec) -> anyhow::Result<Inges
             .map_or(0.0, |c| c.cpu_percent),
         node_cpu,
         generator_lag,
+        generator_cpu_percent: (generator_cpu_after - generator_cpu_before) / seconds * 100.0,
         tick_bytes_per_delta: accounting::tick_bytes_per_delta(spec.instances, |i| {
             instance::report(i, args.breakers, Evidence::of_interval(0))
         })?,
