@@ -23,6 +23,11 @@ use crate::ValidationError;
 /// Relative accuracy of the sketch.
 pub const SKETCH_RELATIVE_ACCURACY: f64 = 0.05;
 
+/// The bucket of `u64::MAX` µs at [`SKETCH_RELATIVE_ACCURACY`]: 1 + ⌈ln(2^64 - 1) / ln(γ)⌉.
+/// A constant because a logarithm is not: every decoded sketch checks its indexes against it
+/// (a test holds it to [`LatencySketch::bucket_index`]).
+const MAX_BUCKET_INDEX: u16 = 445;
+
 fn gamma() -> f64 {
     (1.0 + SKETCH_RELATIVE_ACCURACY) / (1.0 - SKETCH_RELATIVE_ACCURACY)
 }
@@ -82,8 +87,8 @@ impl<'de> Visitor<'de> for BucketsVisitor {
 
 impl LatencySketch {
     /// The largest bucket index (that of `u64::MAX` µs).
-    pub fn max_bucket_index() -> u16 {
-        Self::bucket_index(u64::MAX)
+    pub const fn max_bucket_index() -> u16 {
+        MAX_BUCKET_INDEX
     }
 
     /// The bucket a latency falls into.
@@ -401,5 +406,10 @@ mod tests {
             last = i;
         }
         assert!(LatencySketch::max_bucket_index() < 500);
+        assert_eq!(
+            LatencySketch::max_bucket_index(),
+            LatencySketch::bucket_index(u64::MAX),
+            "MAX_BUCKET_INDEX must follow SKETCH_RELATIVE_ACCURACY"
+        );
     }
 }
