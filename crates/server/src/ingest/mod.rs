@@ -112,25 +112,28 @@ impl Ingest {
     pub fn offer(&self, instance: &str, deltas: Vec<Delta>, now_ms: u64) -> Result<u32, NodeError> {
         let mut pending = self.lock();
         pending.roll_window(now_ms);
-        let calls = pending.rate.get(instance).copied().unwrap_or(0);
-        if calls >= self.report_rate_per_instance_max {
-            return Err(NodeError::Limit {
-                limit: LimitName::ReportRatePerInstanceMax,
-                what: format!("report calls per second from instance {instance:?}"),
-                max: u64::from(self.report_rate_per_instance_max),
-            });
-        }
-        if pending.deltas.len() + pending.in_flight + deltas.len() > self.pending_deltas_max {
-            return Err(NodeError::Limit {
-                limit: LimitName::PendingDeltasMax,
-                what: "deltas pending for the next tick".into(),
-                max: self.pending_deltas_max as u64,
-            });
-        }
-        // The window's map holds the instance but for its first call each second; the tick's
-        // map is new each tick, and an instance reports about once a tick.
+        let rate_max = self.report_rate_per_instance_max;
+        let over_rate = || NodeError::Limit {
+            limit: LimitName::ReportRatePerInstanceMax,
+            what: format!("report calls per second from instance {instance:?}"),
+            max: u64::from(rate_max),
+        };
+        // The rate is checked first: a flooding instance is refused by its own limit.
+        let full =
+            pending.deltas.len() + pending.in_flight + deltas.len() > self.pending_deltas_max;
+        let over_pending = || NodeError::Limit {
+            limit: LimitName::PendingDeltasMax,
+            what: "deltas pending for the next tick".into(),
+            max: self.pending_deltas_max as u64,
+        };
+        // One lookup: the window's map holds the instance but for its first call each second;
+        // the tick's map is new each tick, and an instance reports about once a tick.
         match pending.rate.get_mut(instance) {
-            Some(n) => *n += 1,
+            Some(calls) if *calls >= rate_max => return Err(over_rate()),
+            Some(_) if full => return Err(over_pending()),
+            Some(calls) => *calls += 1,
+            None if rate_max == 0 => return Err(over_rate()),
+            None if full => return Err(over_pending()),
             None => {
                 pending.rate.insert(instance.to_owned(), 1);
             }

@@ -87,6 +87,38 @@ fn refuses_at_the_pending_limit_and_changes_nothing() {
 }
 
 #[test]
+fn a_full_buffer_refuses_without_counting_the_call_and_the_rate_is_named_first() {
+    let ingest = Ingest::new(3, 2);
+    ingest
+        .offer("a", vec![delta("s/x", "a", 1, 0); 3], 0)
+        .unwrap();
+    // Full: refused at the buffer's limit, for a known instance and a new one alike.
+    for instance in ["a", "b"] {
+        let err = ingest
+            .offer(instance, vec![delta("s/x", instance, 1, 0)], 10)
+            .unwrap_err();
+        assert_eq!(err.limit(), Some(LimitName::PendingDeltasMax), "{err}");
+    }
+    // Those refusals did not count: "a" has one call of its two left this second.
+    let _ = ingest.take();
+    ingest
+        .offer("a", vec![delta("s/x", "a", 1, 0)], 20)
+        .unwrap();
+    // Over its rate and with the buffer full, "a" is refused by its own limit.
+    ingest
+        .offer("b", vec![delta("s/x", "b", 1, 0); 2], 30)
+        .unwrap();
+    let err = ingest
+        .offer("a", vec![delta("s/x", "a", 1, 0)], 40)
+        .unwrap_err();
+    assert_eq!(
+        err.limit(),
+        Some(LimitName::ReportRatePerInstanceMax),
+        "{err}"
+    );
+}
+
+#[test]
 fn limits_report_rate_per_instance_per_second() {
     let ingest = Ingest::new(1000, 2);
     ingest
