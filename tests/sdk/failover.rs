@@ -12,11 +12,16 @@ use switchyard_sdk::{Client, Outcome};
 use crate::support::{Cluster, admin, eventually, metric, scrape};
 use crate::{ELECTION, REPORT_INTERVAL, policy};
 
-/// An SDK client whose endpoints are `first`, then `rest`, in that order.
+/// An SDK client whose reports start on `first`, with `rest` as its other endpoints.
 fn sdk(first: &str, rest: &str) -> Client {
+    const INSTANCE: &str = "failover-instance";
+    // Reports start on the endpoint the instance id picks: `first` is listed there.
+    let mut endpoints: Vec<&str> = rest.split(',').collect();
+    let at = switchyard_sdk::report_route::first_endpoint(INSTANCE, endpoints.len() + 1);
+    endpoints.insert(at, first);
     Client::builder()
-        .endpoints(std::iter::once(first).chain(rest.split(',')))
-        .instance_id("failover-instance")
+        .endpoints(endpoints)
+        .instance_id(INSTANCE)
         .report_interval(REPORT_INTERVAL)
         .default_policy(policy())
         .build()

@@ -352,6 +352,7 @@ impl ClientBuilder {
             report_interval_ms: options.report_interval.as_millis() as u64,
         };
         let state = AgentState::new(config, now_ms, Arc::clone(&published), metrics.clone());
+        let first_endpoint = crate::report_route::first_endpoint(instance.as_str(), channels.len());
         let shared = Arc::new(Shared {
             state: std::sync::Mutex::new(state),
             published,
@@ -363,7 +364,7 @@ impl ClientBuilder {
             instance,
             channels,
             report_ready: Notify::new(),
-            report_endpoint: AtomicUsize::new(0),
+            report_endpoint: AtomicUsize::new(first_endpoint),
             leader_left_at_ms: AtomicU64::new(crate::agent::NEVER),
             token,
         });

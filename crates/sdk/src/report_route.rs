@@ -9,6 +9,11 @@
 //! random ([`ReportRoute::next_endpoint`]): a fleet whose replicas list the endpoints in one
 //! order spreads over every follower rather than piling onto the one listed after the leader.
 //!
+//! Reports start on an endpoint picked by the instance id ([`first_endpoint`]), not on the
+//! first one listed: a fleet whose replicas list the same endpoints starts spread over all of
+//! them. Starting on the first would put every report on that node, and when it is a follower
+//! no answer would ever move them off it.
+//!
 //! They move at most once per [`LEADER_LEAVE_COOLDOWN_MS`]. With a follower down, reports
 //! that left the leader fail there and rotate back to it (the usual move past a failed
 //! endpoint); they then stay on the leader for the cooldown rather than failing one report in
@@ -16,6 +21,17 @@
 
 /// Reports move off the leader at most once per this long.
 pub const LEADER_LEAVE_COOLDOWN_MS: u64 = 30_000;
+
+/// The endpoint, of `endpoints`, where reports of `instance` start: the same for an id every
+/// time, spread evenly over a fleet's ids (0 without endpoints).
+pub fn first_endpoint(instance: &str, endpoints: usize) -> usize {
+    if endpoints == 0 {
+        return 0;
+    }
+    let mixed =
+        switchyard_core::hash::splitmix64_mix(switchyard_core::hash::fnv1a64(instance.as_bytes()));
+    (mixed % endpoints as u64) as usize
+}
 
 /// What an accepted report's answer says about where it went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +68,22 @@ impl ReportRoute {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fleet_starts_spread_over_its_endpoints_each_instance_on_its_own() {
+        let mut starts = [0usize; 3];
+        for i in 0..3_000 {
+            let id = format!("checkout-7d9f8-{i}");
+            let first = first_endpoint(&id, 3);
+            assert_eq!(first, first_endpoint(&id, 3), "the same every time");
+            starts[first] += 1;
+        }
+        for n in starts {
+            assert!((850..=1_150).contains(&n), "{starts:?}");
+        }
+        assert_eq!(first_endpoint("pod-1", 1), 0);
+        assert_eq!(first_endpoint("pod-1", 0), 0);
+    }
 
     fn route(node_id: u64, leader_id: u64, endpoints: usize) -> ReportRoute {
         ReportRoute {

@@ -158,6 +158,16 @@ fn snapshot(index: u64, key: &str, state: pb::BreakerState) -> pb::WatchEvent {
 
 /// Waits for `condition`, checked every 10 ms, for at most 20 s: a liveness bound that a
 /// machine busy with other builds must not trip, not a latency figure.
+/// `first` and `second` listed so that an SDK with instance id `instance` starts its reports on
+/// `first` (see `report_route::first_endpoint`).
+fn starting_on(instance: &str, first: String, second: String) -> [String; 2] {
+    if switchyard_sdk::report_route::first_endpoint(instance, 2) == 0 {
+        [first, second]
+    } else {
+        [second, first]
+    }
+}
+
 async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     for _ in 0..2_000 {
         if condition() {
@@ -279,8 +289,8 @@ async fn serve(fake: &Fake) -> (String, tokio::task::JoinHandle<()>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_move_off_the_leader_and_come_back_only_when_the_follower_fails() {
-    // Goal: the first endpoint answers as the leader, the second as a follower: after the
-    // first answer, reports go to the follower. When the follower goes down, they rotate
+    // Goal: the endpoint reports start on answers as the leader, the other as a follower:
+    // after the first answer, reports go to the follower. When the follower goes down, they rotate
     // back to the leader and stay there for the cooldown instead of leaving it again.
     let (leader, follower) = (Fake::default(), Fake::default());
     for (fake, node_id) in [(&leader, 1), (&follower, 2)] {
@@ -299,7 +309,7 @@ async fn reports_move_off_the_leader_and_come_back_only_when_the_follower_fails(
             rpc_timeout: Duration::from_millis(500),
             ..ClientOptions::default()
         })
-        .endpoints([leader_addr, follower_addr])
+        .endpoints(starting_on("pod-1", leader_addr, follower_addr))
         .instance_id("pod-1")
         .clock(Arc::new(clock.clone()))
         .build()
@@ -363,9 +373,9 @@ async fn reports_move_off_the_leader_and_come_back_only_when_the_follower_fails(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probe_permits_move_to_the_next_endpoint_on_unavailable() {
-    // Goal: the first endpoint accepts reports (so the report loop never moves on) but answers
-    // AcquireProbe with UNAVAILABLE, as a node whose hop to the leader failed; a half-open
-    // breaker still gets its permit from the second endpoint, and returns it there.
+    // Goal: the endpoint reports start on accepts them (so the report loop never moves on) but
+    // answers AcquireProbe with UNAVAILABLE, as a node whose hop to the leader failed; a
+    // half-open breaker still gets its permit from the other endpoint, and returns it there.
     let (first, second) = (Fake::default(), Fake::default());
     for (fake, probes) in [(&first, Probes::Unavailable), (&second, Probes::Grant)] {
         fake.state().probes = probes;
@@ -379,7 +389,7 @@ async fn probe_permits_move_to_the_next_endpoint_on_unavailable() {
             rpc_timeout: Duration::from_millis(500),
             ..ClientOptions::default()
         })
-        .endpoints([first_addr, second_addr])
+        .endpoints(starting_on("pod-1", first_addr, second_addr))
         .instance_id("pod-1")
         .build()
         .expect("client");
