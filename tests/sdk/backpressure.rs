@@ -86,15 +86,18 @@ async fn a_fleet_over_the_tick_buffer_limit_reports_less_often_and_is_never_refu
     );
 
     // Every recorded call reaches the state machine (the last ones with the next report).
+    wait_applied(&http, "pressure/", recorded).await;
+}
+
+/// Waits until the state machine behind `http` has applied `recorded` calls of the breakers
+/// whose keys start with `prefix`.
+async fn wait_applied(http: &str, prefix: &str, recorded: u64) {
     eventually(
         Duration::from_secs(20),
         "every recorded call applied",
-        || {
-            let http = http.clone();
-            async move {
-                let applied = metric(&scrape(&http), "switchyard_breaker_sla_calls", "pressure/");
-                (applied == recorded).then_some(())
-            }
+        || async move {
+            let applied = metric(&scrape(http), "switchyard_breaker_sla_calls", prefix);
+            (applied == recorded).then_some(())
         },
     )
     .await;
@@ -264,18 +267,7 @@ async fn a_node_short_of_cpu_asks_for_coarser_reports_up_to_16_ticks_and_lets_go
     .await;
 
     // Every recorded call reached the state machine.
-    eventually(
-        Duration::from_secs(20),
-        "every recorded call applied",
-        || {
-            let http = http.clone();
-            async move {
-                let applied = metric(&scrape(&http), "switchyard_breaker_sla_calls", "cpu/");
-                (applied == recorded).then_some(())
-            }
-        },
-    )
-    .await;
+    wait_applied(&http, "cpu/", recorded).await;
 }
 
 #[test]

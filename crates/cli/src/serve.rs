@@ -121,16 +121,13 @@ fn cpu_pressure_file(
     let Some(file) = &config.cpu_pressure_file else {
         return Ok(switchyard_server::cpu_pressure::detect());
     };
-    std::fs::read_to_string(file)
-        .ok()
-        .and_then(|text| switchyard_server::cpu_pressure::parse_some_total_us(&text))
-        .with_context(|| {
-            format!(
-                "invalid `cpu_pressure_file`: {} must be a readable Linux PSI file with a \
+    switchyard_server::cpu_pressure::read_some_total_us(file).with_context(|| {
+        format!(
+            "invalid `cpu_pressure_file`: {} must be a readable Linux PSI file with a \
                  `some ... total=` line",
-                file.display()
-            )
-        })?;
+            file.display()
+        )
+    })?;
     Ok(Some(file.clone()))
 }
 

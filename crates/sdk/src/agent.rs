@@ -6,9 +6,10 @@
 //! - **tick**: every `report_interval`, advances the coarse clock, runs
 //!   [`AgentState::tick`], wakes the report sender, and fires the probe RPCs it asks for;
 //! - **report**: sends queued reports oldest first, one RPC at a time, each bounded by
-//!   `rpc_timeout`, starting on the endpoint the instance id picks; a failure leaves the report queued (the queue is bounded) and moves
-//!   to the next endpoint. An answer from the leader moves the reports to another endpoint
-//!   too, at most once per cooldown (see [`crate::report_route`]);
+//!   `rpc_timeout`, starting on the endpoint the instance id picks; a failure leaves the
+//!   report queued (the queue is bounded) and moves to the next endpoint. An answer from the
+//!   leader moves the reports to another endpoint too, at most once per cooldown (see
+//!   [`crate::report_route`]);
 //! - **probes** (one short task per request): `AcquireProbe` and `ReleaseProbe` go to the
 //!   reports' endpoint, and a node that is gone (`UNAVAILABLE`, a deadline, a transport error)
 //!   moves that shared endpoint on and the call is tried on the next one, at most once per

@@ -34,6 +34,14 @@ pub fn parse_some_total_us(text: &str) -> Option<u64> {
         .ok()
 }
 
+/// The cumulative stall time (µs) in the PSI file at `path`; `None` when it cannot be read or
+/// has no `some ... total=` line.
+pub fn read_some_total_us(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| parse_some_total_us(&text))
+}
+
 /// The PSI file for this process: its cgroup v2 `cpu.pressure` when there is one, else the
 /// host's, else none.
 pub fn detect() -> Option<PathBuf> {
@@ -42,7 +50,7 @@ pub fn detect() -> Option<PathBuf> {
         .and_then(|text| cgroup_v2_file(&text));
     own.into_iter()
         .chain(std::iter::once(PathBuf::from(HOST_FILE)))
-        .find(|path| readable(path))
+        .find(|path| read_some_total_us(path).is_some())
 }
 
 /// `/sys/fs/cgroup<path>/cpu.pressure` for the unified (v2) line `0::<path>` of
@@ -55,13 +63,6 @@ fn cgroup_v2_file(proc_self_cgroup: &str) -> Option<PathBuf> {
     file.push(path.trim_start_matches('/'));
     file.push("cpu.pressure");
     Some(file)
-}
-
-fn readable(path: &Path) -> bool {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|text| parse_some_total_us(&text))
-        .is_some()
 }
 
 /// The stall share between two readings: stalled µs over elapsed µs, in 0..=1.

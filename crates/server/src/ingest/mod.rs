@@ -118,7 +118,6 @@ impl Ingest {
             what: format!("report calls per second from instance {instance:?}"),
             max: u64::from(rate_max),
         };
-        // The rate is checked first: a flooding instance is refused by its own limit.
         let full =
             pending.deltas.len() + pending.in_flight + deltas.len() > self.pending_deltas_max;
         let over_pending = || NodeError::Limit {
@@ -126,8 +125,9 @@ impl Ingest {
             what: "deltas pending for the next tick".into(),
             max: self.pending_deltas_max as u64,
         };
-        // One lookup: the window's map holds the instance but for its first call each second;
-        // the tick's map is new each tick, and an instance reports about once a tick.
+        // One lookup, the rate checked first (a flooding instance is refused by its own limit):
+        // the window's map holds the instance but for its first call each second; the tick's
+        // map is new each tick, and an instance reports about once a tick.
         match pending.rate.get_mut(instance) {
             Some(calls) if *calls >= rate_max => return Err(over_rate()),
             Some(_) if full => return Err(over_pending()),

@@ -132,12 +132,7 @@ impl Node {
     /// [`crate::report_pacing::cpu_fill`]). A file that cannot be read or parsed counts as no
     /// pressure, and is logged once.
     pub(super) async fn cpu_pressure_loop(self, file: std::path::PathBuf) {
-        use crate::cpu_pressure::{parse_some_total_us, share};
-        let read = |file: &std::path::Path| {
-            std::fs::read_to_string(file)
-                .ok()
-                .and_then(|text| parse_some_total_us(&text))
-        };
+        use crate::cpu_pressure::{read_some_total_us as read, share};
         let mut shutdown = self.shutdown_signal();
         let period = std::time::Duration::from_millis(self.inner.config.tick_interval_ms);
         let max_percent = self.inner.config.limits.cpu_pressure_max_percent;
